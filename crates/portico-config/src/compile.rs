@@ -1,0 +1,674 @@
+//! Raw sections → validated model. Every check runs, and every failure is
+//! collected, before the caller learns the outcome.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use http::uri::Scheme;
+use portico_model::api::wrr_schedule;
+use portico_model::entities::{Approval, Limit, OAuthClient};
+use portico_model::node::Storage;
+use portico_model::{
+    AccessLog, Api, App, Developer, NodeSettings, Product, RouteError, RouteTableBuilder, Snapshot,
+    Target, Upstream,
+};
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use crate::de::{Located, from_node};
+use crate::raw::{
+    self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawServer, RawTarget, SECTIONS,
+};
+use crate::yaml::{Node, at, parse};
+use crate::{Diagnostic, Diagnostics};
+
+/// Default time allowed to open a connection to a target.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time allowed from sending a request to receiving response headers.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound of a target weight, which keeps the schedule small.
+const MAX_WEIGHT: u32 = 1000;
+
+/// Policies of the product contract. They are recognised by name so that a
+/// configuration using one fails with a clear message rather than running
+/// without the protection it asks for.
+const KNOWN_POLICIES: &[&str] = &[
+    "ip_filter",
+    "cors",
+    "request_size",
+    "api_key",
+    "basic_auth",
+    "jwt",
+    "oauth2",
+    "mtls",
+    "rate_limit",
+    "spike_arrest",
+    "quota",
+    "concurrency",
+    "validate",
+    "cache",
+    "headers",
+    "rewrite",
+    "json_to_xml",
+    "xml_to_json",
+    "soap",
+];
+
+/// The result of compiling a configuration file.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    pub node: NodeSettings,
+    pub snapshot: Snapshot,
+}
+
+/// Compiles a configuration file. On failure, returns every problem found.
+pub fn compile(text: &str) -> Result<Compiled, Diagnostics> {
+    let root = parse(text).map_err(|d| Diagnostics(vec![d]))?;
+    let mut cx = Cx::default();
+    let compiled = cx.document(&root);
+    if cx.errors.is_empty() {
+        Ok(compiled)
+    } else {
+        cx.errors
+            .sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
+        Err(Diagnostics(cx.errors))
+    }
+}
+
+#[derive(Default)]
+struct Cx {
+    errors: Vec<Diagnostic>,
+}
+
+impl Cx {
+    fn push(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(
+        &mut self,
+        node: &Spanned<Node>,
+        path: &str,
+    ) -> Option<T> {
+        from_node(node, path).map_err(|d| self.push(d)).ok()
+    }
+
+    /// Reads a sequence section element by element, so one bad element does
+    /// not hide the errors of its siblings.
+    fn read_list<T: serde::de::DeserializeOwned>(
+        &mut self,
+        node: Option<&Spanned<Node>>,
+        path: &str,
+    ) -> Vec<T> {
+        let Some(node) = node else { return Vec::new() };
+        match &node.value {
+            Node::Null => Vec::new(),
+            Node::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.read(item, &format!("{path}[{i}]")))
+                .collect(),
+            other => {
+                self.push(Diagnostic::new(
+                    path,
+                    format!("expected a sequence, found {}", other.kind()),
+                    at(&node.referenced),
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn document(&mut self, root: &Spanned<Node>) -> Compiled {
+        let mut sections: HashMap<&str, &Spanned<Node>> = HashMap::new();
+        match &root.value {
+            Node::Null => {}
+            Node::Map(entries) => {
+                for (key, value) in entries {
+                    match SECTIONS.iter().find(|s| **s == key.value) {
+                        Some(s) => {
+                            sections.insert(s, value);
+                        }
+                        None => self.push(Diagnostic::new(
+                            key.value.clone(),
+                            format!(
+                                "unknown field `{}`, expected one of {}",
+                                key.value,
+                                quoted(SECTIONS)
+                            ),
+                            at(&key.referenced),
+                        )),
+                    }
+                }
+            }
+            other => self.push(Diagnostic::new(
+                "",
+                format!(
+                    "the configuration must be a mapping, found {}",
+                    other.kind()
+                ),
+                at(&root.referenced),
+            )),
+        }
+
+        let mut node = NodeSettings::default();
+        if let Some(server) = sections
+            .get("server")
+            .and_then(|n| self.read::<Option<RawServer>>(n, "server"))
+        {
+            self.server(server.unwrap_or_default(), &mut node);
+        }
+        if let Some(storage) = sections
+            .get("storage")
+            .and_then(|n| self.read::<Located<String>>(n, "storage"))
+        {
+            match parse_storage(&storage.value) {
+                Ok(s) => node.storage = s,
+                Err(m) => self.push(storage.diag(m)),
+            }
+        }
+        if let Some(redis) = sections
+            .get("redis")
+            .and_then(|n| self.read::<Option<Located<String>>>(n, "redis"))
+        {
+            node.redis = redis.and_then(|r| match r.value.split_once("://") {
+                Some(("redis" | "rediss", rest)) if !rest.is_empty() => Some(r.value),
+                _ => {
+                    self.push(r.diag(format!(
+                        "invalid Redis URL `{}`: expected redis://HOST[:PORT][/DB] or rediss://…",
+                        r.value
+                    )));
+                    None
+                }
+            });
+        }
+
+        let raw_apis: Vec<RawApi> = self.read_list(sections.get("apis").copied(), "apis");
+        let raw_products: Vec<RawProduct> =
+            self.read_list(sections.get("products").copied(), "products");
+        let raw_developers: Vec<RawDeveloper> =
+            self.read_list(sections.get("developers").copied(), "developers");
+        let raw_apps: Vec<RawApp> = self.read_list(sections.get("apps").copied(), "apps");
+
+        let apis = self.apis(raw_apis);
+        let mut routes = RouteTableBuilder::new();
+        for (i, (api, places)) in apis.iter().enumerate() {
+            let index = u32::try_from(i).expect("fewer than 2^32 APIs");
+            let hosts: Vec<Option<&str>> = if api.hosts.is_empty() {
+                vec![None]
+            } else {
+                api.hosts.iter().map(|h| Some(h.as_str())).collect()
+            };
+            for host in hosts {
+                if let Err(e) = routes.insert(host, &api.base_path, index) {
+                    let on =
+                        host.map_or_else(|| "every host".to_owned(), |h| format!("host `{h}`"));
+                    let message = match e {
+                        RouteError::Taken { other } => format!(
+                            "base path `{}` on {on} is already used by API `{}`",
+                            api.base_path, apis[other as usize].0.name
+                        ),
+                        RouteError::Invalid(m) => {
+                            format!("base path `{}` cannot be routed: {m}", api.base_path)
+                        }
+                    };
+                    self.push(places.base_path.diag(message));
+                }
+            }
+        }
+        let products = self.products(raw_products, &apis);
+        let developers = self.developers(raw_developers);
+        let apps = self.apps(raw_apps, &products, &developers);
+
+        Compiled {
+            node,
+            snapshot: Snapshot {
+                apis: apis.into_iter().map(|(a, _)| Arc::new(a)).collect(),
+                routes: routes.build(),
+                products,
+                developers,
+                apps,
+            },
+        }
+    }
+
+    fn server(&mut self, raw: RawServer, node: &mut NodeSettings) {
+        let RawServer {
+            proxy,
+            admin,
+            portal,
+            access_log,
+            workers,
+        } = raw;
+        if let Some(l) = proxy {
+            node.proxy_listen = l.listen.0;
+        }
+        if let Some(l) = admin {
+            node.admin_listen = l.listen.0;
+        }
+        if let Some(raw::RawPortal { listen, title }) = portal {
+            if let Some(l) = listen {
+                node.portal_listen = l.0;
+            }
+            if let Some(t) = title {
+                node.portal_title = t;
+            }
+        }
+        if let Some(log) = access_log {
+            node.access_log = match log.as_str() {
+                "stdout" => AccessLog::Stdout,
+                "off" => AccessLog::Off,
+                path => AccessLog::File(PathBuf::from(path)),
+            };
+        }
+        if let Some(w) = workers {
+            if (1..=1024).contains(&w.value) {
+                node.workers = Some(w.value);
+            } else {
+                self.push(w.diag("workers must be between 1 and 1024"));
+            }
+        }
+    }
+
+    fn apis(&mut self, raw: Vec<RawApi>) -> Vec<(Api, ApiPlaces)> {
+        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut out = Vec::new();
+        for api in raw {
+            let RawApi {
+                name,
+                base_path,
+                hosts,
+                spec,
+                upstream,
+                policies,
+            } = api;
+            let mut ok = true;
+            if seen.insert(name.value.0.clone(), ()).is_some() {
+                self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
+                ok = false;
+            }
+            if let Some(spec) = spec {
+                self.push(spec.diag("OpenAPI specs are not supported by this version of Portico yet; remove `spec` to proxy the whole base path"));
+                ok = false;
+            }
+            for policy in &policies {
+                let mut names = policy.value.entry.keys();
+                let message = match (names.next(), names.next()) {
+                    (Some(name), None) if KNOWN_POLICIES.contains(&name.as_str()) => format!(
+                        "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
+                    ),
+                    (Some(name), None) => format!("unknown policy `{name}`, expected one of {}", quoted(KNOWN_POLICIES)),
+                    _ => "a policy is a mapping with exactly one key, the policy name, such as `- api_key: { header: x-api-key }`"
+                        .to_owned(),
+                };
+                self.push(policy.diag(message));
+                ok = false;
+            }
+            let mut host_names = Vec::new();
+            for h in hosts {
+                if host_names.contains(&h.value.0) {
+                    self.push(h.diag(format!("host `{}` is listed twice", h.value.0)));
+                    ok = false;
+                } else {
+                    host_names.push(h.value.0);
+                }
+            }
+            let Some(upstream) = self.upstream(upstream) else {
+                continue;
+            };
+            if !ok {
+                continue;
+            }
+            out.push((
+                Api {
+                    name: name.value.0.clone(),
+                    base_path: base_path.value.0.clone(),
+                    hosts: host_names,
+                    upstream,
+                },
+                ApiPlaces {
+                    base_path: base_path.map(|b| b.0),
+                },
+            ));
+        }
+        out
+    }
+
+    fn upstream(&mut self, raw: raw::RawUpstream) -> Option<Upstream> {
+        let raw::RawUpstream {
+            targets,
+            balance,
+            connect_timeout,
+            timeout,
+            retries,
+            health_check,
+            mock,
+        } = raw;
+        let mut ok = true;
+        if let Some(b) = balance.filter(|b| b.value != RawBalance::RoundRobin) {
+            self.push(
+                b.diag("only `round_robin` balancing is available in this version of Portico"),
+            );
+            ok = false;
+        }
+        let unavailable = [
+            (retries.map(|r| r.map(|_| ())), "retries are"),
+            (health_check.map(|h| h.map(|_| ())), "health checks are"),
+            (
+                mock.filter(|m| m.value).map(|m| m.map(|_| ())),
+                "mock upstreams are",
+            ),
+        ];
+        for (place, what) in unavailable {
+            if let Some(place) = place {
+                self.push(place.diag(format!(
+                    "{what} not available in this version of Portico yet"
+                )));
+                ok = false;
+            }
+        }
+        let mut durations = [DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT];
+        for (slot, raw) in durations.iter_mut().zip([connect_timeout, timeout]) {
+            if let Some(d) = raw {
+                if d.value.0.is_zero() {
+                    self.push(d.diag("a timeout must be greater than zero"));
+                    ok = false;
+                } else {
+                    *slot = d.value.0;
+                }
+            }
+        }
+        if targets.value.is_empty() {
+            self.push(targets.diag("an upstream needs at least one target"));
+            ok = false;
+        }
+        let mut parsed = Vec::new();
+        for t in targets.value {
+            match parse_target(&t.value) {
+                Ok(target) => parsed.push(target),
+                Err(m) => {
+                    let place = match (&t.value.weight, m.starts_with("weight")) {
+                        (Some(w), true) => w.diag(m),
+                        _ => t.diag(m),
+                    };
+                    self.push(place);
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let weights: Vec<u32> = parsed.iter().map(|t| t.weight).collect();
+        Some(Upstream {
+            schedule: wrr_schedule(&weights),
+            targets: parsed,
+            connect_timeout: durations[0],
+            timeout: durations[1],
+        })
+    }
+
+    fn products(&mut self, raw: Vec<RawProduct>, apis: &[(Api, ApiPlaces)]) -> Vec<Product> {
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for p in raw {
+            let RawProduct {
+                name,
+                apis: api_refs,
+                quota,
+                rate_limit,
+                approval,
+                description: _,
+            } = p;
+            let mut ok = names.insert(name.value.0.clone());
+            if !ok {
+                self.push(name.diag(format!("duplicate product name `{}`", name.value.0)));
+            }
+            for r in &api_refs {
+                if !apis.iter().any(|(a, _)| a.name == r.value) {
+                    self.push(r.diag(format!("unknown API `{}`", r.value)));
+                    ok = false;
+                }
+            }
+            let quota = quota.and_then(|l| self.limit(l));
+            let rate_limit = rate_limit.and_then(|l| self.limit(l));
+            if ok {
+                out.push(Product {
+                    name: name.value.0,
+                    apis: api_refs.into_iter().map(|r| r.value).collect(),
+                    quota,
+                    rate_limit,
+                    approval: match approval {
+                        raw::RawApproval::Auto => Approval::Auto,
+                        raw::RawApproval::Manual => Approval::Manual,
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    fn limit(&mut self, raw: raw::RawLimit) -> Option<Limit> {
+        let raw::RawLimit { limit, window } = raw;
+        if limit.value == 0 {
+            self.push(limit.diag("a limit must be at least 1"));
+            return None;
+        }
+        if window.0.is_zero() {
+            self.push(limit.diag("a window must be greater than zero"));
+            return None;
+        }
+        Some(Limit {
+            limit: limit.value,
+            window: window.0,
+        })
+    }
+
+    fn developers(&mut self, raw: Vec<RawDeveloper>) -> Vec<Developer> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for d in raw {
+            let RawDeveloper { email, name } = d;
+            let normalised = email.value.to_ascii_lowercase();
+            if !is_email(&normalised) {
+                self.push(email.diag(format!("invalid e-mail address `{}`", email.value)));
+            } else if !seen.insert(normalised.clone()) {
+                self.push(email.diag(format!("duplicate developer `{}`", email.value)));
+            } else {
+                out.push(Developer {
+                    email: normalised,
+                    name,
+                });
+            }
+        }
+        out
+    }
+
+    fn apps(
+        &mut self,
+        raw: Vec<RawApp>,
+        products: &[Product],
+        developers: &[Developer],
+    ) -> Vec<App> {
+        let mut names = HashSet::new();
+        let mut keys: HashSet<[u8; 32]> = HashSet::new();
+        let mut client_ids = HashSet::new();
+        let mut out = Vec::new();
+        for a in raw {
+            let RawApp {
+                name,
+                developer,
+                products: product_refs,
+                api_keys,
+                oauth_clients,
+            } = a;
+            let mut ok = names.insert(name.value.0.clone());
+            if !ok {
+                self.push(name.diag(format!("duplicate app name `{}`", name.value.0)));
+            }
+            let owner = developer.value.to_ascii_lowercase();
+            if !developers.iter().any(|d| d.email == owner) {
+                self.push(developer.diag(format!("unknown developer `{}`", developer.value)));
+                ok = false;
+            }
+            for r in &product_refs {
+                if !products.iter().any(|p| p.name == r.value) {
+                    self.push(r.diag(format!("unknown product `{}`", r.value)));
+                    ok = false;
+                }
+            }
+            let mut api_key_hashes = Vec::new();
+            for k in &api_keys {
+                if k.value.len() < 8 || k.value.chars().any(|c| !c.is_ascii_graphic()) {
+                    self.push(k.diag("an API key must be at least 8 visible ASCII characters"));
+                    ok = false;
+                    continue;
+                }
+                let hash: [u8; 32] = Sha256::digest(k.value.as_bytes()).into();
+                if !keys.insert(hash) {
+                    self.push(
+                        k.diag("this API key is already used by another app or listed twice"),
+                    );
+                    ok = false;
+                }
+                api_key_hashes.push(hash);
+            }
+            let mut clients = Vec::new();
+            for c in oauth_clients {
+                let raw::RawOAuthClient {
+                    client_id,
+                    client_secret,
+                } = c;
+                if client_id.value.is_empty() || !client_ids.insert(client_id.value.clone()) {
+                    self.push(client_id.diag(format!(
+                        "client id `{}` is empty or already used",
+                        client_id.value
+                    )));
+                    ok = false;
+                }
+                if client_secret.value.len() < 8 {
+                    self.push(client_secret.diag("a client secret must be at least 8 characters"));
+                    ok = false;
+                }
+                clients.push(OAuthClient {
+                    client_id: client_id.value,
+                    secret_hash: Sha256::digest(client_secret.value.as_bytes()).into(),
+                });
+            }
+            if ok {
+                out.push(App {
+                    name: name.value.0,
+                    developer: owner,
+                    products: product_refs.into_iter().map(|r| r.value).collect(),
+                    api_key_hashes,
+                    oauth_clients: clients,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Places of an API's fields that later checks report against.
+struct ApiPlaces {
+    base_path: Located<String>,
+}
+
+impl<T> Located<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Located<U> {
+        Located {
+            value: f(self.value),
+            at: self.at,
+            path: self.path,
+        }
+    }
+}
+
+fn parse_target(raw: &RawTarget) -> Result<Target, String> {
+    let weight = raw.weight.as_ref().map_or(1, |w| w.value);
+    if !(1..=MAX_WEIGHT).contains(&weight) {
+        return Err(format!("weight must be between 1 and {MAX_WEIGHT}"));
+    }
+    let url = raw.url.trim();
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("invalid target URL `{url}`: {e}"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("invalid target URL `{url}`: expected http://HOST[:PORT][/PATH]"))?;
+    if scheme == Scheme::HTTPS {
+        return Err(format!(
+            "target `{url}`: https upstreams are not available in this version of Portico yet"
+        ));
+    }
+    if scheme != Scheme::HTTP {
+        return Err(format!(
+            "invalid target URL `{url}`: the scheme must be http"
+        ));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .filter(|a| !a.host().is_empty())
+        .ok_or_else(|| format!("invalid target URL `{url}`: it has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "invalid target URL `{url}`: credentials in the URL are not allowed"
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "invalid target URL `{url}`: a target cannot have a query"
+        ));
+    }
+    let path_prefix = uri.path().trim_end_matches('/').to_owned();
+    Ok(Target {
+        url: url.to_owned(),
+        scheme,
+        authority,
+        path_prefix,
+        weight,
+    })
+}
+
+fn parse_storage(s: &str) -> Result<Storage, String> {
+    match s.split_once("://") {
+        Some(("sqlite", path)) if !path.is_empty() => Ok(Storage::Sqlite(PathBuf::from(path))),
+        Some(("postgres" | "postgresql", rest)) if !rest.is_empty() => {
+            Ok(Storage::Postgres(s.to_owned()))
+        }
+        _ => Err(format!(
+            "invalid storage `{s}`: expected sqlite://PATH or postgres://USER@HOST/DB"
+        )),
+    }
+}
+
+fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+#[path = "compile_tests.rs"]
+mod tests;

@@ -1,0 +1,314 @@
+use super::*;
+
+fn errors(yaml: &str) -> Vec<String> {
+    match compile(yaml) {
+        Ok(_) => panic!("configuration was accepted:\n{yaml}"),
+        Err(d) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const MINIMAL: &str = "apis:\n  - name: orders\n    base_path: /orders/v1\n    upstream:\n      targets: [\"http://127.0.0.1:9001\"]\n";
+
+#[test]
+fn empty_file_is_the_embedded_default() {
+    let c = compile("").unwrap();
+    assert_eq!(c.node, NodeSettings::default());
+    assert!(c.snapshot.apis.is_empty());
+    assert_eq!(
+        c.node.storage.data_dir(),
+        Some(PathBuf::from("portico-data"))
+    );
+}
+
+#[test]
+fn minimal_api_compiles_with_defaults() {
+    let c = compile(MINIMAL).unwrap();
+    let api = &c.snapshot.apis[0];
+    assert_eq!(api.name, "orders");
+    assert_eq!(api.base_path, "/orders/v1");
+    assert_eq!(api.upstream.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(api.upstream.timeout, DEFAULT_TIMEOUT);
+    assert_eq!(api.upstream.targets[0].authority.as_str(), "127.0.0.1:9001");
+    assert_eq!(
+        c.snapshot
+            .routes
+            .lookup(None, "/orders/v1/x")
+            .map(|m| m.api),
+        Some(0)
+    );
+}
+
+#[test]
+fn full_example_of_the_design_compiles() {
+    let yaml = r#"
+server:
+  proxy:  { listen: "0.0.0.0:8080" }
+  admin:  { listen: "127.0.0.1:8081" }
+  portal: { listen: "0.0.0.0:8082", title: "Acme APIs" }
+  access_log: off
+  workers: 2
+storage: "sqlite://data/portico.db"
+redis: "redis://127.0.0.1:6379"
+apis:
+  - name: orders
+    base_path: /orders/v1/
+    hosts: [API.example.com]
+    upstream:
+      targets: ["http://127.0.0.1:9001", { url: "http://127.0.0.1:9002/base/", weight: 2 }]
+      balance: round_robin
+      connect_timeout: 2s
+      timeout: 30s
+products:
+  - name: orders-basic
+    apis: [orders]
+    quota: { limit: 10000, window: 30d }
+    rate_limit: { limit: 10, window: 1s }
+    approval: manual
+developers:
+  - { email: Dev@Example.com, name: Dev One }
+apps:
+  - name: dev-one-app
+    developer: dev@example.com
+    products: [orders-basic]
+    api_keys: ["test-key-0001"]
+    oauth_clients: [{ client_id: dev-one, client_secret: "s3cret-s3cret" }]
+"#;
+    let c = compile(yaml).unwrap();
+    assert_eq!(c.node.portal_title, "Acme APIs");
+    assert_eq!(c.node.access_log, AccessLog::Off);
+    assert_eq!(c.node.workers, Some(2));
+    assert_eq!(c.node.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+    assert_eq!(c.node.storage.data_dir(), Some(PathBuf::from("data")));
+    let api = &c.snapshot.apis[0];
+    assert_eq!(api.base_path, "/orders/v1");
+    assert_eq!(api.hosts, vec!["api.example.com"]);
+    assert_eq!(api.upstream.connect_timeout, Duration::from_secs(2));
+    assert_eq!(api.upstream.targets[1].path_prefix, "/base");
+    assert_eq!(api.upstream.schedule, vec![1, 0, 1]);
+    assert_eq!(c.snapshot.products[0].approval, Approval::Manual);
+    assert_eq!(
+        c.snapshot.products[0].quota.unwrap().window,
+        Duration::from_secs(30 * 86400)
+    );
+    assert_eq!(c.snapshot.developers[0].email, "dev@example.com");
+    let app = &c.snapshot.apps[0];
+    let expected: [u8; 32] = Sha256::digest(b"test-key-0001").into();
+    assert_eq!(app.api_key_hashes, vec![expected]);
+}
+
+#[test]
+fn unknown_field_is_named_with_path_and_place() {
+    let yaml = "apis:\n  - name: orders\n    base_path: /o\n    upstreem: {}\n";
+    let errs = errors(yaml);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("apis[0].upstreem: unknown field `upstreem`"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].ends_with("at line 4 column 5"), "{}", errs[0]);
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let yaml = r#"
+bogus: 1
+storage: "mysql://x"
+server:
+  proxy: { listen: "nope" }
+apis:
+  - name: a
+    base_path: /a
+    upstream: { targets: ["ftp://x"], timeout: 10 }
+  - name: b
+    base_path: /b
+    upstream: { targets: ["http://127.0.0.1:1"], connect_timeout: 5 seconds }
+  - name: c
+    base_path: /c
+    upstream: { targets: ["http://127.0.0.1:1"] }
+  - name: c
+    base_path: /c
+    upstream: { targets: ["http://127.0.0.1:1"] }
+  - name: d
+    base_path: /c/
+    upstream: { targets: ["http://127.0.0.1:1"] }
+  - name: Bad_Name
+    base_path: nope
+    upstream: { targets: [] }
+"#;
+    let errs = errors(yaml);
+    let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+    assert!(has("bogus: unknown field `bogus`"), "{errs:#?}");
+    assert!(has("storage: invalid storage `mysql://x`"), "{errs:#?}");
+    assert!(
+        has("server.proxy.listen: invalid listen address `nope`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("apis[0].upstream.timeout: invalid duration `10`"),
+        "{errs:#?}"
+    );
+    assert!(
+        has("apis[1].upstream.connect_timeout: invalid duration `5 seconds`"),
+        "{errs:#?}"
+    );
+    assert!(has("apis[3].name: duplicate API name `c`"), "{errs:#?}");
+    assert!(
+        has("apis[4].base_path: base path `/c` on every host is already used by API `c`"),
+        "{errs:#?}"
+    );
+    assert!(has("apis[5].name: invalid name `Bad_Name`"), "{errs:#?}");
+    // In file order, and every message has a place.
+    let lines: Vec<u64> = errs
+        .iter()
+        .map(|e| {
+            e.rsplit(" at line ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{errs:#?}");
+    assert!(errs.iter().all(|e| e.contains(" at line ")), "{errs:#?}");
+}
+
+#[test]
+fn semantic_errors_point_at_the_value() {
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets:\n        - \"http://h\"\n        - { url: \"http://h2\", weight: 0 }\n";
+    let errs = errors(yaml);
+    assert_eq!(
+        errs,
+        vec![
+            "apis[0].upstream.targets[1].weight: weight must be between 1 and 1000 at line 7 column 39"
+        ]
+    );
+}
+
+#[test]
+fn bad_urls_are_errors() {
+    for (url, needle) in [
+        ("ftp://h", "the scheme must be http"),
+        ("127.0.0.1:9000", "invalid target URL"),
+        ("http://", "invalid target URL"),
+        ("http://u:p@h", "credentials"),
+        ("http://h/?q=1", "query"),
+        ("https://h", "https upstreams are not available"),
+    ] {
+        let yaml = format!(
+            "apis:\n  - name: a\n    base_path: /a\n    upstream: {{ targets: [\"{url}\"] }}\n"
+        );
+        let errs = errors(&yaml);
+        assert!(errs[0].contains(needle), "{url}: {errs:?}");
+        assert!(
+            errs[0].starts_with("apis[0].upstream.targets[0]: "),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn same_base_path_on_different_hosts_is_fine_but_not_on_the_same() {
+    let ok = "apis:\n  - { name: a, base_path: /x, hosts: [a.example], upstream: { targets: [\"http://h\"] } }\n  - { name: b, base_path: /x, hosts: [b.example], upstream: { targets: [\"http://h\"] } }\n  - { name: c, base_path: /x, upstream: { targets: [\"http://h\"] } }\n";
+    let c = compile(ok).unwrap();
+    assert_eq!(
+        c.snapshot
+            .routes
+            .lookup(Some("b.example"), "/x")
+            .map(|m| m.api),
+        Some(1)
+    );
+    assert_eq!(
+        c.snapshot
+            .routes
+            .lookup(Some("z.example"), "/x")
+            .map(|m| m.api),
+        Some(2)
+    );
+    let bad = "apis:\n  - { name: a, base_path: /x, hosts: [a.example], upstream: { targets: [\"http://h\"] } }\n  - { name: b, base_path: /x/, hosts: [A.example], upstream: { targets: [\"http://h\"] } }\n";
+    let errs = errors(bad);
+    assert!(
+        errs[0].contains("base path `/x` on host `a.example` is already used by API `a`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn policies_fail_closed_until_they_exist() {
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream: { targets: [\"http://h\"] }\n    policies:\n      - api_key: { header: x-api-key }\n      - frobnicate: {}\n      - { a: 1, b: 2 }\n";
+    let errs = errors(yaml);
+    assert!(
+        errs[0].contains("policy `api_key` is not available"),
+        "{errs:?}"
+    );
+    assert!(errs[0].starts_with("apis[0].policies[0]: "), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown policy `frobnicate`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("exactly one key")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unsupported_upstream_features_fail_closed() {
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      balance: least_requests\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
+    let errs = errors(yaml);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://h\"]\n      balance: random\n";
+    let errs = errors(yaml);
+    assert!(errs[0].contains("unknown variant `random`"), "{errs:?}");
+}
+
+#[test]
+fn entity_references_are_checked() {
+    let yaml = r#"
+apis:
+  - { name: a, base_path: /a, upstream: { targets: ["http://h"] } }
+products:
+  - { name: p, apis: [a, missing] }
+  - { name: p, apis: [a] }
+developers:
+  - { email: not-an-email, name: X }
+  - { email: d@example.com, name: D }
+  - { email: D@example.com, name: D2 }
+apps:
+  - { name: x, developer: nobody@example.com, products: [nope], api_keys: ["short"] }
+  - { name: y, developer: d@example.com, api_keys: ["key-0000001", "key-0000001"] }
+"#;
+    let errs = errors(yaml);
+    for needle in [
+        "products[0].apis[1]: unknown API `missing`",
+        "products[1].name: duplicate product name `p`",
+        "developers[0].email: invalid e-mail address",
+        "developers[2].email: duplicate developer",
+        "apps[0].developer: unknown developer",
+        "apps[0].products[0]: unknown product `nope`",
+        "apps[0].api_keys[0]: an API key must be at least 8",
+        "apps[1].api_keys[1]: this API key is already used",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "missing {needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn yaml_syntax_error_is_one_located_diagnostic() {
+    let errs = errors("apis:\n  - name: [\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains(" at line "), "{errs:?}");
+}
+
+#[test]
+fn document_must_be_a_mapping() {
+    let errs = errors("- a\n- b\n");
+    assert!(errs[0].contains("must be a mapping"), "{errs:?}");
+}

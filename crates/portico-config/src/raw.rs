@@ -1,0 +1,182 @@
+//! Wire types: the file format exactly as written. Every struct refuses
+//! unknown keys, and the compiler destructures each one completely, so a new
+//! field cannot be silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor, value::MapAccessDeserializer};
+
+use crate::de::Located;
+use crate::values::{BasePath, DurationValue, HostName, ListenAddr, Name};
+
+/// The top-level keys of the file; each section is read on its own.
+pub(crate) const SECTIONS: &[&str] = &[
+    "server",
+    "storage",
+    "redis",
+    "apis",
+    "products",
+    "developers",
+    "apps",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub proxy: Option<RawListener>,
+    pub admin: Option<RawListener>,
+    pub portal: Option<RawPortal>,
+    /// `stdout`, `off`, or a file path.
+    pub access_log: Option<String>,
+    /// Runtime worker threads (default: one per core).
+    pub workers: Option<Located<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub listen: ListenAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPortal {
+    pub listen: Option<ListenAddr>,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    pub name: Located<Name>,
+    pub base_path: Located<BasePath>,
+    #[serde(default)]
+    pub hosts: Vec<Located<HostName>>,
+    pub spec: Option<Located<IgnoredAny>>,
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub policies: Vec<Located<RawPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub targets: Located<Vec<Located<RawTarget>>>,
+    pub balance: Option<Located<RawBalance>>,
+    pub connect_timeout: Option<Located<DurationValue>>,
+    pub timeout: Option<Located<DurationValue>>,
+    pub retries: Option<Located<IgnoredAny>>,
+    pub health_check: Option<Located<IgnoredAny>>,
+    pub mock: Option<Located<bool>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawBalance {
+    RoundRobin,
+    LeastRequests,
+    ConsistentHash,
+}
+
+/// A target is a URL, or `{ url, weight }`.
+#[derive(Debug)]
+pub(crate) struct RawTarget {
+    pub url: String,
+    pub weight: Option<Located<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargetFull {
+    url: String,
+    weight: Option<Located<u32>>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a target URL or a mapping with `url` and `weight`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget {
+                    url: v.to_owned(),
+                    weight: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<RawTarget, A::Error> {
+                let RawTargetFull { url, weight } =
+                    RawTargetFull::deserialize(MapAccessDeserializer::new(a))?;
+                Ok(RawTarget { url, weight })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One policy entry: a mapping whose one key is the policy name. The
+/// compiler checks there is exactly one; the settings are checked by the
+/// policy's own builder.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct RawPolicy {
+    pub entry: BTreeMap<String, IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProduct {
+    pub name: Located<Name>,
+    #[serde(default)]
+    pub apis: Vec<Located<String>>,
+    pub quota: Option<RawLimit>,
+    pub rate_limit: Option<RawLimit>,
+    #[serde(default)]
+    pub approval: RawApproval,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimit {
+    pub limit: Located<u64>,
+    pub window: DurationValue,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawApproval {
+    #[default]
+    Auto,
+    Manual,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeveloper {
+    pub email: Located<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApp {
+    pub name: Located<Name>,
+    pub developer: Located<String>,
+    #[serde(default)]
+    pub products: Vec<Located<String>>,
+    #[serde(default)]
+    pub api_keys: Vec<Located<String>>,
+    #[serde(default)]
+    pub oauth_clients: Vec<RawOAuthClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuthClient {
+    pub client_id: Located<String>,
+    pub client_secret: Located<String>,
+}

@@ -1,0 +1,181 @@
+//! A compiled API proxy: where it is mounted and where it sends traffic.
+
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+
+/// One API proxy, validated and normalised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Api {
+    /// Entity name, `[a-z0-9][a-z0-9-]*`, unique in a snapshot.
+    pub name: String,
+    /// Normalised prefix: starts with `/`, no trailing `/` unless it is `/`.
+    pub base_path: String,
+    /// Lower-case host names without port; empty means every host.
+    pub hosts: Vec<String>,
+    pub upstream: Upstream,
+}
+
+impl Api {
+    /// The path to send upstream for `path` (which matched `base_path`):
+    /// the base path is stripped and the target's own path prefix is put in
+    /// front. The result always starts with `/`.
+    pub fn upstream_path<'a>(&self, target: &'a Target, path: &'a str) -> UpstreamPath<'a> {
+        let rest = if self.base_path == "/" {
+            path
+        } else {
+            path.get(self.base_path.len()..).unwrap_or("")
+        };
+        UpstreamPath {
+            prefix: &target.path_prefix,
+            rest,
+        }
+    }
+}
+
+/// The upstream path as two borrowed halves, joined without an allocation
+/// until the request URI is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamPath<'a> {
+    prefix: &'a str,
+    rest: &'a str,
+}
+
+impl UpstreamPath<'_> {
+    /// Writes the path into `out`.
+    pub fn write_to(&self, out: &mut String) {
+        out.push_str(self.prefix);
+        if self.rest.is_empty() {
+            if self.prefix.is_empty() {
+                out.push('/');
+            }
+        } else {
+            out.push_str(self.rest);
+        }
+    }
+
+    /// Upper bound of the joined length, for `String::with_capacity`.
+    pub fn len_hint(&self) -> usize {
+        self.prefix.len() + self.rest.len() + 1
+    }
+}
+
+/// Where an API's traffic goes and how long Portico waits for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    pub targets: Vec<Target>,
+    /// Target indexes in smooth weighted round-robin order; one turn of the
+    /// schedule gives each target as many slots as its weight.
+    pub schedule: Vec<u32>,
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request to receiving response headers.
+    pub timeout: Duration,
+}
+
+/// One upstream server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as written, for logs and the admin API.
+    pub url: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path of the target URL without a trailing `/`; empty for none.
+    pub path_prefix: String,
+    pub weight: u32,
+}
+
+/// Builds the smooth weighted round-robin order for `weights` (the sequence
+/// nginx's upstream module produces): every target appears `weight / g` times
+/// per turn, where `g` is the greatest common divisor of the weights, and
+/// heavy targets are spread out rather than bunched.
+pub fn wrr_schedule(weights: &[u32]) -> Vec<u32> {
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let g = weights.iter().copied().fold(0, gcd).max(1);
+    let reduced: Vec<i64> = weights.iter().map(|w| i64::from(w / g)).collect();
+    let total: i64 = reduced.iter().sum();
+    let mut current = vec![0i64; reduced.len()];
+    let mut order = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(&reduced) {
+            *c += w;
+        }
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by(|(ia, a), (ib, b)| a.cmp(b).then(ib.cmp(ia)))
+            .expect("weights is not empty");
+        current[best] -= total;
+        order.push(u32::try_from(best).expect("fewer than 2^32 targets"));
+    }
+    order
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_honours_weights_and_spreads_them() {
+        let order = wrr_schedule(&[1, 3]);
+        assert_eq!(order.len(), 4);
+        assert_eq!(order.iter().filter(|&&i| i == 1).count(), 3);
+        // Smooth: the light target is not first-and-last bunched with itself.
+        assert_eq!(order, vec![1, 0, 1, 1]);
+        assert_eq!(wrr_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn schedule_reduces_by_gcd() {
+        assert_eq!(wrr_schedule(&[100, 100]), vec![0, 1]);
+        assert_eq!(wrr_schedule(&[7]), vec![0]);
+        assert!(wrr_schedule(&[]).is_empty());
+    }
+
+    #[test]
+    fn upstream_path_strips_base_and_adds_prefix() {
+        let target = Target {
+            url: "http://h/api".into(),
+            scheme: Scheme::HTTP,
+            authority: Authority::from_static("h"),
+            path_prefix: "/api".into(),
+            weight: 1,
+        };
+        let bare = Target {
+            path_prefix: String::new(),
+            ..target.clone()
+        };
+        let api = Api {
+            name: "a".into(),
+            base_path: "/orders/v1".into(),
+            hosts: vec![],
+            upstream: Upstream {
+                targets: vec![],
+                schedule: vec![],
+                connect_timeout: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+            },
+        };
+        let join = |t: &Target, p: &str| {
+            let mut s = String::new();
+            api.upstream_path(t, p).write_to(&mut s);
+            s
+        };
+        assert_eq!(join(&bare, "/orders/v1/items"), "/items");
+        assert_eq!(join(&bare, "/orders/v1"), "/");
+        assert_eq!(join(&target, "/orders/v1/items"), "/api/items");
+        assert_eq!(join(&target, "/orders/v1"), "/api");
+        let root = Api {
+            base_path: "/".into(),
+            ..api.clone()
+        };
+        let mut s = String::new();
+        root.upstream_path(&target, "/x/y").write_to(&mut s);
+        assert_eq!(s, "/api/x/y");
+    }
+}

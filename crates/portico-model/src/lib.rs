@@ -1,0 +1,17 @@
+//! The compiled model: what `portico-config` produces and what the data plane
+//! reads. Everything here is immutable once built and free of I/O, so a
+//! [`Snapshot`] can be shared by every request through one atomic pointer.
+
+pub mod api;
+pub mod entities;
+pub mod node;
+pub mod problem;
+pub mod route;
+pub mod snapshot;
+
+pub use api::{Api, Target, Upstream};
+pub use entities::{App, Developer, Product};
+pub use node::{AccessLog, NodeSettings};
+pub use problem::ErrorCode;
+pub use route::{RouteError, RouteMatch, RouteTable, RouteTableBuilder};
+pub use snapshot::Snapshot;

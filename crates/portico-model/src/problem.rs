@@ -1,0 +1,114 @@
+//! The registry of error codes. Every problem+json answer Portico gives
+//! (RFC 9457) takes its `type`, `title` and status from here, and each code
+//! has a section in `docs/problems.md`.
+
+/// Base of every problem `type` URI; the code is appended.
+pub const PROBLEM_BASE: &str = "https://portico.dev/problems/";
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $title:literal, $source:ident), )*) => {
+        /// A kind of failure a client can see.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in registry order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable, kebab-case code.
+            pub const fn code(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status this code answers with.
+            pub const fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// Short, human-readable summary; the same for every occurrence.
+            pub const fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title,)* }
+            }
+
+            /// Who caused it: decides 4xx against 5xx and, later, retries.
+            pub const fn source(self) -> ErrorSource {
+                match self { $(ErrorCode::$variant => ErrorSource::$source,)* }
+            }
+
+            /// The full problem `type` URI: [`PROBLEM_BASE`] followed by the code.
+            pub const fn type_uri(self) -> &'static str {
+                match self { $(ErrorCode::$variant => concat!("https://portico.dev/problems/", $code),)* }
+            }
+        }
+    };
+}
+
+/// Where a failure came from (Pingora's classification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The client sent something wrong.
+    Downstream,
+    /// The upstream failed or was too slow.
+    Upstream,
+    /// Portico itself could not serve the request.
+    Internal,
+}
+
+error_codes! {
+    /// The request was not valid HTTP as Portico accepts it.
+    BadRequest = ("bad-request", 400, "Bad request", Downstream),
+    /// No API is mounted at this host and path.
+    NoRoute = ("no-route", 404, "No route", Downstream),
+    /// The upstream refused or dropped the connection attempt.
+    UpstreamConnect = ("upstream-connect", 502, "Upstream connection failed", Upstream),
+    /// The upstream reset the connection or answered with something that is not HTTP.
+    UpstreamFailed = ("upstream-failed", 502, "Upstream failed", Upstream),
+    /// The upstream did not accept the connection or answer within the API's timeout.
+    UpstreamTimeout = ("upstream-timeout", 504, "Upstream timeout", Upstream),
+    /// The node has no configuration loaded yet.
+    NotReady = ("not-ready", 503, "Not ready", Internal),
+    /// A failure inside Portico; the log has the request id.
+    Internal = ("internal", 500, "Internal error", Internal),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_kebab_case_and_statuses_are_errors() {
+        let mut seen = HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.code()), "duplicate code {}", c.code());
+            assert!(
+                c.code()
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '-')
+            );
+            assert!((400..600).contains(&c.status()));
+            assert_eq!(c.type_uri(), format!("{PROBLEM_BASE}{}", c.code()));
+            let client = c.source() == ErrorSource::Downstream;
+            assert_eq!(
+                client,
+                c.status() < 500,
+                "{c:?}: source and status disagree"
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../../../docs/problems.md");
+        for c in ErrorCode::ALL {
+            assert!(
+                doc.contains(&format!("## {}", c.code())),
+                "docs/problems.md lacks {}",
+                c.code()
+            );
+        }
+    }
+}
