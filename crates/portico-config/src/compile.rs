@@ -421,7 +421,7 @@ impl Cx {
                 quota,
                 rate_limit,
                 approval,
-                description: _,
+                description,
             } = p;
             let mut ok = names.insert(name.value.0.clone());
             if !ok {
@@ -438,6 +438,7 @@ impl Cx {
             if ok {
                 out.push(Product {
                     name: name.value.0,
+                    description,
                     apis: api_refs.into_iter().map(|r| r.value).collect(),
                     quota,
                     rate_limit,

@@ -464,6 +464,7 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Outer {
         name: Located<String>,
+        #[allow(dead_code)]
         inner: Vec<Inner>,
     }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Product {
     pub name: String,
+    /// Shown in the portal catalog.
+    pub description: Option<String>,
     /// Names of APIs in the snapshot.
     pub apis: Vec<String>,
     pub quota: Option<Limit>,

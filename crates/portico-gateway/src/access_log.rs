@@ -1,0 +1,105 @@
+//! The access log: one JSON line per exchange, written by a background
+//! thread so a slow terminal or disk never holds up a request. When the
+//! writer falls behind by more than [`QUEUE`] lines, lines are dropped and
+//! counted (`portico_access_log_dropped_total`) rather than queued without
+//! bound.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::metrics::Metrics;
+
+/// Lines waiting for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+
+/// The sending side of the access log; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccessLogSink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: SyncSender<String>,
+    metrics: Arc<Metrics>,
+    _writer: WriterThread,
+}
+
+#[derive(Debug)]
+struct WriterThread(Option<JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        // The channel is closed once every sink is gone; joining here makes
+        // sure the last lines reach the file before the process exits.
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl AccessLogSink {
+    /// Writes to standard output.
+    pub fn stdout(metrics: Arc<Metrics>) -> io::Result<Self> {
+        #[allow(clippy::disallowed_methods)] // This is the background writer the rule points to.
+        let out = io::stdout();
+        Self::spawn(Box::new(out), metrics)
+    }
+
+    /// Appends to `path`, creating it if needed.
+    pub fn file(path: &Path, metrics: Arc<Metrics>) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Self::spawn(Box::new(file), metrics)
+    }
+
+    fn spawn(out: Box<dyn Write + Send>, metrics: Arc<Metrics>) -> io::Result<Self> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("portico-access-log".into())
+            .spawn(move || write_lines(rx, out))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx,
+                metrics,
+                _writer: WriterThread(Some(handle)),
+            }),
+        })
+    }
+
+    /// Queues one line (without its newline). Never blocks.
+    pub fn send(&self, line: String) {
+        match self.inner.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.inner
+                    .metrics
+                    .access_log_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(line) = rx.recv() {
+        let mut ok = write_line(&mut out, &line);
+        // Drain what is already queued, then flush once for the batch.
+        while let Ok(line) = rx.try_recv() {
+            ok &= write_line(&mut out, &line);
+        }
+        if !ok || out.flush().is_err() {
+            tracing::warn!("Access log write failed; lines may be lost.");
+        }
+    }
+    let _ = out.flush();
+}
+
+fn write_line(out: &mut impl Write, line: &str) -> bool {
+    out.write_all(line.as_bytes()).is_ok() && out.write_all(b"\n").is_ok()
+}

@@ -1,0 +1,200 @@
+//! The response body type of the gateway, and the end-of-exchange record.
+//!
+//! The exchange is finished (metrics recorded, access log line queued) when
+//! the response body ends or is dropped, so durations and byte counts cover
+//! the whole response, streamed or not.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use crate::access_log::AccessLogSink;
+use crate::metrics::ApiMetrics;
+use crate::time::rfc3339_millis;
+
+/// A response body: fixed bytes made by the gateway, or an upstream stream.
+pub struct GatewayBody {
+    kind: Kind,
+    exchange: Option<Box<Exchange>>,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Upstream(Incoming),
+}
+
+impl GatewayBody {
+    pub fn full(bytes: Bytes) -> Self {
+        Self {
+            kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
+            exchange: None,
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self::full(Bytes::new())
+    }
+
+    pub(crate) fn upstream(body: Incoming) -> Self {
+        Self {
+            kind: Kind::Upstream(body),
+            exchange: None,
+        }
+    }
+
+    /// Attaches the record to finish when this body ends.
+    pub(crate) fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = Some(Box::new(exchange));
+        self
+    }
+
+    fn finish(&mut self) {
+        if let Some(exchange) = self.exchange.take() {
+            exchange.finish();
+        }
+    }
+}
+
+impl std::fmt::Debug for GatewayBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayBody")
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let frame = match &mut this.kind {
+            Kind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            Kind::Upstream(body) => ready!(Pin::new(body).poll_frame(cx)),
+        };
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(data), Some(ex)) = (f.data_ref(), this.exchange.as_mut()) {
+                    ex.bytes += data.len() as u64;
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(ex) = this.exchange.as_mut() {
+                    ex.aborted = true;
+                }
+                this.finish();
+            }
+            None => this.finish(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Upstream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Upstream(body) => body.size_hint(),
+        }
+    }
+}
+
+impl Drop for GatewayBody {
+    fn drop(&mut self) {
+        let ended = match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Upstream(body) => body.is_end_stream(),
+        };
+        if let (false, Some(ex)) = (ended, self.exchange.as_mut()) {
+            // Dropped before its end: the client went away or the stream broke.
+            ex.aborted = true;
+        }
+        self.finish();
+    }
+}
+
+/// What is known about one exchange, finished when the response ends.
+pub(crate) struct Exchange {
+    pub start: Instant,
+    pub started_at: SystemTime,
+    pub request_id: HeaderValue,
+    pub api: Option<Arc<str>>,
+    pub metrics: Arc<ApiMetrics>,
+    pub log: Option<LogContext>,
+    pub status: u16,
+    pub upstream: Option<Duration>,
+    pub bytes: u64,
+    pub aborted: bool,
+    pub client: SocketAddr,
+}
+
+/// Request details kept only when the access log is on.
+pub(crate) struct LogContext {
+    pub sink: AccessLogSink,
+    pub method: Method,
+    pub path: String,
+    pub target: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: &'a str,
+    request_id: &'a str,
+    api: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes: u64,
+    duration_ms: f64,
+    upstream_ms: Option<f64>,
+    upstream: Option<&'a str>,
+    client: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    aborted: bool,
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+impl Exchange {
+    fn finish(self) {
+        let total = self.start.elapsed();
+        self.metrics.record(self.status, total, self.upstream);
+        if let Some(log) = &self.log {
+            let time = rfc3339_millis(self.started_at);
+            let line = Line {
+                time: &time,
+                request_id: self.request_id.to_str().unwrap_or(""),
+                api: self.api.as_deref(),
+                method: log.method.as_str(),
+                path: &log.path,
+                status: self.status,
+                bytes: self.bytes,
+                duration_ms: millis(total),
+                upstream_ms: self.upstream.map(millis),
+                upstream: log.target.as_deref(),
+                client: self.client.ip().to_string(),
+                aborted: self.aborted,
+            };
+            if let Ok(text) = serde_json::to_string(&line) {
+                log.sink.send(text);
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Prometheus metrics, lock-free on the request path.
+//!
+//! Each API gets an [`ApiMetrics`] of atomic counters when a snapshot is
+//! installed; a request only does relaxed atomic adds on the handle its
+//! runtime already holds. The map from API name to handle is touched when a
+//! snapshot is installed and when `/metrics` is scraped, never per request.
+//! Metric names are defined here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+#[allow(clippy::disallowed_types)]
+// Only locked on snapshot install and scrape, never per request.
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Metric names: the one place they are spelled.
+pub mod names {
+    pub const REQUESTS_TOTAL: &str = "portico_requests_total";
+    pub const REQUEST_DURATION: &str = "portico_request_duration_seconds";
+    pub const UPSTREAM_DURATION: &str = "portico_upstream_duration_seconds";
+    pub const ACCESS_LOG_DROPPED: &str = "portico_access_log_dropped_total";
+    pub const SNAPSHOT_APIS: &str = "portico_snapshot_apis";
+    pub const BUILD_INFO: &str = "portico_build_info";
+}
+
+/// The `api` label of requests that matched no API.
+pub const UNMATCHED: &str = "_unmatched";
+
+/// Bucket upper bounds in microseconds (0.5 ms … 60 s).
+const BUCKETS_US: [u64; 16] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+];
+
+/// A fixed-bucket histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts; the last slot is `+Inf`.
+    counts: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    #[inline]
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let slot = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(BUCKETS_US.len());
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, api: &str) {
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| format_seconds(*b));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{api=\"{api}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = format_seconds(self.sum_us.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_sum{{api=\"{api}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{api=\"{api}\"}} {cumulative}");
+    }
+}
+
+fn format_seconds(us: u64) -> String {
+    let s = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    let s = s.trim_end_matches('0');
+    s.strip_suffix('.')
+        .map_or_else(|| s.to_owned(), str::to_owned)
+}
+
+/// Counters of one API.
+#[derive(Debug, Default)]
+pub struct ApiMetrics {
+    /// Requests by status class 1xx … 5xx.
+    by_class: [AtomicU64; 5],
+    pub request_duration: Histogram,
+    pub upstream_duration: Histogram,
+}
+
+impl ApiMetrics {
+    /// Records one finished exchange.
+    #[inline]
+    pub fn record(&self, status: u16, total: Duration, upstream: Option<Duration>) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.request_duration.observe(total);
+        if let Some(u) = upstream {
+            self.upstream_duration.observe(u);
+        }
+    }
+}
+
+/// All metrics of a node.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    #[allow(clippy::disallowed_types)]
+    apis: Mutex<BTreeMap<String, Arc<ApiMetrics>>>,
+    unmatched: Arc<ApiMetrics>,
+    pub(crate) access_log_dropped: AtomicU64,
+    snapshot_apis: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The handle for API `name`, created on first use and kept across
+    /// reloads so counters stay monotonic.
+    pub fn api(&self, name: &str) -> Arc<ApiMetrics> {
+        let mut apis = self.apis.lock().unwrap_or_else(|e| e.into_inner());
+        apis.entry(name.to_owned()).or_default().clone()
+    }
+
+    pub(crate) fn unmatched(&self) -> &Arc<ApiMetrics> {
+        &self.unmatched
+    }
+
+    pub(crate) fn set_apis(&self, n: usize) {
+        self.snapshot_apis.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let apis: Vec<(String, Arc<ApiMetrics>)> = {
+            let map = self.apis.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let all = || {
+            apis.iter()
+                .map(|(n, m)| (n.as_str(), m.as_ref()))
+                .chain(std::iter::once((UNMATCHED, self.unmatched.as_ref())))
+        };
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP {} Portico build information.",
+            names::BUILD_INFO
+        );
+        let _ = writeln!(out, "# TYPE {} gauge", names::BUILD_INFO);
+        let _ = writeln!(
+            out,
+            "{}{{version=\"{}\"}} 1",
+            names::BUILD_INFO,
+            env!("CARGO_PKG_VERSION")
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP {} Requests answered, by API and status class.",
+            names::REQUESTS_TOTAL
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::REQUESTS_TOTAL);
+        for (api, m) in all() {
+            for (i, c) in m.by_class.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{}{{api=\"{api}\",status_class=\"{}xx\"}} {n}",
+                    names::REQUESTS_TOTAL,
+                    i + 1
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Time from receiving a request to sending the last response byte.",
+            names::REQUEST_DURATION
+        );
+        let _ = writeln!(out, "# TYPE {} histogram", names::REQUEST_DURATION);
+        for (api, m) in all() {
+            m.request_duration
+                .render(&mut out, names::REQUEST_DURATION, api);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Time from sending a request upstream to receiving its response headers.",
+            names::UPSTREAM_DURATION
+        );
+        let _ = writeln!(out, "# TYPE {} histogram", names::UPSTREAM_DURATION);
+        for (api, m) in all() {
+            m.upstream_duration
+                .render(&mut out, names::UPSTREAM_DURATION, api);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Access log lines dropped because the writer fell behind.",
+            names::ACCESS_LOG_DROPPED
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::ACCESS_LOG_DROPPED);
+        let _ = writeln!(
+            out,
+            "{} {}",
+            names::ACCESS_LOG_DROPPED,
+            self.access_log_dropped.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {} APIs in the live snapshot.",
+            names::SNAPSHOT_APIS
+        );
+        let _ = writeln!(out, "# TYPE {} gauge", names::SNAPSHOT_APIS);
+        let _ = writeln!(
+            out,
+            "{} {}",
+            names::SNAPSHOT_APIS,
+            self.snapshot_apis.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::new();
+        let a = m.api("orders");
+        a.record(
+            200,
+            Duration::from_micros(400),
+            Some(Duration::from_micros(300)),
+        );
+        a.record(204, Duration::from_millis(3), None);
+        a.record(502, Duration::from_secs(100), None);
+        let text = m.render();
+        assert!(
+            text.contains("portico_requests_total{api=\"orders\",status_class=\"2xx\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("portico_requests_total{api=\"orders\",status_class=\"5xx\"} 1"));
+        assert!(
+            text.contains(
+                "portico_request_duration_seconds_bucket{api=\"orders\",le=\"0.0005\"} 1"
+            )
+        );
+        assert!(
+            text.contains("portico_request_duration_seconds_bucket{api=\"orders\",le=\"0.005\"} 2")
+        );
+        assert!(
+            text.contains("portico_request_duration_seconds_bucket{api=\"orders\",le=\"+Inf\"} 3")
+        );
+        assert!(text.contains("portico_request_duration_seconds_count{api=\"orders\"} 3"));
+        assert!(text.contains("portico_request_duration_seconds_sum{api=\"orders\"} 100.0034"));
+        assert!(text.contains("portico_upstream_duration_seconds_count{api=\"orders\"} 1"));
+        assert!(text.contains("portico_requests_total{api=\"_unmatched\",status_class=\"4xx\"} 0"));
+    }
+
+    #[test]
+    fn handles_survive_lookups() {
+        let m = Metrics::new();
+        assert!(Arc::ptr_eq(&m.api("a"), &m.api("a")));
+    }
+
+    #[test]
+    fn seconds_format() {
+        assert_eq!(format_seconds(500), "0.0005");
+        assert_eq!(format_seconds(1_000_000), "1");
+        assert_eq!(format_seconds(2_500_000), "2.5");
+        assert_eq!(format_seconds(0), "0");
+    }
+}

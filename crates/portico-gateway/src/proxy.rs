@@ -1,0 +1,278 @@
+//! The request path: route, forward, answer.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Uri};
+use http::{HeaderValue, Method, Request, Response, Version, header};
+use hyper::body::Incoming;
+use portico_model::ErrorCode;
+
+use crate::body::{Exchange, GatewayBody, LogContext};
+use crate::headers::{
+    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
+};
+use crate::server::ConnectionInfo;
+use crate::state::Gateway;
+use crate::{problem, upstream::ApiRuntime};
+
+/// Everything a failed exchange needs to answer and be recorded.
+struct Failure {
+    code: ErrorCode,
+    detail: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Serves one request. Never fails: every error becomes a problem+json
+    /// response here.
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        conn: &ConnectionInfo,
+    ) -> Response<GatewayBody> {
+        let start = Instant::now();
+        let started_at = SystemTime::now();
+        let id = request_id(req.headers());
+        let log = self.access_log.as_ref().map(|sink| LogContext {
+            sink: sink.clone(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            target: None,
+        });
+        let mut exchange = Exchange {
+            start,
+            started_at,
+            request_id: id.clone(),
+            api: None,
+            metrics: self.metrics.unmatched().clone(),
+            log,
+            status: 0,
+            upstream: None,
+            bytes: 0,
+            aborted: false,
+            client: conn.peer,
+        };
+        let result = self.forward(req, conn, &id, &mut exchange).await;
+        let mut response = match result {
+            Ok(resp) => resp,
+            Err(f) => {
+                if f.code.status() >= 500 {
+                    tracing::warn!(request_id = ?id, code = f.code.code(), detail = %f.detail, "Request failed.");
+                }
+                let resp = problem::response(f.code, &f.detail, id.to_str().unwrap_or(""));
+                resp.map(GatewayBody::full)
+            }
+        };
+        exchange.status = response.status().as_u16();
+        response.headers_mut().insert(&X_REQUEST_ID, id);
+        response.map(|b| b.with_exchange(exchange))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnectionInfo,
+        id: &HeaderValue,
+        exchange: &mut Exchange,
+    ) -> Result<Response<GatewayBody>, Failure> {
+        let Some(runtime) = self.runtime() else {
+            return Err(Failure::new(
+                ErrorCode::NotReady,
+                "The node has not loaded a configuration yet.",
+            ));
+        };
+        let (mut parts, body) = req.into_parts();
+        if parts.method == Method::CONNECT {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "CONNECT is not supported.",
+            ));
+        }
+        if !parts.uri.path().starts_with('/') {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "The request target must be a path.",
+            ));
+        }
+        let host = request_host(&parts)?;
+        let route_host = host.as_deref().map(routing_host);
+        let path = parts.uri.path();
+        let Some(matched) = runtime.snapshot.routes.lookup(route_host.as_deref(), path) else {
+            let on = host.as_deref().unwrap_or("(none)");
+            return Err(Failure::new(
+                ErrorCode::NoRoute,
+                format!(
+                    "No API is mounted at {} {} on host {on}.",
+                    parts.method, path
+                ),
+            ));
+        };
+        let rt: &ApiRuntime = &runtime.apis[matched.api as usize];
+        exchange.api = Some(rt.name.clone());
+        exchange.metrics = rt.metrics.clone();
+        let target = rt.next_target();
+        if let Some(log) = exchange.log.as_mut() {
+            log.target = Some(target.url.clone());
+        }
+
+        // The URI the upstream sees: target authority, base path swapped for
+        // the target's own prefix, query kept as sent.
+        let upstream_path = rt.api.upstream_path(target, path);
+        let query = parts.uri.query();
+        let mut pq =
+            String::with_capacity(upstream_path.len_hint() + query.map_or(0, |q| q.len() + 1));
+        upstream_path.write_to(&mut pq);
+        if let Some(q) = query {
+            pq.push('?');
+            pq.push_str(q);
+        }
+        let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| {
+            Failure::new(
+                ErrorCode::BadRequest,
+                "The request path cannot be forwarded.",
+            )
+        })?;
+        let mut uri = Uri::from_parts({
+            let mut p = http::uri::Parts::default();
+            p.scheme = Some(target.scheme.clone());
+            p.authority = Some(target.authority.clone());
+            p.path_and_query = Some(pq);
+            p
+        })
+        .map_err(|_| Failure::new(ErrorCode::Internal, "Could not build the upstream URI."))?;
+
+        let headers = &mut parts.headers;
+        remove_hop_by_hop(headers);
+        add_forwarded(headers, conn.peer, conn.scheme, host.as_deref());
+        let tp = traceparent(headers);
+        headers.insert(&TRACEPARENT, tp);
+        headers.insert(&X_REQUEST_ID, id.clone());
+        // The client sets Host from the URI: the upstream is addressed by its
+        // own name; the original host travels in X-Forwarded-Host.
+        headers.remove(header::HOST);
+        std::mem::swap(&mut parts.uri, &mut uri);
+        parts.version = Version::HTTP_11;
+        let upstream_req = Request::from_parts(parts, body);
+
+        let sent = Instant::now();
+        let timeout = rt.api.upstream.timeout;
+        let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
+        exchange.upstream = Some(sent.elapsed());
+        let mut resp = match result {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(classify(&e, &target.url)),
+            Err(_) => {
+                return Err(Failure::new(
+                    ErrorCode::UpstreamTimeout,
+                    format!(
+                        "The upstream {} did not answer within {timeout:?}.",
+                        target.url
+                    ),
+                ));
+            }
+        };
+        remove_hop_by_hop(resp.headers_mut());
+        Ok(resp.map(GatewayBody::upstream))
+    }
+}
+
+/// The host the client addressed, as sent (with port). HTTP/2 and
+/// absolute-form requests carry it in the URI; HTTP/1.1 in exactly one
+/// `Host` header.
+fn request_host(parts: &http::request::Parts) -> Result<Option<String>, Failure> {
+    if let Some(authority) = parts.uri.authority() {
+        return Ok(Some(authority.as_str().to_owned()));
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            "The request has more than one Host header.",
+        ));
+    }
+    match first {
+        Some(v) => {
+            let text = v
+                .to_str()
+                .ok()
+                .filter(|t| t.parse::<Authority>().is_ok() && !t.contains('@'))
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::BadRequest,
+                        "The Host header is not a valid host.",
+                    )
+                })?;
+            Ok(Some(text.to_owned()))
+        }
+        None if parts.version == Version::HTTP_11 => Err(Failure::new(
+            ErrorCode::BadRequest,
+            "An HTTP/1.1 request must have a Host header.",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The host as routes know it: lower case, without port or IPv6 brackets'
+/// port.
+fn routing_host(host: &str) -> Cow<'_, str> {
+    let without_port = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    if without_port.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(without_port.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(without_port)
+    }
+}
+
+/// Maps a client error to the answer: connect failures are 502 (504 when
+/// the connect timed out), anything after is 502.
+fn classify(e: &hyper_util::client::legacy::Error, target: &str) -> Failure {
+    let timed_out = std::iter::successors(std::error::Error::source(e), |s| s.source())
+        .filter_map(|s| s.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    if e.is_connect() && timed_out {
+        Failure::new(
+            ErrorCode::UpstreamTimeout,
+            format!("Connecting to the upstream {target} timed out."),
+        )
+    } else if e.is_connect() {
+        Failure::new(
+            ErrorCode::UpstreamConnect,
+            format!("Could not connect to the upstream {target}."),
+        )
+    } else {
+        Failure::new(
+            ErrorCode::UpstreamFailed,
+            format!("The upstream {target} closed the connection or sent an invalid response."),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_host_strips_port_and_lowercases() {
+        assert_eq!(routing_host("API.example.com:8080"), "api.example.com");
+        assert_eq!(routing_host("api.example.com"), "api.example.com");
+        assert_eq!(routing_host("[::1]:8080"), "[::1]");
+        assert_eq!(routing_host("[::1]"), "[::1]");
+    }
+}

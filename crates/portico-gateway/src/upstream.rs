@@ -1,0 +1,74 @@
+//! Per-API upstream state: the pooled HTTP client and the round-robin cursor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use portico_model::{Api, Target};
+
+use crate::metrics::ApiMetrics;
+
+/// Idle upstream connections are closed after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keep-alive probes on upstream connections.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// An API and what serving it needs at run time.
+pub(crate) struct ApiRuntime {
+    pub api: Arc<Api>,
+    /// `api.name`, shared with every exchange record of this API.
+    pub name: Arc<str>,
+    pub client: UpstreamClient,
+    pub metrics: Arc<ApiMetrics>,
+    /// Position in `api.upstream.schedule`; shared with the runtime this one
+    /// was carried over from so the rotation continues across reloads.
+    cursor: Arc<AtomicUsize>,
+}
+
+impl ApiRuntime {
+    pub fn new(api: Arc<Api>, metrics: Arc<ApiMetrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(api.upstream.connect_timeout));
+        connector.set_keepalive(Some(TCP_KEEPALIVE));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Self {
+            name: api.name.as_str().into(),
+            api,
+            client,
+            metrics,
+            cursor: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The same pool and cursor serving a new (equal-upstream) API value.
+    pub fn with_api(&self, api: Arc<Api>) -> Self {
+        Self {
+            api,
+            name: self.name.clone(),
+            client: self.client.clone(),
+            metrics: self.metrics.clone(),
+            cursor: self.cursor.clone(),
+        }
+    }
+
+    /// The next target in weighted round-robin order.
+    #[inline]
+    pub fn next_target(&self) -> &Target {
+        let upstream = &self.api.upstream;
+        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let slot = upstream.schedule[turn % upstream.schedule.len()];
+        &upstream.targets[slot as usize]
+    }
+}

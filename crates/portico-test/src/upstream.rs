@@ -1,0 +1,339 @@
+//! Upstream servers for tests: a JSON echo, custom handlers, and faults
+//! (refuse, reset, stall, slow, garbage, unreachable).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The body type custom handlers answer with.
+pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<TestBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What the echo upstream saw, as returned in its JSON body.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path and query as received.
+    pub uri: String,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body_len: usize,
+}
+
+impl RecordedRequest {
+    /// Parses the echo upstream's JSON answer.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let headers = v["headers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, vals)| {
+                        let vals = vals.as_array().into_iter().flatten();
+                        (
+                            k.clone(),
+                            vals.filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            method: v["method"].as_str().unwrap_or_default().to_owned(),
+            uri: v["uri"].as_str().unwrap_or_default().to_owned(),
+            headers,
+            body_len: v["body_len"].as_u64().unwrap_or(0) as usize,
+        }
+    }
+
+    /// The single value of `name`, if present once.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self.headers.get(name).map(Vec::as_slice) {
+            Some([one]) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+enum Mode {
+    Serve { handler: Handler, delay: Duration },
+    Refuse,
+    Reset,
+    Stall,
+    Garbage,
+    Unreachable,
+}
+
+/// Builds an upstream.
+pub struct Upstream;
+
+/// Configures an upstream before it runs.
+pub struct UpstreamBuilder {
+    mode: Mode,
+}
+
+impl Upstream {
+    /// Answers 200 with a JSON description of the request: method, URI,
+    /// headers (lower-case names, all values) and body length.
+    pub fn echo() -> UpstreamBuilder {
+        Self::from_fn(|req| async move { echo(req).await })
+    }
+
+    /// Answers with `handler`.
+    pub fn from_fn<F, Fut>(handler: F) -> UpstreamBuilder
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        UpstreamBuilder {
+            mode: Mode::Serve {
+                handler,
+                delay: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Nothing listens: connections are refused.
+    pub fn refuse() -> UpstreamBuilder {
+        UpstreamBuilder { mode: Mode::Refuse }
+    }
+
+    /// Accepts, reads the request, then resets the connection (RST).
+    pub fn reset() -> UpstreamBuilder {
+        UpstreamBuilder { mode: Mode::Reset }
+    }
+
+    /// Accepts and reads, and never answers.
+    pub fn stall() -> UpstreamBuilder {
+        UpstreamBuilder { mode: Mode::Stall }
+    }
+
+    /// Answers with bytes that are not HTTP.
+    pub fn garbage() -> UpstreamBuilder {
+        UpstreamBuilder {
+            mode: Mode::Garbage,
+        }
+    }
+
+    /// A listener whose accept queue is full and never drained, so new
+    /// connection attempts hang until the client's connect timeout.
+    pub fn unreachable() -> UpstreamBuilder {
+        UpstreamBuilder {
+            mode: Mode::Unreachable,
+        }
+    }
+}
+
+/// A text response, for custom handlers.
+pub fn text_response(status: u16, body: &'static str) -> Response<TestBody> {
+    let mut resp = Response::new(full_body(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    resp
+}
+
+/// A complete body, for custom handlers.
+pub fn full_body(bytes: Bytes) -> TestBody {
+    Full::new(bytes).map_err(|e| match e {}).boxed()
+}
+
+async fn echo(req: Request<Incoming>) -> Response<TestBody> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in &parts.headers {
+        headers
+            .entry(k.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let json = serde_json::json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": body.len(),
+    });
+    let mut resp = Response::new(full_body(Bytes::from(json.to_string())));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl UpstreamBuilder {
+    /// Waits this long before answering each request.
+    pub fn delay(mut self, d: Duration) -> Self {
+        if let Mode::Serve { delay, .. } = &mut self.mode {
+            *delay = d;
+        }
+        self
+    }
+
+    /// Binds `127.0.0.1:0` and starts serving.
+    pub async fn run(self) -> UpstreamHandle {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("local addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let task = match self.mode {
+            Mode::Refuse => {
+                drop(listener);
+                None
+            }
+            Mode::Unreachable => {
+                drop(listener);
+                Some(tokio::spawn(unreachable(addr)))
+            }
+            mode => Some(tokio::spawn(serve(listener, mode, counter))),
+        };
+        UpstreamHandle {
+            addr,
+            connections,
+            task,
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, mode: Mode, connections: Arc<AtomicUsize>) {
+    let mode = Arc::new(mode);
+    let mut held = Vec::new();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.fetch_add(1, Ordering::Relaxed);
+        let mode = mode.clone();
+        match &*mode {
+            Mode::Serve { .. } => {
+                tokio::spawn(async move {
+                    let Mode::Serve { handler, delay } = &*mode else {
+                        return;
+                    };
+                    let handler = handler.clone();
+                    let delay = *delay;
+                    let service = service_fn(move |req| {
+                        let handler = handler.clone();
+                        async move {
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            Ok::<_, Infallible>(handler(req).await)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Mode::Reset => {
+                tokio::spawn(async move {
+                    read_head(&mut stream).await;
+                    let _ = stream.set_zero_linger();
+                    drop(stream);
+                });
+            }
+            Mode::Stall => {
+                held.push(stream);
+            }
+            Mode::Garbage => {
+                tokio::spawn(async move {
+                    read_head(&mut stream).await;
+                    let _ = stream
+                        .write_all(b"SMTP ready, not HTTP at all\r\n\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+            Mode::Refuse | Mode::Unreachable => unreachable!("not served"),
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Listens with a backlog of one and fills it, so further SYNs are dropped.
+async fn unreachable(addr: SocketAddr) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let _ = socket.set_reuse_address(true);
+    socket
+        .bind(&addr.into())
+        .expect("bind unreachable upstream");
+    socket.listen(0).expect("listen");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let connect = TcpStream::connect(addr);
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+            fillers.push(s);
+        }
+    }
+    // Keep the socket and the fillers alive until the task is aborted.
+    let _keep = (socket, fillers);
+    std::future::pending::<()>().await;
+}
+
+/// A running upstream; stops when dropped.
+pub struct UpstreamHandle {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl UpstreamHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UpstreamHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

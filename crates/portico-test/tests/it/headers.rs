@@ -1,0 +1,166 @@
+use portico_test::{RecordedRequest, TestNode, Upstream, text_response};
+
+use crate::support::{api, apis, client, raw};
+
+#[tokio::test]
+async fn hop_by_hop_request_headers_are_removed() {
+    let up = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    let request = b"GET /a/x HTTP/1.1\r\nHost: example.com\r\nConnection: close, X-Drop-Me\r\nX-Drop-Me: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: websocket\r\nX-Kept: yes\r\n\r\n";
+    let (head, body) = raw(node.proxy_addr(), request).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen = RecordedRequest::from_json(&serde_json::from_slice(&body).unwrap());
+    for gone in [
+        "x-drop-me",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} reached the upstream: {:?}",
+            seen.headers
+        );
+    }
+    // The upstream connection is Portico's own: keep-alive, not the client's close.
+    assert_ne!(seen.header("connection"), Some("close"));
+    assert_eq!(seen.header("x-kept"), Some("yes"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_response_headers_are_removed() {
+    let up = Upstream::from_fn(|_| async {
+        let mut resp = text_response(200, "ok");
+        let h = resp.headers_mut();
+        h.insert("connection", "x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=99".parse().unwrap());
+        h.insert("proxy-authenticate", "Basic".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        resp
+    })
+    .run()
+    .await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    let resp = client().get(node.proxy_url("/a")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers();
+    for gone in ["x-secret", "keep-alive", "proxy-authenticate"] {
+        assert!(!h.contains_key(gone), "{gone} reached the client: {h:?}");
+    }
+    assert_eq!(h["x-kept"], "1");
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_added() {
+    let up = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    let resp = client()
+        .get(node.proxy_url("/a"))
+        .header("host", "api.example.com")
+        .header("x-forwarded-for", "192.0.2.1")
+        .header("forwarded", "for=192.0.2.1")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert_eq!(seen.header("x-forwarded-for"), Some("192.0.2.1, 127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.example.com"));
+    assert_eq!(
+        seen.headers["forwarded"],
+        vec![
+            "for=192.0.2.1".to_owned(),
+            "for=127.0.0.1;proto=http;host=\"api.example.com\"".to_owned()
+        ]
+    );
+    // The upstream is addressed by its own authority.
+    assert_eq!(seen.header("host"), Some(up.addr().to_string().as_str()));
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_or_made_and_always_returned() {
+    let up = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    let c = client();
+
+    let resp = c
+        .get(node.proxy_url("/a"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-42");
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert_eq!(seen.header("x-request-id"), Some("req-42"));
+
+    let too_long = "x".repeat(129);
+    let resp = c
+        .get(node.proxy_url("/a"))
+        .header("x-request-id", &too_long)
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert_eq!(seen.header("x-request-id"), Some(id.as_str()));
+
+    // Error answers carry one too.
+    let resp = c.get(node.proxy_url("/nowhere")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["x-request-id"].len(), 32);
+}
+
+#[tokio::test]
+async fn traceparent_is_propagated_or_started() {
+    let up = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    let c = client();
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let resp = c
+        .get(node.proxy_url("/a"))
+        .header("traceparent", incoming)
+        .send()
+        .await
+        .unwrap();
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    let tp = seen.header("traceparent").unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "parent id was not replaced: {tp}"
+    );
+
+    let resp = c.get(node.proxy_url("/a")).send().await.unwrap();
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    let tp = seen.header("traceparent").unwrap();
+    let parts: Vec<_> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4, "{tp}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+        ("00", 32, 16, "01")
+    );
+}

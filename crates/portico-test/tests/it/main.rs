@@ -1,0 +1,9 @@
+//! Integration tests of the gateway, one binary (faster linking). Every
+//! server is in-process on 127.0.0.1:0.
+
+mod access_log;
+mod admin;
+mod errors;
+mod headers;
+mod proxy;
+mod support;

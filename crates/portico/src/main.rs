@@ -1,0 +1,150 @@
+//! The `portico` command. Thin: parsing arguments and wiring, nothing else.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use portico_app::{App, Overrides};
+use portico_config::{Compiled, compile};
+
+/// Portico: API gateway, control plane and developer portal in one binary.
+#[derive(Parser)]
+#[command(name = "portico", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node. Without a file, starts on the embedded defaults: proxy on
+    /// 0.0.0.0:8080, admin on 127.0.0.1:8081, data under ./portico-data.
+    Serve {
+        /// Configuration file (YAML): node settings and entities.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Runtime worker threads; overrides `server.workers` (default: one
+        /// per core). 1 runs a single-threaded runtime.
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
+    /// Validate a configuration file without starting; prints every error
+    /// and exits non-zero if there is one.
+    Check {
+        /// Configuration file (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config, workers } => match serve(config.as_deref(), workers) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Reads and compiles `path`, printing every diagnostic on failure.
+fn load(path: &Path) -> Result<Compiled, ExitCode> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+    };
+    compile(&text).map_err(|diagnostics| {
+        for d in diagnostics.iter() {
+            eprintln!("{}: {d}", path.display());
+        }
+        eprintln!(
+            "error: {} has {} error{}",
+            path.display(),
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::FAILURE
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} APIs, {} products, {} developers, {} apps)",
+                path.display(),
+                c.snapshot.apis.len(),
+                c.snapshot.products.len(),
+                c.snapshot.developers.len(),
+                c.snapshot.apps.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let compiled = match path {
+        Some(p) => load(p).map_err(|_| anyhow::anyhow!("the configuration has errors"))?,
+        None => Compiled::default(),
+    };
+    if let Some(dir) = compiled.node.storage.data_dir() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let workers = workers.or(compiled.node.workers);
+    let runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let app = App::start(compiled, Overrides::default()).await?;
+        tracing::info!(workers = workers.unwrap_or(0), "Press Ctrl-C to stop.");
+        shutdown_signal().await;
+        tracing::info!("Shutting down: draining in-flight requests.");
+        app.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
