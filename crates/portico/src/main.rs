@@ -95,6 +95,7 @@ fn check(path: &Path) -> ExitCode {
 fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
                 .unwrap_or_else(|_| "info".into()),

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Load benchmark: Portico against nginx (and HAProxy) as reverse proxies in
+# front of the same trivial upstream, by the protocol in BENCHMARK.md:
+#   CPU 0: wrk and the upstream (nginx answering GET / with 5 bytes)
+#   CPU 1: the proxy under test, one worker / one thread
+#   targets interleaved over ROUNDS rounds, 3 s warm-up before each run,
+#   medians reported, then the ratio portico / nginx.
+#
+# Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick]
+# Needs root for apt-get the first time (nginx, haproxy, wrk).
+set -euo pipefail
+
+ROUNDS=5
+DURATION=10
+CONNS=32
+WARMUP=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
+    --quick) ROUNDS=1; DURATION=3; WARMUP=1; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/portico-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+install_tools() {
+  local missing=()
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  command -v wrk >/dev/null || missing+=(wrk)
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "Installing ${missing[*]} (services are not started)." >&2
+  # Keep the packages' own services from starting during install.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+install_tools
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+echo "Building Portico (release)." >&2
+(cd "$root" && cargo build --release -q -p portico)
+PORTICO="$root/target/release/portico"
+
+UP=$(free_port); NGX=$(free_port); HAP=$(free_port); POR=$(free_port); ADM=$(free_port)
+
+# The upstream: nginx on CPU 0, GET / answers "hello".
+mkdir -p "$work/up" "$work/ngx"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $work/up/nginx.pid; error_log $work/up/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
+  client_body_temp_path $work/up; proxy_temp_path $work/up; fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
+  server { listen 127.0.0.1:$UP backlog=4096; location / { default_type text/plain; return 200 "hello"; } }
+}
+CONF
+taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
+
+# nginx as reverse proxy on CPU 1: the BENCHMARK.md baseline.
+cat > "$work/ngx/nginx.conf" <<CONF
+worker_processes 1; master_process off; daemon off; pid $work/ngx/nginx.pid; error_log $work/ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
+  client_body_temp_path $work/ngx; proxy_temp_path $work/ngx; fastcgi_temp_path $work/ngx; uwsgi_temp_path $work/ngx; scgi_temp_path $work/ngx;
+  upstream backend { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$NGX backlog=4096;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+taskset -c 1 "$NGINX" -c "$work/ngx/nginx.conf" -p "$work/ngx" & pids+=($!)
+NGX_PID=$!
+
+# HAProxy on CPU 1.
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:$HAP
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+CONF
+taskset -c 1 "$HAPROXY" -f "$work/haproxy.cfg" -db & pids+=($!)
+HAP_PID=$!
+
+# Portico on CPU 1, single-threaded runtime, access log off (nginx's is off too).
+cat > "$work/portico.yaml" <<CONF
+server:
+  proxy: { listen: "127.0.0.1:$POR" }
+  admin: { listen: "127.0.0.1:$ADM" }
+  access_log: "off"
+  workers: 1
+storage: "sqlite://$work/portico-data/portico.db"
+apis:
+  - name: bench
+    base_path: /
+    upstream:
+      targets: ["http://127.0.0.1:$UP"]
+CONF
+PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
+POR_PID=$!
+
+for p in $UP $NGX $HAP $POR; do wait_port "$p"; done
+for p in $UP $NGX $HAP $POR; do
+  curl -sf "http://127.0.0.1:$p/" | grep -q hello || { echo "port $p does not proxy" >&2; exit 1; }
+done
+
+cpu_ticks() { # busy and total jiffies of one CPU
+  awk -v c="cpu$1" '$1==c { busy=$2+$3+$4+$7+$8; total=busy+$5+$6; print busy, total }' /proc/stat
+}
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+results="$work/results.tsv"
+: > "$results"
+run() { # name port pid
+  local name=$1 port=$2 pid=$3 out
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/" >/dev/null 2>&1
+  read -r b0a t0a < <(cpu_ticks 0); read -r b1a t1a < <(cpu_ticks 1)
+  local pa=0; [ -n "$pid" ] && pa=$(proc_ticks "$pid")
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
+  read -r b0b t0b < <(cpu_ticks 0); read -r b1b t1b < <(cpu_ticks 1)
+  local pb=0; [ -n "$pid" ] && pb=$(proc_ticks "$pid")
+  python3 - "$name" "$((b0b-b0a))" "$((t0b-t0a))" "$((b1b-b1a))" "$((t1b-t1a))" "$((pb-pa))" "$out" >> "$results" <<'PY'
+import re, sys
+name, b0, t0, b1, t1, pticks, out = sys.argv[1:8]
+def lat(p):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)" % p, out, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+errs = sum(int(x) for x in sock.groups()) if sock else 0
+hz = 100  # USER_HZ
+cpu_us_per_req = int(pticks) / hz * 1e6 / total if total and int(pticks) else 0
+print("\t".join(str(x) for x in [name, rps, lat(50), lat(99), non2xx.group(1) if non2xx else 0, errs,
+      round(100 * int(b0) / max(int(t0), 1)), round(100 * int(b1) / max(int(t1), 1)), round(cpu_us_per_req, 2)]))
+PY
+}
+
+echo "Portico: single-threaded runtime (workers: 1) on CPU 1; upstream pool: hyper-util, unbounded idle per host (one connection per concurrent request)." >&2
+echo "Running $ROUNDS rounds x 4 targets, ${DURATION}s each, -c$CONNS." >&2
+for r in $(seq "$ROUNDS"); do
+  run direct "$UP" ""
+  run nginx "$NGX" "$NGX_PID"
+  run haproxy "$HAP" "$HAP_PID"
+  run portico "$POR" "$POR_PID"
+  echo "round $r done" >&2
+done
+
+python3 - "$results" "$CONNS" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+order = ["direct", "nginx", "haproxy", "portico"]
+med = {}
+print(f"\nc={sys.argv[2]}, medians over {len(rows) // len(order)} rounds")
+print(f"{'target':<10}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}{'sockerr':>8}{'cpu0%':>7}{'cpu1%':>7}{'cpu us/req':>11}")
+for name in order:
+    rs = [r for r in rows if r[0] == name]
+    if not rs:
+        continue
+    m = [statistics.median(float(r[i]) for r in rs) for i in range(1, 9)]
+    med[name] = m
+    print(f"{name:<10}{m[0]:>10.0f}{m[1]:>9.3f}{m[2]:>9.3f}{m[3]:>8.0f}{m[4]:>8.0f}{m[5]:>7.0f}{m[6]:>7.0f}{m[7]:>11.2f}")
+if "nginx" in med and "portico" in med:
+    n, p = med["nginx"], med["portico"]
+    print(f"\nportico / nginx: rps {p[0] / n[0]:.2f}x, p99 {p[2] / n[2]:.2f}x (lower is better), "
+          f"cpu per request {p[7] / n[7]:.2f}x" if n[7] else "")
+PY
