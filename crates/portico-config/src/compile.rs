@@ -458,13 +458,13 @@ impl Cx {
             self.push(limit.diag("a limit must be at least 1"));
             return None;
         }
-        if window.0.is_zero() {
-            self.push(limit.diag("a window must be greater than zero"));
+        if window.value.0.is_zero() {
+            self.push(window.diag("a window must be greater than zero"));
             return None;
         }
         Some(Limit {
             limit: limit.value,
-            window: window.0,
+            window: window.value.0,
         })
     }
 

@@ -301,6 +301,15 @@ apps:
 }
 
 #[test]
+fn zero_windows_point_at_the_window() {
+    let errs = errors("products:\n  - name: p\n    quota: { limit: 5, window: 0s }\n");
+    assert_eq!(
+        errs,
+        vec!["products[0].quota.window: a window must be greater than zero at line 3 column 32"]
+    );
+}
+
+#[test]
 fn yaml_syntax_error_is_one_located_diagnostic() {
     let errs = errors("apis:\n  - name: [\n");
     assert_eq!(errs.len(), 1);

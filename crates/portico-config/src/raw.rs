@@ -143,7 +143,7 @@ pub(crate) struct RawProduct {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimit {
     pub limit: Located<u64>,
-    pub window: DurationValue,
+    pub window: Located<DurationValue>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize)]

@@ -2,7 +2,6 @@
 //! forwarding headers (RFC 7239 and the `X-Forwarded-*` family), request ids
 //! and W3C trace context.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -19,9 +18,27 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// The longest incoming request id that is kept.
 const MAX_REQUEST_ID: usize = 128;
 
+/// The fixed hop-by-hop fields (RFC 9110 §7.6.1, plus the legacy
+/// `Keep-Alive` and `Proxy-Connection`).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+}
+
 /// Removes the hop-by-hop fields: the fixed list and every field the
-/// `Connection` header names.
+/// `Connection` header names. One pass over the names when there are none,
+/// which is the common case.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -60,9 +77,23 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let mut id = String::with_capacity(32);
-    let _ = write!(id, "{:032x}", fastrand::u128(..));
-    HeaderValue::try_from(id).expect("hex is a valid header value")
+    let mut id = Vec::with_capacity(32);
+    push_hex(&mut id, fastrand::u128(..), 32);
+    header_value(id)
+}
+
+/// Appends the lowest `digits` hex digits of `v`, most significant first.
+fn push_hex(out: &mut Vec<u8>, v: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+/// A header value from bytes this module produced (hex, digits, `-`).
+fn header_value(bytes: Vec<u8>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
+        .expect("generated header values are visible ASCII")
 }
 
 /// The `traceparent` to send upstream: the incoming trace continued with a
@@ -70,14 +101,26 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// incoming one is absent or malformed.
 pub(crate) fn traceparent(headers: &HeaderMap) -> HeaderValue {
     let span = nonzero_u64();
-    let value = match headers
+    let mut out = Vec::with_capacity(55);
+    out.extend_from_slice(b"00-");
+    let incoming = headers
         .get(&TRACEPARENT)
-        .and_then(|v| parse_traceparent(v.as_bytes()))
-    {
-        Some((trace, flags)) => format!("00-{trace}-{span:016x}-{flags}"),
-        None => format!("00-{:032x}-{span:016x}-01", nonzero_u128()),
+        .and_then(|v| parse_traceparent(v.as_bytes()));
+    let flags = match incoming {
+        Some((trace, flags)) => {
+            out.extend_from_slice(trace.as_bytes());
+            flags.as_bytes()
+        }
+        None => {
+            push_hex(&mut out, nonzero_u128(), 32);
+            b"01"
+        }
     };
-    HeaderValue::try_from(value).expect("hex is a valid header value")
+    out.push(b'-');
+    push_hex(&mut out, u128::from(span), 16);
+    out.push(b'-');
+    out.extend_from_slice(flags);
+    header_value(out)
 }
 
 fn nonzero_u64() -> u64 {
@@ -112,54 +155,71 @@ fn parse_traceparent(v: &[u8]) -> Option<(&str, &str)> {
     valid.then_some((trace, flags))
 }
 
-/// Adds `Forwarded` and `X-Forwarded-For/-Proto/-Host` for a request from
-/// `client` that arrived over `proto` naming `host`. `Forwarded` and
-/// `X-Forwarded-For` are appended to what earlier proxies wrote; the
-/// protocol and host describe this hop and replace what the client sent.
-pub(crate) fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: SocketAddr,
+/// What this hop says about a client in the forwarding headers, computed
+/// once per connection.
+#[derive(Clone, Debug)]
+pub struct Hop {
+    /// `for=…;proto=…`, the start of this hop's `Forwarded` element.
+    forwarded: String,
+    /// The client address as an `X-Forwarded-For` element.
+    ip: HeaderValue,
     proto: &'static str,
-    host: Option<&str>,
-) {
-    let ip = client.ip();
-    let mut forwarded = String::with_capacity(64);
-    match ip {
-        IpAddr::V4(v4) => {
-            let _ = write!(forwarded, "for={v4}");
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(forwarded, "for=\"[{v6}]\"");
+}
+
+impl Hop {
+    pub fn new(client: SocketAddr, proto: &'static str) -> Self {
+        let forwarded = match client.ip() {
+            IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+        };
+        let ip = HeaderValue::try_from(client.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            forwarded,
+            ip,
+            proto,
         }
     }
-    let _ = write!(forwarded, ";proto={proto}");
-    if let Some(h) = host.filter(|h| {
+}
+
+/// Adds `Forwarded` and `X-Forwarded-For/-Proto/-Host` for a request that
+/// arrived over `hop` naming `host`. `Forwarded` and `X-Forwarded-For` are
+/// appended to what earlier proxies wrote; the protocol and host describe
+/// this hop and replace what the client sent.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&HeaderValue>) {
+    let host_str = host.and_then(|h| h.to_str().ok()).filter(|h| {
         h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    }) {
-        let _ = write!(forwarded, ";host=\"{h}\"");
+    });
+    let mut forwarded =
+        String::with_capacity(hop.forwarded.len() + host_str.map_or(0, |h| h.len() + 8));
+    forwarded.push_str(&hop.forwarded);
+    if let Some(h) = host_str {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
     }
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
         headers.append(&FORWARDED, v);
     }
 
-    let mut xff = String::with_capacity(48);
-    for earlier in headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
-        xff.push_str(earlier);
-        xff.push_str(", ");
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut xff = Vec::with_capacity(64);
+        for earlier in headers.get_all(&X_FORWARDED_FOR) {
+            xff.extend_from_slice(earlier.as_bytes());
+            xff.extend_from_slice(b", ");
+        }
+        xff.extend_from_slice(hop.ip.as_bytes());
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+            headers.insert(&X_FORWARDED_FOR, v);
+        }
+    } else {
+        headers.insert(&X_FORWARDED_FOR, hop.ip.clone());
     }
-    let _ = write!(xff, "{ip}");
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    match host {
         Some(v) => {
-            headers.insert(&X_FORWARDED_HOST, v);
+            headers.insert(&X_FORWARDED_HOST, v.clone());
         }
         None => {
             headers.remove(&X_FORWARDED_HOST);
@@ -268,11 +328,11 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "spoofed"),
         ]);
+        let host = HeaderValue::from_static("api.example.com:8080");
         add_forwarded(
             &mut h,
-            "127.0.0.1:5000".parse().unwrap(),
-            "http",
-            Some("api.example.com:8080"),
+            &Hop::new("127.0.0.1:5000".parse().unwrap(), "http"),
+            Some(&host),
         );
         let fwd: Vec<_> = h.get_all("forwarded").iter().collect();
         assert_eq!(
@@ -287,7 +347,11 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "api.example.com:8080");
 
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, "[::1]:5000".parse().unwrap(), "http", None);
+        add_forwarded(
+            &mut h,
+            &Hop::new("[::1]:5000".parse().unwrap(), "http"),
+            None,
+        );
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(h["x-forwarded-for"], "::1");
         assert!(!h.contains_key("x-forwarded-host"));

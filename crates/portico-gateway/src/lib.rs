@@ -23,3 +23,25 @@ pub use access_log::AccessLogSink;
 pub use metrics::Metrics;
 pub use server::{ConnectionInfo, ProxyServer};
 pub use state::{Gateway, Runtime};
+
+#[cfg(test)]
+mod tests {
+    /// The data plane depends on the compiled model only (STYLE.md §1): a
+    /// dependency on the parser, the store or the admin API is a design
+    /// change, not a convenience.
+    #[test]
+    fn depends_on_the_model_only() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");
+        let deps = deps.split("\n[").next().unwrap_or("");
+        for name in deps
+            .lines()
+            .filter_map(|l| l.split_once(['=', '.']).map(|(n, _)| n.trim()))
+        {
+            assert!(
+                !name.starts_with("portico-") || name == "portico-model",
+                "portico-gateway must not depend on {name}"
+            );
+        }
+    }
+}

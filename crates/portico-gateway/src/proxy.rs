@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Uri};
+use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use portico_model::ErrorCode;
@@ -106,10 +106,11 @@ impl Gateway {
             ));
         }
         let host = request_host(&parts)?;
-        let route_host = host.as_deref().map(routing_host);
+        let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+        let route_host = host_str.map(routing_host);
         let path = parts.uri.path();
         let Some(matched) = runtime.snapshot.routes.lookup(route_host.as_deref(), path) else {
-            let on = host.as_deref().unwrap_or("(none)");
+            let on = host_str.unwrap_or("(none)");
             return Err(Failure::new(
                 ErrorCode::NoRoute,
                 format!(
@@ -154,7 +155,7 @@ impl Gateway {
 
         let headers = &mut parts.headers;
         remove_hop_by_hop(headers);
-        add_forwarded(headers, conn.peer, conn.scheme, host.as_deref());
+        add_forwarded(headers, &conn.hop, host.as_ref());
         let tp = traceparent(headers);
         headers.insert(&TRACEPARENT, tp);
         headers.insert(&X_REQUEST_ID, id.clone());
@@ -190,9 +191,9 @@ impl Gateway {
 /// The host the client addressed, as sent (with port). HTTP/2 and
 /// absolute-form requests carry it in the URI; HTTP/1.1 in exactly one
 /// `Host` header.
-fn request_host(parts: &http::request::Parts) -> Result<Option<String>, Failure> {
+fn request_host(parts: &http::request::Parts) -> Result<Option<HeaderValue>, Failure> {
     if let Some(authority) = parts.uri.authority() {
-        return Ok(Some(authority.as_str().to_owned()));
+        return Ok(HeaderValue::from_str(authority.as_str()).ok());
     }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     let first = hosts.next();
@@ -203,25 +204,25 @@ fn request_host(parts: &http::request::Parts) -> Result<Option<String>, Failure>
         ));
     }
     match first {
-        Some(v) => {
-            let text = v
-                .to_str()
-                .ok()
-                .filter(|t| t.parse::<Authority>().is_ok() && !t.contains('@'))
-                .ok_or_else(|| {
-                    Failure::new(
-                        ErrorCode::BadRequest,
-                        "The Host header is not a valid host.",
-                    )
-                })?;
-            Ok(Some(text.to_owned()))
-        }
+        Some(v) if is_host(v.as_bytes()) => Ok(Some(v.clone())),
+        Some(_) => Err(Failure::new(
+            ErrorCode::BadRequest,
+            "The Host header is not a valid host.",
+        )),
         None if parts.version == Version::HTTP_11 => Err(Failure::new(
             ErrorCode::BadRequest,
             "An HTTP/1.1 request must have a Host header.",
         )),
         None => Ok(None),
     }
+}
+
+/// `uri-host [ ":" port ]` of RFC 9110 §7.2, by its characters: a reg-name,
+/// IPv4 or bracketed IPv6 literal, never userinfo.
+fn is_host(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&c))
 }
 
 /// The host as routes know it: lower case, without port or IPv6 brackets'

@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::headers::Hop;
 use crate::state::Gateway;
 
 /// A client that sends no complete request head within this time is
@@ -26,6 +27,18 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// The forwarding headers' view of this client, made once.
+    pub(crate) hop: Hop,
+}
+
+impl ConnectionInfo {
+    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+        Self {
+            peer,
+            scheme,
+            hop: Hop::new(peer, scheme),
+        }
+    }
 }
 
 /// Serves the gateway on a bound listener.
@@ -69,10 +82,7 @@ impl ProxyServer {
             };
             let _ = stream.set_nodelay(true);
             let gateway = self.gateway.clone();
-            let info = Arc::new(ConnectionInfo {
-                peer,
-                scheme: "http",
-            });
+            let info = Arc::new(ConnectionInfo::new(peer, "http"));
             let service = service_fn(move |req| {
                 let gateway = gateway.clone();
                 let info = info.clone();

@@ -68,7 +68,8 @@ pub struct Upstream {
     /// schedule gives each target as many slots as its weight.
     pub schedule: Vec<u32>,
     pub connect_timeout: Duration,
-    /// Time allowed from sending the request to receiving response headers.
+    /// Time allowed from asking for an upstream connection (pooled or new)
+    /// to receiving the response headers.
     pub timeout: Duration,
 }
 

@@ -184,6 +184,42 @@ mod tests {
         assert_eq!(at(&t, None, "/b"), None);
     }
 
+    /// The reference: the longest base path that is the request path or a
+    /// segment-aligned prefix of it.
+    fn naive(bases: &[String], path: &str) -> Option<u32> {
+        bases
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                b.as_str() == "/"
+                    || path == b.as_str()
+                    || path
+                        .strip_prefix(b.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|(_, b)| b.len())
+            .map(|(i, _)| i as u32)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lookup_agrees_with_longest_segment_prefix(
+            bases in proptest::collection::btree_set("(/[a-c]{1,2}){1,3}|/", 1..12),
+            paths in proptest::collection::vec("(/[a-c]{0,3}){0,5}", 1..20),
+        ) {
+            let bases: Vec<String> = bases.into_iter().collect();
+            let mut b = RouteTableBuilder::new();
+            for (i, base) in bases.iter().enumerate() {
+                b.insert(None, base, i as u32).unwrap();
+            }
+            let t = b.build();
+            for path in paths {
+                let path = if path.is_empty() { "/".to_owned() } else { path };
+                proptest::prop_assert_eq!(at(&t, None, &path), naive(&bases, &path), "path {}", path);
+            }
+        }
+    }
+
     #[test]
     fn same_base_path_on_same_host_is_refused() {
         let mut b = RouteTableBuilder::new();
