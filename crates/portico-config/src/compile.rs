@@ -11,9 +11,10 @@ use http::uri::Scheme;
 use portico_model::api::wrr_schedule;
 use portico_model::entities::{Approval, Limit, OAuthClient};
 use portico_model::node::Storage;
+use portico_model::policy::PolicyChain;
 use portico_model::{
-    AccessLog, Api, App, Developer, NodeSettings, Product, RouteError, RouteTableBuilder, Snapshot,
-    Target, Upstream,
+    AccessLog, Api, ApiKeyEntry, App, Consumers, Developer, NodeSettings, Product, RouteError,
+    RouteTableBuilder, Snapshot, Target, Upstream,
 };
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -31,31 +32,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound of a target weight, which keeps the schedule small.
 const MAX_WEIGHT: u32 = 1000;
-
-/// Policies of the product contract. They are recognised by name so that a
-/// configuration using one fails with a clear message rather than running
-/// without the protection it asks for.
-const KNOWN_POLICIES: &[&str] = &[
-    "ip_filter",
-    "cors",
-    "request_size",
-    "api_key",
-    "basic_auth",
-    "jwt",
-    "oauth2",
-    "mtls",
-    "rate_limit",
-    "spike_arrest",
-    "quota",
-    "concurrency",
-    "validate",
-    "cache",
-    "headers",
-    "rewrite",
-    "json_to_xml",
-    "xml_to_json",
-    "soap",
-];
 
 /// The result of compiling a configuration file.
 #[derive(Debug, Default)]
@@ -221,7 +197,7 @@ impl Cx {
         }
         let products = self.products(raw_products, &apis);
         let developers = self.developers(raw_developers);
-        let apps = self.apps(raw_apps, &products, &developers);
+        let consumers = self.apps(raw_apps, &products, &developers, &apis);
 
         Compiled {
             node,
@@ -230,7 +206,7 @@ impl Cx {
                 routes: routes.build(),
                 products,
                 developers,
-                apps,
+                consumers,
             },
         }
     }
@@ -294,19 +270,6 @@ impl Cx {
                 self.push(spec.diag("OpenAPI specs are not supported by this version of Portico yet; remove `spec` to proxy the whole base path"));
                 ok = false;
             }
-            for policy in &policies {
-                let mut names = policy.value.entry.keys();
-                let message = match (names.next(), names.next()) {
-                    (Some(name), None) if KNOWN_POLICIES.contains(&name.as_str()) => format!(
-                        "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
-                    ),
-                    (Some(name), None) => format!("unknown policy `{name}`, expected one of {}", quoted(KNOWN_POLICIES)),
-                    _ => "a policy is a mapping with exactly one key, the policy name, such as `- api_key: { header: x-api-key }`"
-                        .to_owned(),
-                };
-                self.push(policy.diag(message));
-                ok = false;
-            }
             let mut host_names = Vec::new();
             for h in hosts {
                 if host_names.contains(&h.value.0) {
@@ -328,6 +291,7 @@ impl Cx {
                     base_path: base_path.value.0.clone(),
                     hosts: host_names,
                     upstream,
+                    policies: PolicyChain::new(policies.into_iter().map(|p| p.value.0).collect()),
                 },
                 ApiPlaces {
                     base_path: base_path.map(|b| b.0),
@@ -493,11 +457,12 @@ impl Cx {
         raw: Vec<RawApp>,
         products: &[Product],
         developers: &[Developer],
-    ) -> Vec<App> {
+        apis: &[(Api, ApiPlaces)],
+    ) -> Consumers {
         let mut names = HashSet::new();
         let mut keys: HashSet<[u8; 32]> = HashSet::new();
         let mut client_ids = HashSet::new();
-        let mut out = Vec::new();
+        let mut out = Consumers::default();
         for a in raw {
             let RawApp {
                 name,
@@ -560,13 +525,30 @@ impl Cx {
                 });
             }
             if ok {
-                out.push(App {
+                // Subscriptions in the file are granted: the file is the
+                // operator's own word, so `approval: manual` does not hold them.
+                let mut callable: Vec<u32> = products
+                    .iter()
+                    .filter(|p| product_refs.iter().any(|r| r.value == p.name))
+                    .flat_map(|p| p.apis.iter())
+                    .filter_map(|api| apis.iter().position(|(a, _)| &a.name == api))
+                    .map(|i| u32::try_from(i).expect("fewer than 2^32 APIs"))
+                    .collect();
+                callable.sort_unstable();
+                callable.dedup();
+                let index = u32::try_from(out.apps.len()).expect("fewer than 2^32 apps");
+                for digest in &api_key_hashes {
+                    out.api_keys
+                        .insert(*digest, ApiKeyEntry::new(*digest, index));
+                }
+                out.apps.push(Arc::new(App {
                     name: name.value.0,
                     developer: owner,
                     products: product_refs.into_iter().map(|r| r.value).collect(),
                     api_key_hashes,
                     oauth_clients: clients,
-                });
+                    apis: callable,
+                }));
             }
         }
         out

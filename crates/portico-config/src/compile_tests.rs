@@ -91,7 +91,7 @@ apps:
         Duration::from_secs(30 * 86400)
     );
     assert_eq!(c.snapshot.developers[0].email, "dev@example.com");
-    let app = &c.snapshot.apps[0];
+    let app = &c.snapshot.consumers.apps[0];
     let expected: [u8; 32] = Sha256::digest(b"test-key-0001").into();
     assert_eq!(app.api_key_hashes, vec![expected]);
 }
@@ -236,22 +236,53 @@ fn same_base_path_on_different_hosts_is_fine_but_not_on_the_same() {
     );
 }
 
+fn api_with_policy(policy: &str) -> String {
+    format!(
+        "apis:\n  - name: a\n    base_path: /a\n    upstream: {{ targets: [\"http://h\"] }}\n    policies:\n      - {policy}\n"
+    )
+}
+
+#[test]
+fn policies_are_built_from_the_registry() {
+    let c = compile(&api_with_policy("api_key: { header: X-Key, query: key }")).unwrap();
+    let chain = &c.snapshot.apis[0].policies;
+    assert!(chain.requires_identity());
+    assert_eq!(
+        chain.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        vec!["api_key"]
+    );
+    // Settings may be left out entirely.
+    assert!(compile(&api_with_policy("api_key: {}")).is_ok());
+    assert!(compile(&api_with_policy("api_key:")).is_ok());
+}
+
 #[test]
 fn policies_fail_closed_until_they_exist() {
-    let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream: { targets: [\"http://h\"] }\n    policies:\n      - api_key: { header: x-api-key }\n      - frobnicate: {}\n      - { a: 1, b: 2 }\n";
-    let errs = errors(yaml);
+    let errs = errors(&api_with_policy("jwt: { issuer: x }"));
     assert!(
-        errs[0].contains("policy `api_key` is not available"),
+        errs[0].starts_with("apis[0].policies[0].jwt: policy `jwt` is not available"),
         "{errs:?}"
     );
-    assert!(errs[0].starts_with("apis[0].policies[0]: "), "{errs:?}");
+    let errs = errors(&api_with_policy("frobnicate: {}"));
     assert!(
-        errs.iter()
-            .any(|e| e.contains("unknown policy `frobnicate`")),
+        errs[0].starts_with("apis[0].policies[0].frobnicate: unknown policy `frobnicate`"),
         "{errs:?}"
     );
+    let errs = errors(&api_with_policy("{ api_key: {}, jwt: {} }"));
+    assert!(errs[0].contains("exactly one key"), "{errs:?}");
+}
+
+#[test]
+fn policy_settings_errors_name_their_key() {
+    let errs = errors(&api_with_policy("api_key: { hedaer: x }"));
     assert!(
-        errs.iter().any(|e| e.contains("exactly one key")),
+        errs[0].starts_with("apis[0].policies[0].api_key.hedaer: unknown field `hedaer`"),
+        "{errs:?}"
+    );
+    assert!(errs[0].ends_with("at line 6 column 20"), "{errs:?}");
+    let errs = errors(&api_with_policy("api_key: { header: \"bad header\" }"));
+    assert!(
+        errs[0].contains("invalid header name `bad header`"),
         "{errs:?}"
     );
 }

@@ -2,10 +2,14 @@
 //! unknown keys, and the compiler destructures each one completely, so a new
 //! field cannot be silently ignored.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use portico_model::policy::Policy;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor,
+    value::MapAccessDeserializer,
+};
 
 use crate::de::Located;
 use crate::values::{BasePath, DurationValue, HostName, ListenAddr, Name};
@@ -117,13 +121,49 @@ impl<'de> Deserialize<'de> for RawTarget {
     }
 }
 
-/// One policy entry: a mapping whose one key is the policy name. The
-/// compiler checks there is exactly one; the settings are checked by the
-/// policy's own builder.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct RawPolicy {
-    pub entry: BTreeMap<String, IgnoredAny>,
+/// One policy entry: a mapping whose one key is the policy name, built by
+/// the policy registry from its settings as it is read, so a settings error
+/// is reported at its own key.
+pub(crate) struct RawPolicy(pub Arc<dyn Policy>);
+
+impl std::fmt::Debug for RawPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RawPolicy").field(&self.0.name()).finish()
+    }
+}
+
+const ONE_KEY: &str = "a policy is a mapping with exactly one key, the policy name, such as `- api_key: { header: x-api-key }`";
+
+impl<'de> Deserialize<'de> for RawPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPolicy;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(ONE_KEY)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPolicy, A::Error> {
+                let Some(name) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(ONE_KEY));
+                };
+                let policy = map.next_value_seed(Build(&name))?;
+                if map.next_key::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(ONE_KEY));
+                }
+                Ok(RawPolicy(policy))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+struct Build<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for Build<'_> {
+    type Value = Arc<dyn Policy>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Arc<dyn Policy>, D::Error> {
+        portico_policies::build(self.0, d)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use portico_model::App;
+
 use crate::access_log::AccessLogSink;
 use crate::metrics::ApiMetrics;
 use crate::time::rfc3339_millis;
@@ -134,6 +136,8 @@ pub(crate) struct Exchange {
     pub started_at: SystemTime,
     pub request_id: HeaderValue,
     pub api: Option<Arc<str>>,
+    /// The authenticated app, if any.
+    pub app: Option<Arc<App>>,
     pub metrics: Arc<ApiMetrics>,
     pub log: Option<LogContext>,
     pub status: u16,
@@ -156,6 +160,7 @@ struct Line<'a> {
     time: &'a str,
     request_id: &'a str,
     api: Option<&'a str>,
+    app: Option<&'a str>,
     method: &'a str,
     path: &'a str,
     status: u16,
@@ -182,6 +187,7 @@ impl Exchange {
                 time: &time,
                 request_id: self.request_id.to_str().unwrap_or(""),
                 api: self.api.as_deref(),
+                app: self.app.as_deref().map(|a| a.name.as_str()),
                 method: log.method.as_str(),
                 path: &log.path,
                 status: self.status,

@@ -5,15 +5,18 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use http::header::HeaderName;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use hyper::body::Incoming;
 use portico_model::ErrorCode;
+use portico_model::policy::{Rejection, RequestContext};
 
 use crate::body::{Exchange, GatewayBody, LogContext};
 use crate::headers::{
     TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
 };
+use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::{problem, upstream::ApiRuntime};
@@ -22,6 +25,7 @@ use crate::{problem, upstream::ApiRuntime};
 struct Failure {
     code: ErrorCode,
     detail: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Failure {
@@ -29,6 +33,17 @@ impl Failure {
         Self {
             code,
             detail: detail.into(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl From<Rejection> for Failure {
+    fn from(r: Rejection) -> Self {
+        Self {
+            code: r.code,
+            detail: r.detail,
+            headers: r.headers,
         }
     }
 }
@@ -55,6 +70,7 @@ impl Gateway {
             started_at,
             request_id: id.clone(),
             api: None,
+            app: None,
             metrics: self.metrics.unmatched().clone(),
             log,
             status: 0,
@@ -70,7 +86,10 @@ impl Gateway {
                 if f.code.status() >= 500 {
                     tracing::warn!(request_id = ?id, code = f.code.code(), detail = %f.detail, "Request failed.");
                 }
-                let resp = problem::response(f.code, &f.detail, id.to_str().unwrap_or(""));
+                let mut resp = problem::response(f.code, &f.detail, id.to_str().unwrap_or(""));
+                for (name, value) in f.headers {
+                    resp.headers_mut().append(name, value);
+                }
                 resp.map(GatewayBody::full)
             }
         };
@@ -122,13 +141,38 @@ impl Gateway {
         let rt: &ApiRuntime = &runtime.apis[matched.api as usize];
         exchange.api = Some(rt.name.clone());
         exchange.metrics = rt.metrics.clone();
+
+        // Identity headers are Portico's to set, never the client's.
+        for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER] {
+            if parts.headers.contains_key(name) {
+                parts.headers.remove(name);
+            }
+        }
+        let chain = &rt.api.policies;
+        let mut cx = RequestContext {
+            client: conn.peer,
+            api: &rt.api,
+            snapshot: &runtime.snapshot,
+            identity: None,
+        };
+        if !chain.is_empty() {
+            let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx);
+            exchange.app = cx.identity.as_ref().map(|i| i.app.clone());
+            match stopped {
+                Ok(()) => {}
+                Err(Stop::Reject(r)) => return Err(r.into()),
+                Err(Stop::Respond(resp)) => return Ok((*resp).map(GatewayBody::full)),
+            }
+        }
+
         let target = rt.next_target();
         if let Some(log) = exchange.log.as_mut() {
             log.target = Some(target.url.clone());
         }
 
         // The URI the upstream sees: target authority, base path swapped for
-        // the target's own prefix, query kept as sent.
+        // the target's own prefix, query kept as sent (less any credential).
+        let path = parts.uri.path();
         let upstream_path = rt.api.upstream_path(target, path);
         let query = parts.uri.query();
         let mut pq =
@@ -184,6 +228,11 @@ impl Gateway {
             }
         };
         remove_hop_by_hop(resp.headers_mut());
+        if !chain.is_empty() {
+            let (mut head, body) = resp.into_parts();
+            pipeline::on_response(chain, &mut head, &cx);
+            resp = Response::from_parts(head, body);
+        }
         Ok(resp.map(GatewayBody::upstream))
     }
 }

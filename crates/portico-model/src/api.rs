@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 
+use crate::policy::PolicyChain;
+
 /// One API proxy, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Api {
@@ -14,6 +16,8 @@ pub struct Api {
     /// Lower-case host names without port; empty means every host.
     pub hosts: Vec<String>,
     pub upstream: Upstream,
+    /// Compiled policies, sorted by phase.
+    pub policies: PolicyChain,
 }
 
 impl Api {
@@ -155,6 +159,7 @@ mod tests {
             name: "a".into(),
             base_path: "/orders/v1".into(),
             hosts: vec![],
+            policies: PolicyChain::default(),
             upstream: Upstream {
                 targets: vec![],
                 schedule: vec![],

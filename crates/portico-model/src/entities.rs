@@ -2,6 +2,8 @@
 //! and validated now; the policy pipeline gives them behaviour (product
 //! subscriptions, credentials) in later releases.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A bundle of APIs that apps subscribe to.
@@ -49,6 +51,77 @@ pub struct App {
     /// SHA-256 digests of the API keys: the plain keys are never kept.
     pub api_key_hashes: Vec<[u8; 32]>,
     pub oauth_clients: Vec<OAuthClient>,
+    /// Indexes (into `Snapshot::apis`, sorted) of the APIs this app's
+    /// subscriptions include.
+    pub apis: Vec<u32>,
+}
+
+impl App {
+    /// Whether the app's subscriptions include the API at `index`.
+    pub fn may_call(&self, index: u32) -> bool {
+        self.apis.binary_search(&index).is_ok()
+    }
+}
+
+/// The consumer side of a snapshot, indexed for the request path.
+#[derive(Debug, Default)]
+pub struct Consumers {
+    pub apps: Vec<Arc<App>>,
+    /// API key digest → the app it belongs to.
+    pub api_keys: HashMap<[u8; 32], ApiKeyEntry, DigestState>,
+}
+
+/// One API key in the index.
+#[derive(Clone, Debug)]
+pub struct ApiKeyEntry {
+    pub digest: [u8; 32],
+    /// Index into [`Consumers::apps`].
+    pub app: u32,
+    /// A stable, non-secret id for logs and revocation: the first 12 hex
+    /// digits of the digest.
+    pub id: Arc<str>,
+}
+
+impl ApiKeyEntry {
+    pub fn new(digest: [u8; 32], app: u32) -> Self {
+        let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            digest,
+            app,
+            id: id.into(),
+        }
+    }
+}
+
+/// Hashing for keys that are already SHA-256 digests: their first eight
+/// bytes are uniformly distributed, so they are the hash. Callers control
+/// only lookups, never the table's contents, so there is nothing to flood.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DigestState;
+
+impl std::hash::BuildHasher for DigestState {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(first);
+    }
+
+    fn write_usize(&mut self, _length_prefix: usize) {}
 }
 
 /// OAuth client credentials of an app; the secret is kept as a SHA-256 digest.

@@ -5,12 +5,13 @@
 pub mod api;
 pub mod entities;
 pub mod node;
+pub mod policy;
 pub mod problem;
 pub mod route;
 pub mod snapshot;
 
 pub use api::{Api, Target, Upstream};
-pub use entities::{App, Developer, Product};
+pub use entities::{ApiKeyEntry, App, Consumers, Developer, Product};
 pub use node::{AccessLog, NodeSettings};
 pub use problem::ErrorCode;
 pub use route::{RouteError, RouteMatch, RouteTable, RouteTableBuilder};

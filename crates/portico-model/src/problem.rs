@@ -60,6 +60,12 @@ pub enum ErrorSource {
 error_codes! {
     /// The request was not valid HTTP as Portico accepts it.
     BadRequest = ("bad-request", 400, "Bad request", Downstream),
+    /// The API needs a credential and the request carries none.
+    MissingCredential = ("missing-credential", 401, "Credential required", Downstream),
+    /// The request carries a credential that is not valid.
+    InvalidCredential = ("invalid-credential", 401, "Invalid credential", Downstream),
+    /// The authenticated app is not subscribed to a product that includes this API.
+    NotSubscribed = ("not-subscribed", 403, "Not subscribed", Downstream),
     /// No API is mounted at this host and path.
     NoRoute = ("no-route", 404, "No route", Downstream),
     /// The upstream refused or dropped the connection attempt.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{Api, App, Developer, Product, RouteTable};
+use crate::{Api, Consumers, Developer, Product, RouteTable};
 
 /// An immutable, validated view of every entity. A new configuration means a
 /// new `Snapshot`, published with one pointer swap; nothing in it changes
@@ -14,7 +14,7 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub products: Vec<Product>,
     pub developers: Vec<Developer>,
-    pub apps: Vec<App>,
+    pub consumers: Consumers,
 }
 
 impl Snapshot {

@@ -91,7 +91,7 @@ fn check(path: &Path) -> ExitCode {
                 c.snapshot.apis.len(),
                 c.snapshot.products.len(),
                 c.snapshot.developers.len(),
-                c.snapshot.apps.len()
+                c.snapshot.consumers.apps.len()
             );
             ExitCode::SUCCESS
         }

@@ -1,0 +1,126 @@
+//! Runs an API's policy chain on the request and response heads, in the
+//! phase order of `docs/request-lifecycle.md`.
+
+use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::{request, response};
+use portico_model::ErrorCode;
+use portico_model::policy::{Auth, Flow, Phase, PolicyChain, Rejection, RequestContext};
+
+/// Request phases after authentication, in order.
+const LATER_REQUEST_PHASES: [Phase; 5] = [
+    Phase::Authorization,
+    Phase::Traffic,
+    Phase::Validation,
+    Phase::CacheLookup,
+    Phase::RequestMediation,
+];
+
+pub(crate) static X_PORTICO_APP: HeaderName = HeaderName::from_static("x-portico-app");
+pub(crate) static X_PORTICO_DEVELOPER: HeaderName = HeaderName::from_static("x-portico-developer");
+
+/// Stops the request path: a refusal or an answer made by a policy.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    Reject(Rejection),
+    Respond(Box<http::Response<bytes::Bytes>>),
+}
+
+fn check(flow: Flow) -> Result<(), Stop> {
+    match flow {
+        Flow::Continue => Ok(()),
+        Flow::Reject(r) => Err(Stop::Reject(r)),
+        Flow::Respond(resp) => Err(Stop::Respond(Box::new(resp))),
+    }
+}
+
+/// The request side: access, authentication (any of the API's
+/// authentication policies; the first that finds its credential decides),
+/// the subscription check, then the later phases. On success the identity,
+/// if any, is in `cx` and announced to the upstream.
+pub(crate) fn on_request(
+    chain: &PolicyChain,
+    api_index: u32,
+    req: &mut request::Parts,
+    cx: &mut RequestContext<'_>,
+) -> Result<(), Stop> {
+    for p in chain.phase(Phase::Access) {
+        check(p.on_request(req, cx))?;
+    }
+    if chain.requires_identity() {
+        authenticate(chain, api_index, req, cx)?;
+    }
+    for phase in LATER_REQUEST_PHASES {
+        for p in chain.phase(phase) {
+            check(p.on_request(req, cx))?;
+        }
+    }
+    Ok(())
+}
+
+fn authenticate(
+    chain: &PolicyChain,
+    api_index: u32,
+    req: &mut request::Parts,
+    cx: &mut RequestContext<'_>,
+) -> Result<(), Stop> {
+    let mut identity = None;
+    for p in chain.phase(Phase::Authentication) {
+        if identity.is_some() {
+            // Decided already: other credentials still never go upstream.
+            p.remove_credential(req);
+            continue;
+        }
+        match p.authenticate(req, cx) {
+            Auth::Absent => {}
+            Auth::Authenticated(id) => identity = Some(id),
+            Auth::Rejected(r) => {
+                for later in chain.phase(Phase::Authentication) {
+                    later.remove_credential(req);
+                }
+                return Err(Stop::Reject(r));
+            }
+        }
+    }
+    let Some(identity) = identity else {
+        let mut r = Rejection::new(
+            ErrorCode::MissingCredential,
+            "This API requires a credential.",
+        );
+        for p in chain.phase(Phase::Authentication) {
+            if let Some(challenge) = p.challenge() {
+                r = r.with_header(WWW_AUTHENTICATE, challenge);
+            }
+        }
+        return Err(Stop::Reject(r));
+    };
+    if !identity.app.may_call(api_index) {
+        return Err(Stop::Reject(Rejection::new(
+            ErrorCode::NotSubscribed,
+            format!(
+                "App `{}` is not subscribed to a product that includes API `{}`.",
+                identity.app.name, cx.api.name
+            ),
+        )));
+    }
+    if let Ok(v) = HeaderValue::from_str(&identity.app.name) {
+        req.headers.insert(&X_PORTICO_APP, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&identity.app.developer) {
+        req.headers.insert(&X_PORTICO_DEVELOPER, v);
+    }
+    cx.identity = Some(identity);
+    Ok(())
+}
+
+/// The response side: response mediation, then cache store.
+pub(crate) fn on_response(
+    chain: &PolicyChain,
+    resp: &mut response::Parts,
+    cx: &RequestContext<'_>,
+) {
+    for phase in [Phase::ResponseMediation, Phase::CacheStore] {
+        for p in chain.phase(phase) {
+            p.on_response(resp, cx);
+        }
+    }
+}

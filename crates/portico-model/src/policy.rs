@@ -1,0 +1,183 @@
+//! The policy contract: what a compiled policy is and how it takes part in
+//! a request. Policies are built once per snapshot (by `portico-policies`,
+//! from the configuration) and run by the gateway in a fixed phase order,
+//! whatever order the file lists them in.
+//!
+//! Every method has a default that does nothing, so a policy implements only
+//! the phase it belongs to. Request-side methods answer with a [`Flow`]:
+//! carry on, or answer the client now (which skips the remaining request
+//! phases and the upstream).
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, request, response};
+
+use crate::{Api, App, ErrorCode, Snapshot};
+
+/// The phases of DESIGN.md "Policies", in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    Access,
+    Authentication,
+    Authorization,
+    Traffic,
+    Validation,
+    CacheLookup,
+    RequestMediation,
+    ResponseMediation,
+    CacheStore,
+}
+
+/// A refusal, rendered as problem+json by the gateway (the one place that
+/// renders errors), with extra headers such as `WWW-Authenticate`.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// What a request-side phase decides.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on to the next policy, phase, and eventually the upstream.
+    Continue,
+    /// Refuse the request with a problem document.
+    Reject(Rejection),
+    /// Answer with this response (a CORS preflight, a cache hit).
+    Respond(http::Response<Bytes>),
+}
+
+/// What an authentication policy found.
+#[derive(Debug)]
+pub enum Auth {
+    /// This policy's credential is not in the request; the next
+    /// authentication policy may look for its own.
+    Absent,
+    /// The credential is valid and names this consumer.
+    Authenticated(Identity),
+    /// The credential is present and wrong: the request is refused, and no
+    /// other authentication policy is tried.
+    Rejected(Rejection),
+}
+
+/// The consumer a request was authenticated as.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub app: Arc<App>,
+    /// Which credential matched, for logs and analytics; never the secret
+    /// (for an API key: the key's id).
+    pub credential: Arc<str>,
+    /// OAuth/JWT scopes granted to this request.
+    pub scopes: Vec<String>,
+}
+
+/// What policies can see besides the request itself.
+#[derive(Debug)]
+pub struct RequestContext<'a> {
+    pub client: SocketAddr,
+    pub api: &'a Api,
+    pub snapshot: &'a Snapshot,
+    pub identity: Option<Identity>,
+}
+
+/// A compiled policy.
+pub trait Policy: Send + Sync + Debug {
+    /// The name used in configuration files (`api_key`).
+    fn name(&self) -> &'static str;
+
+    /// The phase this policy runs in.
+    fn phase(&self) -> Phase;
+
+    /// Request phases other than authentication.
+    fn on_request(&self, _req: &mut request::Parts, _cx: &mut RequestContext<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// The authentication phase: look for this policy's credential.
+    fn authenticate(&self, _req: &mut request::Parts, _cx: &RequestContext<'_>) -> Auth {
+        Auth::Absent
+    }
+
+    /// Removes this policy's credential from the request without checking
+    /// it: another authentication policy decided, and credentials never
+    /// reach the upstream.
+    fn remove_credential(&self, _req: &mut request::Parts) {}
+
+    /// The `WWW-Authenticate` challenge for a 401 when no authentication
+    /// policy found its credential.
+    fn challenge(&self) -> Option<HeaderValue> {
+        None
+    }
+
+    /// Response phases: adjust the upstream's (or a policy's) response head.
+    fn on_response(&self, _resp: &mut response::Parts, _cx: &RequestContext<'_>) {}
+}
+
+/// An API's policies, sorted by phase once per snapshot; file order is kept
+/// within a phase.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyChain {
+    policies: Arc<[Arc<dyn Policy>]>,
+    /// Whether any policy authenticates: then an identity is required.
+    has_auth: bool,
+}
+
+impl PolicyChain {
+    pub fn new(mut policies: Vec<Arc<dyn Policy>>) -> Self {
+        policies.sort_by_key(|p| p.phase());
+        let has_auth = policies.iter().any(|p| p.phase() == Phase::Authentication);
+        Self {
+            policies: policies.into(),
+            has_auth,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Whether the API asks for an authenticated consumer.
+    pub fn requires_identity(&self) -> bool {
+        self.has_auth
+    }
+
+    /// The policies of `phase`, in order.
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Arc<dyn Policy>> {
+        self.policies.iter().filter(move |p| p.phase() == phase)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Policy>> {
+        self.policies.iter()
+    }
+}
+
+impl PartialEq for PolicyChain {
+    /// Chains compare by identity: a rebuilt chain is a new chain.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.policies, &other.policies)
+    }
+}
+
+impl Eq for PolicyChain {}
+
+/// Headers a consumer may never send upstream in its own name.
+pub const IDENTITY_HEADERS: [&str; 2] = ["x-portico-app", "x-portico-developer"];

@@ -1,0 +1,57 @@
+//! Policy name → builder. The one list of the policies this build has.
+
+use std::sync::Arc;
+
+use portico_model::policy::Policy;
+use serde::Deserializer;
+use serde::de::Error as _;
+
+use crate::api_key;
+
+/// Policies this build can run.
+pub const BUILT: &[&str] = &["api_key"];
+
+/// Policies of the product contract that are not built yet. A configuration
+/// naming one is refused (fail closed) rather than run without it.
+pub const PLANNED: &[&str] = &[
+    "ip_filter",
+    "cors",
+    "request_size",
+    "basic_auth",
+    "jwt",
+    "oauth2",
+    "mtls",
+    "rate_limit",
+    "spike_arrest",
+    "quota",
+    "concurrency",
+    "validate",
+    "cache",
+    "headers",
+    "rewrite",
+    "json_to_xml",
+    "xml_to_json",
+    "soap",
+];
+
+/// Builds policy `name` from its settings.
+pub fn build<'de, D: Deserializer<'de>>(
+    name: &str,
+    settings: D,
+) -> Result<Arc<dyn Policy>, D::Error> {
+    match name {
+        "api_key" => api_key::build(settings),
+        planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
+            "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
+        ))),
+        _ => Err(D::Error::custom(format!(
+            "unknown policy `{name}`, expected one of {}",
+            BUILT
+                .iter()
+                .chain(PLANNED)
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
