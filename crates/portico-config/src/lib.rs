@@ -20,5 +20,5 @@ mod yaml;
 
 pub use compile::{Compiled, compile};
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use portico_model::units::{parse_duration, parse_size};
 pub use portico_model::{AccessLog, Snapshot};
-pub use values::{parse_duration, parse_size};

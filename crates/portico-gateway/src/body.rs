@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -201,6 +202,76 @@ impl Exchange {
             if let Ok(text) = serde_json::to_string(&line) {
                 log.sink.send(text);
             }
+        }
+    }
+}
+
+/// A request body on its way upstream: passed through, or counted against
+/// the limit the policies set (`request_size`), failing the upstream
+/// request once the limit is passed.
+pub(crate) enum RequestBody {
+    Plain(Incoming),
+    Limited {
+        inner: Incoming,
+        remaining: u64,
+        tripped: Arc<AtomicBool>,
+    },
+}
+
+/// The error a limited body ends with when it grows past its limit.
+#[derive(Debug)]
+pub(crate) struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body larger than allowed")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut *self {
+            RequestBody::Plain(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            RequestBody::Limited {
+                inner,
+                remaining,
+                tripped,
+            } => {
+                let frame = ready!(Pin::new(inner).poll_frame(cx));
+                if let Some(Ok(f)) = &frame {
+                    if let Some(data) = f.data_ref() {
+                        let n = data.len() as u64;
+                        if n > *remaining {
+                            tripped.store(true, Ordering::Relaxed);
+                            return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                        }
+                        *remaining -= n;
+                    }
+                }
+                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.size_hint(),
         }
     }
 }

@@ -112,15 +112,15 @@ fn authenticate(
     Ok(())
 }
 
-/// The response side: response mediation, then cache store.
+/// The response side, in chain order: policies of the request phases that
+/// also shape the answer (CORS), then response mediation, then cache store,
+/// which so sees the final head.
 pub(crate) fn on_response(
     chain: &PolicyChain,
     resp: &mut response::Parts,
     cx: &RequestContext<'_>,
 ) {
-    for phase in [Phase::ResponseMediation, Phase::CacheStore] {
-        for p in chain.phase(phase) {
-            p.on_response(resp, cx);
-        }
+    for p in chain.iter() {
+        p.on_response(resp, cx);
     }
 }

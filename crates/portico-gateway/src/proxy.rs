@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use hyper::body::Incoming;
 use portico_model::ErrorCode;
 use portico_model::policy::{Rejection, RequestContext};
 
-use crate::body::{Exchange, GatewayBody, LogContext};
+use crate::body::{Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
     TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
 };
@@ -35,6 +36,16 @@ impl Failure {
             detail: detail.into(),
             headers: Vec::new(),
         }
+    }
+}
+
+impl Failure {
+    fn into_response(self, id: &HeaderValue) -> Response<GatewayBody> {
+        let mut resp = problem::response(self.code, &self.detail, id.to_str().unwrap_or(""));
+        for (name, value) in self.headers {
+            resp.headers_mut().append(name, value);
+        }
+        resp.map(GatewayBody::full)
     }
 }
 
@@ -86,11 +97,7 @@ impl Gateway {
                 if f.code.status() >= 500 {
                     tracing::warn!(request_id = ?id, code = f.code.code(), detail = %f.detail, "Request failed.");
                 }
-                let mut resp = problem::response(f.code, &f.detail, id.to_str().unwrap_or(""));
-                for (name, value) in f.headers {
-                    resp.headers_mut().append(name, value);
-                }
-                resp.map(GatewayBody::full)
+                f.into_response(&id)
             }
         };
         exchange.status = response.status().as_u16();
@@ -149,18 +156,19 @@ impl Gateway {
             }
         }
         let chain = &rt.api.policies;
-        let mut cx = RequestContext {
-            client: conn.peer,
-            api: &rt.api,
-            snapshot: &runtime.snapshot,
-            identity: None,
-        };
+        let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
         if !chain.is_empty() {
             let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx);
             exchange.app = cx.identity.as_ref().map(|i| i.app.clone());
             match stopped {
                 Ok(()) => {}
-                Err(Stop::Reject(r)) => return Err(r.into()),
+                Err(Stop::Reject(r)) => {
+                    // A refusal still passes the response side, so that a
+                    // browser can read it (CORS).
+                    let (mut head, body) = Failure::from(r).into_response(id).into_parts();
+                    pipeline::on_response(chain, &mut head, &cx);
+                    return Ok(Response::from_parts(head, body));
+                }
                 Err(Stop::Respond(resp)) => return Ok((*resp).map(GatewayBody::full)),
             }
         }
@@ -208,6 +216,16 @@ impl Gateway {
         headers.remove(header::HOST);
         std::mem::swap(&mut parts.uri, &mut uri);
         parts.version = Version::HTTP_11;
+        // Only a limited body needs the flag (and its allocation).
+        let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
+        let body = match (cx.body_limit, &tripped) {
+            (Some(max), Some(flag)) => RequestBody::Limited {
+                inner: body,
+                remaining: max,
+                tripped: flag.clone(),
+            },
+            _ => RequestBody::Plain(body),
+        };
         let upstream_req = Request::from_parts(parts, body);
 
         let sent = Instant::now();
@@ -216,6 +234,15 @@ impl Gateway {
         exchange.upstream = Some(sent.elapsed());
         let mut resp = match result {
             Ok(Ok(resp)) => resp,
+            Ok(Err(_)) if tripped.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) => {
+                return Err(Failure::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "The request body is larger than {} bytes.",
+                        cx.body_limit.unwrap_or_default()
+                    ),
+                ));
+            }
             Ok(Err(e)) => return Err(classify(&e, &target.url)),
             Err(_) => {
                 return Err(Failure::new(

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portico_model::{Api, Target};
 
+use crate::body::RequestBody;
 use crate::metrics::ApiMetrics;
 
 /// Idle upstream connections are closed after this long.
@@ -17,7 +17,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on upstream connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpConnector, RequestBody>;
 
 /// An API and what serving it needs at run time.
 pub(crate) struct ApiRuntime {

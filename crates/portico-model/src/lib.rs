@@ -9,6 +9,7 @@ pub mod policy;
 pub mod problem;
 pub mod route;
 pub mod snapshot;
+pub mod units;
 
 pub use api::{Api, Target, Upstream};
 pub use entities::{ApiKeyEntry, App, Consumers, Developer, Product};

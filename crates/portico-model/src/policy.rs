@@ -93,10 +93,31 @@ pub struct Identity {
 /// What policies can see besides the request itself.
 #[derive(Debug)]
 pub struct RequestContext<'a> {
+    /// The TCP peer. Policies that trust forwarding headers (behind a load
+    /// balancer) work out the client from this and their own settings.
     pub client: SocketAddr,
     pub api: &'a Api,
     pub snapshot: &'a Snapshot,
     pub identity: Option<Identity>,
+    /// The most request body bytes the upstream may receive; policies lower
+    /// it, the gateway enforces it while streaming (413 when exceeded).
+    pub body_limit: Option<u64>,
+    /// Per-request data a policy keeps between its request and response
+    /// methods (the CORS origin, for one). Allocates only when used.
+    pub extensions: http::Extensions,
+}
+
+impl<'a> RequestContext<'a> {
+    pub fn new(client: SocketAddr, api: &'a Api, snapshot: &'a Snapshot) -> Self {
+        Self {
+            client,
+            api,
+            snapshot,
+            identity: None,
+            body_limit: None,
+            extensions: http::Extensions::new(),
+        }
+    }
 }
 
 /// A compiled policy.

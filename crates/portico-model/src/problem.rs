@@ -66,6 +66,12 @@ error_codes! {
     InvalidCredential = ("invalid-credential", 401, "Invalid credential", Downstream),
     /// The authenticated app is not subscribed to a product that includes this API.
     NotSubscribed = ("not-subscribed", 403, "Not subscribed", Downstream),
+    /// The client's address is not allowed by the API's `ip_filter`.
+    AddressDenied = ("address-denied", 403, "Address not allowed", Downstream),
+    /// A CORS preflight from an origin, method or header the API does not allow.
+    CorsDenied = ("cors-denied", 403, "Cross-origin request not allowed", Downstream),
+    /// The request body is larger than the API allows.
+    PayloadTooLarge = ("payload-too-large", 413, "Payload too large", Downstream),
     /// No API is mounted at this host and path.
     NoRoute = ("no-route", 404, "No route", Downstream),
     /// The upstream refused or dropped the connection attempt.

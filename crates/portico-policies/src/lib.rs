@@ -5,6 +5,10 @@
 //! one registry line (see `docs/policies.md`).
 
 mod api_key;
+mod cors;
+mod ip_filter;
+mod net;
 pub mod registry;
+mod request_size;
 
 pub use registry::{BUILT, PLANNED, build};

@@ -6,17 +6,14 @@ use portico_model::policy::Policy;
 use serde::Deserializer;
 use serde::de::Error as _;
 
-use crate::api_key;
+use crate::{api_key, cors, ip_filter, request_size};
 
 /// Policies this build can run.
-pub const BUILT: &[&str] = &["api_key"];
+pub const BUILT: &[&str] = &["api_key", "cors", "ip_filter", "request_size"];
 
 /// Policies of the product contract that are not built yet. A configuration
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
-    "ip_filter",
-    "cors",
-    "request_size",
     "basic_auth",
     "jwt",
     "oauth2",
@@ -41,6 +38,9 @@ pub fn build<'de, D: Deserializer<'de>>(
 ) -> Result<Arc<dyn Policy>, D::Error> {
     match name {
         "api_key" => api_key::build(settings),
+        "cors" => cors::build(settings),
+        "ip_filter" => ip_filter::build(settings),
+        "request_size" => request_size::build(settings),
         planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
             "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
         ))),

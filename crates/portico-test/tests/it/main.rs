@@ -1,6 +1,7 @@
 //! Integration tests of the gateway, one binary (faster linking). Every
 //! server is in-process on 127.0.0.1:0.
 
+mod access;
 mod access_log;
 mod admin;
 mod auth;
