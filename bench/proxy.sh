@@ -6,7 +6,9 @@
 #   targets interleaved over ROUNDS rounds, 3 s warm-up before each run,
 #   medians reported, then the ratio portico / nginx.
 #
-# Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick]
+# Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick] [--keys]
+#   --keys adds two Portico targets with the api_key policy: 10 keys and
+#   100,000 keys configured (every request carries a valid key).
 # Needs root for apt-get the first time (nginx, haproxy, wrk).
 set -euo pipefail
 
@@ -14,12 +16,14 @@ ROUNDS=5
 DURATION=10
 CONNS=32
 WARMUP=3
+KEYS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --quick) ROUNDS=1; DURATION=3; WARMUP=1; shift ;;
+    --keys) KEYS=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +58,7 @@ free_port() {
 }
 
 wait_port() {
-  for _ in $(seq 100); do
+  for _ in $(seq 1200); do
     (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
     sleep 0.05
   done
@@ -138,6 +142,32 @@ CONF
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
 POR_PID=$!
 
+TARGETS=(direct nginx haproxy portico)
+if [ "$KEYS" = 1 ]; then
+  # api_key with 10 and with 100,000 keys (1,000 apps of 100 keys each).
+  for n in 10 100000; do
+    port=$(free_port); adm=$(free_port)
+    python3 - "$work/portico-keys-$n.yaml" "$n" "$port" "$adm" "$UP" "$work" <<'PY'
+import sys
+path, n, port, adm, up, work = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+per_app = min(n, 100)
+with open(path, "w") as f:
+    f.write(f'server:\n  proxy: {{ listen: "127.0.0.1:{port}" }}\n  admin: {{ listen: "127.0.0.1:{adm}" }}\n')
+    f.write(f'  access_log: "off"\n  workers: 1\nstorage: "sqlite://{work}/portico-data/portico.db"\n')
+    f.write(f'apis:\n  - name: bench\n    base_path: /\n    upstream: {{ targets: ["http://127.0.0.1:{up}"] }}\n')
+    f.write('    policies:\n      - api_key: {}\nproducts:\n  - { name: all, apis: [bench] }\n')
+    f.write('developers:\n  - { email: bench@example.com, name: Bench }\napps:\n')
+    for a in range(n // per_app):
+        keys = ", ".join(f'"bench-key-{a:05d}-{k:03d}"' for k in range(per_app))
+        f.write(f'  - {{ name: app-{a}, developer: bench@example.com, products: [all], api_keys: [{keys}] }}\n')
+PY
+    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-keys-$n.yaml" & pids+=($!)
+    eval "KEY_PORT_$n=$port KEY_PID_$n=$!"
+    TARGETS+=("portico-key$n")
+  done
+  wait_port "$KEY_PORT_10"; wait_port "$KEY_PORT_100000"
+fi
+
 for p in $UP $NGX $HAP $POR; do wait_port "$p"; done
 for p in $UP $NGX $HAP $POR; do
   curl -sf "http://127.0.0.1:$p/" | grep -q hello || { echo "port $p does not proxy" >&2; exit 1; }
@@ -150,12 +180,13 @@ proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 results="$work/results.tsv"
 : > "$results"
-run() { # name port pid
+run() { # name port pid [wrk args...]
   local name=$1 port=$2 pid=$3 out
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/" >/dev/null 2>&1
+  shift 3
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$@" "http://127.0.0.1:$port/" >/dev/null 2>&1
   read -r b0a t0a < <(cpu_ticks 0); read -r b1a t1a < <(cpu_ticks 1)
   local pa=0; [ -n "$pid" ] && pa=$(proc_ticks "$pid")
-  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/")
   read -r b0b t0b < <(cpu_ticks 0); read -r b1b t1b < <(cpu_ticks 1)
   local pb=0; [ -n "$pid" ] && pb=$(proc_ticks "$pid")
   python3 - "$name" "$((b0b-b0a))" "$((t0b-t0a))" "$((b1b-b1a))" "$((t1b-t1a))" "$((pb-pa))" "$out" >> "$results" <<'PY'
@@ -178,21 +209,25 @@ PY
 }
 
 echo "Portico: single-threaded runtime (workers: 1) on CPU 1; upstream pool: hyper-util, unbounded idle per host (one connection per concurrent request)." >&2
-echo "Running $ROUNDS rounds x 4 targets, ${DURATION}s each, -c$CONNS." >&2
+echo "Running $ROUNDS rounds x ${#TARGETS[@]} targets, ${DURATION}s each, -c$CONNS." >&2
 for r in $(seq "$ROUNDS"); do
   run direct "$UP" ""
   run nginx "$NGX" "$NGX_PID"
   run haproxy "$HAP" "$HAP_PID"
   run portico "$POR" "$POR_PID"
+  if [ "$KEYS" = 1 ]; then
+    run portico-key10 "$KEY_PORT_10" "$KEY_PID_10" -H "x-api-key: bench-key-00000-007"
+    run portico-key100000 "$KEY_PORT_100000" "$KEY_PID_100000" -H "x-api-key: bench-key-00777-042"
+  fi
   echo "round $r done" >&2
 done
 
 python3 - "$results" "$CONNS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-order = ["direct", "nginx", "haproxy", "portico"]
+order = ["direct", "nginx", "haproxy", "portico", "portico-key10", "portico-key100000"]
 med = {}
-print(f"\nc={sys.argv[2]}, medians over {len(rows) // len(order)} rounds")
+print(f"\nc={sys.argv[2]}, medians over {sum(r[0] == 'direct' for r in rows)} rounds")
 print(f"{'target':<10}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}{'sockerr':>8}{'cpu0%':>7}{'cpu1%':>7}{'cpu us/req':>11}")
 for name in order:
     rs = [r for r in rows if r[0] == name]
@@ -205,4 +240,8 @@ if "nginx" in med and "portico" in med:
     n, p = med["nginx"], med["portico"]
     print(f"\nportico / nginx: rps {p[0] / n[0]:.2f}x, p99 {p[2] / n[2]:.2f}x (lower is better), "
           f"cpu per request {p[7] / n[7]:.2f}x" if n[7] else "")
+if "portico-key10" in med and "portico-key100000" in med:
+    p, k10, k100k = med["portico"], med["portico-key10"], med["portico-key100000"]
+    print(f"api_key (10 keys) / plain portico: rps {k10[0] / p[0]:.3f}x, cpu per request {k10[7] / p[7]:.3f}x")
+    print(f"api_key 100,000 keys / 10 keys: rps {k100k[0] / k10[0]:.3f}x, cpu per request {k100k[7] / k10[7]:.3f}x")
 PY

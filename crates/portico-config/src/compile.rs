@@ -541,7 +541,11 @@ impl Cx {
                     out.api_keys
                         .insert(*digest, ApiKeyEntry::new(*digest, index));
                 }
+                // Names and e-mails are validated visible ASCII.
+                let identity_headers = [name.value.0.as_str(), owner.as_str()]
+                    .map(|v| http::HeaderValue::from_str(v).expect("validated header-safe"));
                 out.apps.push(Arc::new(App {
+                    identity_headers,
                     name: name.value.0,
                     developer: owner,
                     products: product_refs.into_iter().map(|r| r.value).collect(),
@@ -633,7 +637,9 @@ fn parse_storage(s: &str) -> Result<Storage, String> {
 fn is_email(s: &str) -> bool {
     match s.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty()
+            // ASCII only: the address travels in an HTTP header upstream.
+            s.is_ascii()
+                && !local.is_empty()
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')

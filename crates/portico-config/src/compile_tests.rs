@@ -307,6 +307,7 @@ products:
   - { name: p, apis: [a] }
 developers:
   - { email: not-an-email, name: X }
+  - { email: "dév@example.com", name: Unicode }
   - { email: d@example.com, name: D }
   - { email: D@example.com, name: D2 }
 apps:
@@ -318,7 +319,8 @@ apps:
         "products[0].apis[1]: unknown API `missing`",
         "products[1].name: duplicate product name `p`",
         "developers[0].email: invalid e-mail address",
-        "developers[2].email: duplicate developer",
+        "developers[1].email: invalid e-mail address",
+        "developers[3].email: duplicate developer",
         "apps[0].developer: unknown developer",
         "apps[0].products[0]: unknown product `nope`",
         "apps[0].api_keys[0]: an API key must be at least 8",

@@ -1,7 +1,7 @@
 //! Runs an API's policy chain on the request and response heads, in the
 //! phase order of `docs/request-lifecycle.md`.
 
-use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderName, WWW_AUTHENTICATE};
 use http::{request, response};
 use portico_model::ErrorCode;
 use portico_model::policy::{Auth, Flow, Phase, PolicyChain, Rejection, RequestContext};
@@ -102,12 +102,9 @@ fn authenticate(
             ),
         )));
     }
-    if let Ok(v) = HeaderValue::from_str(&identity.app.name) {
-        req.headers.insert(&X_PORTICO_APP, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&identity.app.developer) {
-        req.headers.insert(&X_PORTICO_DEVELOPER, v);
-    }
+    let [app, developer] = &identity.app.identity_headers;
+    req.headers.insert(&X_PORTICO_APP, app.clone());
+    req.headers.insert(&X_PORTICO_DEVELOPER, developer.clone());
     cx.identity = Some(identity);
     Ok(())
 }

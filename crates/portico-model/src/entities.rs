@@ -54,6 +54,8 @@ pub struct App {
     /// Indexes (into `Snapshot::apis`, sorted) of the APIs this app's
     /// subscriptions include.
     pub apis: Vec<u32>,
+    /// `x-portico-app` and `x-portico-developer` as sent upstream, made once.
+    pub identity_headers: [http::HeaderValue; 2],
 }
 
 impl App {

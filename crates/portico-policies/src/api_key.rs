@@ -86,9 +86,11 @@ impl Policy for ApiKey {
             .query
             .as_deref()
             .and_then(|name| take_query_param(&mut req.uri, name));
-        let key = from_header.map(|v| v.as_bytes().to_vec()).or(from_query);
-        let Some(key) = key else { return Auth::Absent };
-        let digest: [u8; 32] = Sha256::digest(&key).into();
+        let digest: [u8; 32] = match (&from_header, &from_query) {
+            (Some(v), _) => Sha256::digest(v.as_bytes()).into(),
+            (None, Some(q)) => Sha256::digest(q).into(),
+            (None, None) => return Auth::Absent,
+        };
         let found = cx
             .snapshot
             .consumers
