@@ -13,8 +13,8 @@ use portico_model::entities::{Approval, Limit, OAuthClient};
 use portico_model::node::Storage;
 use portico_model::policy::PolicyChain;
 use portico_model::{
-    AccessLog, Api, ApiKeyEntry, App, Consumers, Developer, NodeSettings, Product, RouteError,
-    RouteTableBuilder, Snapshot, Target, Upstream,
+    AccessLog, Api, ApiKeyEntry, App, BasicUser, Consumers, Developer, NodeSettings, Product,
+    RouteError, RouteTableBuilder, Snapshot, Target, Upstream,
 };
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -470,6 +470,7 @@ impl Cx {
                 products: product_refs,
                 api_keys,
                 oauth_clients,
+                basic_auth,
             } = a;
             let mut ok = names.insert(name.value.0.clone());
             if !ok {
@@ -524,7 +525,57 @@ impl Cx {
                     secret_hash: Sha256::digest(client_secret.value.as_bytes()).into(),
                 });
             }
+            let mut basic = Vec::new();
+            for c in basic_auth {
+                let raw::RawBasicCredential {
+                    username,
+                    password,
+                    password_hash,
+                } = c;
+                let user = username.value.clone();
+                if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
+                    self.push(
+                        username
+                            .diag("a user name is not empty and has no `:` or control characters"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if out.basic_users.contains_key(&user) || basic.iter().any(|(u, _)| u == &user) {
+                    self.push(username.diag(format!("user name `{user}` is already used")));
+                    ok = false;
+                    continue;
+                }
+                let hash = match (password, password_hash) {
+                    (Some(p), None) if p.value.len() >= 8 => {
+                        portico_policies::basic_auth::hash_password(&p.value)
+                            .map_err(|e| p.diag(format!("cannot hash the password: {e}")))
+                    }
+                    (Some(p), None) => Err(p.diag("a password must be at least 8 characters")),
+                    (None, Some(h)) => portico_policies::basic_auth::check_password_hash(&h.value)
+                        .map(|()| h.value.clone())
+                        .map_err(|e| h.diag(e)),
+                    _ => Err(username.diag("give exactly one of `password` and `password_hash`")),
+                };
+                match hash {
+                    Ok(h) => basic.push((user, h)),
+                    Err(d) => {
+                        self.push(d);
+                        ok = false;
+                    }
+                }
+            }
             if ok {
+                let index = u32::try_from(out.apps.len()).expect("fewer than 2^32 apps");
+                for (user, hash) in basic {
+                    out.basic_users.insert(
+                        user,
+                        BasicUser {
+                            app: index,
+                            password_hash: hash.into(),
+                        },
+                    );
+                }
                 // Subscriptions in the file are granted: the file is the
                 // operator's own word, so `approval: manual` does not hold them.
                 let mut callable: Vec<u32> = products
@@ -536,7 +587,6 @@ impl Cx {
                     .collect();
                 callable.sort_unstable();
                 callable.dedup();
-                let index = u32::try_from(out.apps.len()).expect("fewer than 2^32 apps");
                 for digest in &api_key_hashes {
                     out.api_keys
                         .insert(*digest, ApiKeyEntry::new(*digest, index));

@@ -354,3 +354,42 @@ fn document_must_be_a_mapping() {
     let errs = errors("- a\n- b\n");
     assert!(errs[0].contains("must be a mapping"), "{errs:?}");
 }
+
+#[test]
+fn basic_credentials_are_hashed_and_checked() {
+    let base = "developers:\n  - { email: d@example.com, name: D }\napps:\n";
+    let ok = format!(
+        "{base}  - name: a\n    developer: d@example.com\n    basic_auth:\n      - {{ username: u1, password: \"long-enough\" }}\n"
+    );
+    let c = compile(&ok).unwrap();
+    let user = &c.snapshot.consumers.basic_users["u1"];
+    assert!(
+        user.password_hash.starts_with("$argon2id$"),
+        "{}",
+        user.password_hash
+    );
+    assert!(!user.password_hash.contains("long-enough"));
+
+    let hashed = format!(
+        "{base}  - name: a\n    developer: d@example.com\n    basic_auth:\n      - {{ username: u1, password_hash: \"{}\" }}\n",
+        user.password_hash
+    );
+    assert!(compile(&hashed).is_ok());
+
+    let bad = format!(
+        "{base}  - name: a\n    developer: d@example.com\n    basic_auth:\n      - {{ username: u1, password: short }}\n      - {{ username: \"a:b\", password: \"long-enough\" }}\n      - {{ username: u2 }}\n      - {{ username: u3, password_hash: \"$2b$12$x\" }}\n  - name: b\n    developer: d@example.com\n    basic_auth:\n      - {{ username: u9, password: \"long-enough\" }}\n      - {{ username: u9, password: \"long-enough\" }}\n"
+    );
+    let errs = errors(&bad);
+    for needle in [
+        "apps[0].basic_auth[0].password: a password must be at least 8",
+        "apps[0].basic_auth[1].username: a user name is not empty and has no `:`",
+        "apps[0].basic_auth[2].username: give exactly one of",
+        "apps[0].basic_auth[3].password_hash: not a PHC string",
+        "apps[1].basic_auth[1].username: user name `u9` is already used",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "missing {needle}: {errs:#?}"
+        );
+    }
+}

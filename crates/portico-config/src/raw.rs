@@ -212,6 +212,17 @@ pub(crate) struct RawApp {
     pub api_keys: Vec<Located<String>>,
     #[serde(default)]
     pub oauth_clients: Vec<RawOAuthClient>,
+    #[serde(default)]
+    pub basic_auth: Vec<RawBasicCredential>,
+}
+
+/// A user name with a password (hashed when compiled) or an argon2 hash.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBasicCredential {
+    pub username: Located<String>,
+    pub password: Option<Located<String>>,
+    pub password_hash: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,7 +37,7 @@ fn check(flow: Flow) -> Result<(), Stop> {
 /// authentication policies; the first that finds its credential decides),
 /// the subscription check, then the later phases. On success the identity,
 /// if any, is in `cx` and announced to the upstream.
-pub(crate) fn on_request(
+pub(crate) async fn on_request(
     chain: &PolicyChain,
     api_index: u32,
     req: &mut request::Parts,
@@ -47,7 +47,7 @@ pub(crate) fn on_request(
         check(p.on_request(req, cx))?;
     }
     if chain.requires_identity() {
-        authenticate(chain, api_index, req, cx)?;
+        authenticate(chain, api_index, req, cx).await?;
     }
     for phase in LATER_REQUEST_PHASES {
         for p in chain.phase(phase) {
@@ -57,7 +57,7 @@ pub(crate) fn on_request(
     Ok(())
 }
 
-fn authenticate(
+async fn authenticate(
     chain: &PolicyChain,
     api_index: u32,
     req: &mut request::Parts,
@@ -70,8 +70,12 @@ fn authenticate(
             p.remove_credential(req);
             continue;
         }
-        match p.authenticate(req, cx) {
-            Auth::Absent => {}
+        let mut outcome = p.authenticate(req, cx);
+        while let Auth::Pending(check) = outcome {
+            outcome = check.await;
+        }
+        match outcome {
+            Auth::Absent | Auth::Pending(_) => {}
             Auth::Authenticated(id) => identity = Some(id),
             Auth::Rejected(r) => {
                 for later in chain.phase(Phase::Authentication) {

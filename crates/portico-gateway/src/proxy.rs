@@ -158,7 +158,7 @@ impl Gateway {
         let chain = &rt.api.policies;
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
         if !chain.is_empty() {
-            let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx);
+            let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx).await;
             exchange.app = cx.identity.as_ref().map(|i| i.app.clone());
             match stopped {
                 Ok(()) => {}

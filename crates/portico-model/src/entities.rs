@@ -71,6 +71,17 @@ pub struct Consumers {
     pub apps: Vec<Arc<App>>,
     /// API key digest → the app it belongs to.
     pub api_keys: HashMap<[u8; 32], ApiKeyEntry, DigestState>,
+    /// Basic-auth user name → the app and its password hash.
+    pub basic_users: HashMap<String, BasicUser>,
+}
+
+/// A user name and password of an app, for `basic_auth`.
+#[derive(Clone, Debug)]
+pub struct BasicUser {
+    /// Index into [`Consumers::apps`].
+    pub app: u32,
+    /// The argon2 hash in PHC string form (`$argon2id$v=19$…`).
+    pub password_hash: Arc<str>,
 }
 
 /// One API key in the index.

@@ -12,7 +12,7 @@ pub mod snapshot;
 pub mod units;
 
 pub use api::{Api, Target, Upstream};
-pub use entities::{ApiKeyEntry, App, Consumers, Developer, Product};
+pub use entities::{ApiKeyEntry, App, BasicUser, Consumers, Developer, Product};
 pub use node::{AccessLog, NodeSettings};
 pub use problem::ErrorCode;
 pub use route::{RouteError, RouteMatch, RouteTable, RouteTableBuilder};

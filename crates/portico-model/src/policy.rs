@@ -9,7 +9,9 @@
 //! phases and the upstream).
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -66,8 +68,12 @@ pub enum Flow {
     Respond(http::Response<Bytes>),
 }
 
+/// A check that has to wait (a password hash on the blocking pool, a key
+/// set being fetched). It owns what it needs: it outlives the borrow of the
+/// request.
+pub type AuthFuture = Pin<Box<dyn Future<Output = Auth> + Send + 'static>>;
+
 /// What an authentication policy found.
-#[derive(Debug)]
 pub enum Auth {
     /// This policy's credential is not in the request; the next
     /// authentication policy may look for its own.
@@ -77,6 +83,21 @@ pub enum Auth {
     /// The credential is present and wrong: the request is refused, and no
     /// other authentication policy is tried.
     Rejected(Rejection),
+    /// The credential is present and its check has to wait; the future
+    /// resolves to one of the other outcomes. Only the request that needs
+    /// it waits.
+    Pending(AuthFuture),
+}
+
+impl Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Absent => f.write_str("Absent"),
+            Auth::Authenticated(id) => f.debug_tuple("Authenticated").field(id).finish(),
+            Auth::Rejected(r) => f.debug_tuple("Rejected").field(r).finish(),
+            Auth::Pending(_) => f.write_str("Pending"),
+        }
+    }
 }
 
 /// The consumer a request was authenticated as.
@@ -97,7 +118,8 @@ pub struct RequestContext<'a> {
     /// balancer) work out the client from this and their own settings.
     pub client: SocketAddr,
     pub api: &'a Api,
-    pub snapshot: &'a Snapshot,
+    /// Behind its `Arc`, so a pending check can keep it.
+    pub snapshot: &'a Arc<Snapshot>,
     pub identity: Option<Identity>,
     /// The most request body bytes the upstream may receive; policies lower
     /// it, the gateway enforces it while streaming (413 when exceeded).
@@ -108,7 +130,7 @@ pub struct RequestContext<'a> {
 }
 
 impl<'a> RequestContext<'a> {
-    pub fn new(client: SocketAddr, api: &'a Api, snapshot: &'a Snapshot) -> Self {
+    pub fn new(client: SocketAddr, api: &'a Api, snapshot: &'a Arc<Snapshot>) -> Self {
         Self {
             client,
             api,

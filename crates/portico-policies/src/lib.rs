@@ -5,6 +5,7 @@
 //! one registry line (see `docs/policies.md`).
 
 mod api_key;
+pub mod basic_auth;
 mod cors;
 mod ip_filter;
 mod net;

@@ -6,15 +6,14 @@ use portico_model::policy::Policy;
 use serde::Deserializer;
 use serde::de::Error as _;
 
-use crate::{api_key, cors, ip_filter, request_size};
+use crate::{api_key, basic_auth, cors, ip_filter, request_size};
 
 /// Policies this build can run.
-pub const BUILT: &[&str] = &["api_key", "cors", "ip_filter", "request_size"];
+pub const BUILT: &[&str] = &["api_key", "basic_auth", "cors", "ip_filter", "request_size"];
 
 /// Policies of the product contract that are not built yet. A configuration
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
-    "basic_auth",
     "jwt",
     "oauth2",
     "mtls",
@@ -38,6 +37,7 @@ pub fn build<'de, D: Deserializer<'de>>(
 ) -> Result<Arc<dyn Policy>, D::Error> {
     match name {
         "api_key" => api_key::build(settings),
+        "basic_auth" => basic_auth::build(settings),
         "cors" => cors::build(settings),
         "ip_filter" => ip_filter::build(settings),
         "request_size" => request_size::build(settings),
