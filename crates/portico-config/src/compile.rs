@@ -567,6 +567,9 @@ impl Cx {
             }
             if ok {
                 let index = u32::try_from(out.apps.len()).expect("fewer than 2^32 apps");
+                for c in &clients {
+                    out.clients.insert(c.client_id.clone(), index);
+                }
                 for (user, hash) in basic {
                     out.basic_users.insert(
                         user,

@@ -258,9 +258,9 @@ fn policies_are_built_from_the_registry() {
 
 #[test]
 fn policies_fail_closed_until_they_exist() {
-    let errs = errors(&api_with_policy("jwt: { issuer: x }"));
+    let errs = errors(&api_with_policy("oauth2: { scopes: [x] }"));
     assert!(
-        errs[0].starts_with("apis[0].policies[0].jwt: policy `jwt` is not available"),
+        errs[0].starts_with("apis[0].policies[0].oauth2: policy `oauth2` is not available"),
         "{errs:?}"
     );
     let errs = errors(&api_with_policy("frobnicate: {}"));
@@ -268,7 +268,7 @@ fn policies_fail_closed_until_they_exist() {
         errs[0].starts_with("apis[0].policies[0].frobnicate: unknown policy `frobnicate`"),
         "{errs:?}"
     );
-    let errs = errors(&api_with_policy("{ api_key: {}, jwt: {} }"));
+    let errs = errors(&api_with_policy("{ api_key: {}, cors: {} }"));
     assert!(errs[0].contains("exactly one key"), "{errs:?}");
 }
 
@@ -392,4 +392,46 @@ fn basic_credentials_are_hashed_and_checked() {
             "missing {needle}: {errs:#?}"
         );
     }
+}
+
+#[test]
+fn jwt_settings_are_checked() {
+    for (policy, needle) in [
+        ("jwt: {}", "jwt needs `keys` or a `jwks_uri`"),
+        (
+            "jwt: { algorithms: [none], keys: [{ secret: \"0123456789abcdef0123456789abcdef\" }] }",
+            "algorithm `none` is never accepted",
+        ),
+        ("jwt: { keys: [{ secret: short }] }", "at least 32 bytes"),
+        (
+            "jwt: { keys: [{ pem: \"x\" }] }",
+            "a `pem` key needs its `alg`",
+        ),
+        (
+            "jwt: { keys: [{ pem: \"not pem\", alg: RS256 }] }",
+            "invalid PEM key",
+        ),
+        (
+            "jwt: { keys: [{ secret: \"0123456789abcdef0123456789abcdef\", alg: RS256 }] }",
+            "a `secret` is for HS256",
+        ),
+        (
+            "jwt: { jwks_uri: \"https://idp.example.com/jwks\" }",
+            "https jwks_uri needs upstream TLS",
+        ),
+        (
+            "jwt: { jwks_uri: \"http://idp/jwks\", leeway: soon }",
+            "invalid duration `soon`",
+        ),
+    ] {
+        let errs = errors(&api_with_policy(policy));
+        assert!(errs[0].contains(needle), "{policy}: {errs:?}");
+        assert!(errs[0].starts_with("apis[0].policies[0].jwt"), "{errs:?}");
+    }
+    assert!(
+        compile(&api_with_policy(
+            "jwt: { jwks_uri: \"http://127.0.0.1:9/jwks\" }"
+        ))
+        .is_ok()
+    );
 }

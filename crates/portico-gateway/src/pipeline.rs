@@ -109,6 +109,9 @@ async fn authenticate(
     let [app, developer] = &identity.app.identity_headers;
     req.headers.insert(&X_PORTICO_APP, app.clone());
     req.headers.insert(&X_PORTICO_DEVELOPER, developer.clone());
+    for (name, value) in &identity.headers {
+        req.headers.insert(name, value.clone());
+    }
     cx.identity = Some(identity);
     Ok(())
 }

@@ -73,6 +73,9 @@ pub struct Consumers {
     pub api_keys: HashMap<[u8; 32], ApiKeyEntry, DigestState>,
     /// Basic-auth user name → the app and its password hash.
     pub basic_users: HashMap<String, BasicUser>,
+    /// OAuth client id → index into [`Consumers::apps`]; how a token's
+    /// `client_id` (or `azp`) claim names its app.
+    pub clients: HashMap<String, u32>,
 }
 
 /// A user name and password of an app, for `basic_auth`.

@@ -109,6 +109,9 @@ pub struct Identity {
     pub credential: Arc<str>,
     /// OAuth/JWT scopes granted to this request.
     pub scopes: Vec<String>,
+    /// Headers the upstream gets for this identity besides
+    /// `x-portico-app`/`-developer` (token claims mapped by `jwt`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// What policies can see besides the request itself.

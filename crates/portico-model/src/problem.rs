@@ -64,6 +64,8 @@ error_codes! {
     MissingCredential = ("missing-credential", 401, "Credential required", Downstream),
     /// The request carries a credential that is not valid.
     InvalidCredential = ("invalid-credential", 401, "Invalid credential", Downstream),
+    /// The token is valid but lacks a scope the API requires.
+    InsufficientScope = ("insufficient-scope", 403, "Insufficient scope", Downstream),
     /// The authenticated app is not subscribed to a product that includes this API.
     NotSubscribed = ("not-subscribed", 403, "Not subscribed", Downstream),
     /// The client's address is not allowed by the API's `ip_filter`.

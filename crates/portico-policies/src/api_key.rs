@@ -102,6 +102,7 @@ impl Policy for ApiKey {
                 app: cx.snapshot.consumers.apps[entry.app as usize].clone(),
                 credential: entry.id.clone(),
                 scopes: Vec::new(),
+                headers: Vec::new(),
             }),
             None => Auth::Rejected(
                 Rejection::new(ErrorCode::InvalidCredential, "The API key is not valid.")
@@ -113,7 +114,7 @@ impl Policy for ApiKey {
 
 /// Removes every `name=value` pair from the query and returns the first
 /// value, percent-decoded.
-fn take_query_param(uri: &mut Uri, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn take_query_param(uri: &mut Uri, name: &str) -> Option<Vec<u8>> {
     let query = uri.query()?;
     let mut found = None;
     let mut kept = String::with_capacity(query.len());

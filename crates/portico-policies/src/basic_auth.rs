@@ -115,6 +115,7 @@ impl BasicAuth {
             app: snapshot.consumers.apps[app as usize].clone(),
             credential: format!("basic:{user}").into(),
             scopes: Vec::new(),
+            headers: Vec::new(),
         }
     }
 

@@ -6,15 +6,21 @@ use portico_model::policy::Policy;
 use serde::Deserializer;
 use serde::de::Error as _;
 
-use crate::{api_key, basic_auth, cors, ip_filter, request_size};
+use crate::{api_key, basic_auth, cors, ip_filter, jwt, request_size};
 
 /// Policies this build can run.
-pub const BUILT: &[&str] = &["api_key", "basic_auth", "cors", "ip_filter", "request_size"];
+pub const BUILT: &[&str] = &[
+    "api_key",
+    "basic_auth",
+    "cors",
+    "ip_filter",
+    "jwt",
+    "request_size",
+];
 
 /// Policies of the product contract that are not built yet. A configuration
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
-    "jwt",
     "oauth2",
     "mtls",
     "rate_limit",
@@ -40,6 +46,7 @@ pub fn build<'de, D: Deserializer<'de>>(
         "basic_auth" => basic_auth::build(settings),
         "cors" => cors::build(settings),
         "ip_filter" => ip_filter::build(settings),
+        "jwt" => jwt::build(settings),
         "request_size" => request_size::build(settings),
         planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
             "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"

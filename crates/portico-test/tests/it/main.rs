@@ -8,5 +8,6 @@ mod auth;
 mod basic;
 mod errors;
 mod headers;
+mod jwt;
 mod proxy;
 mod support;
