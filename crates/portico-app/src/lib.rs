@@ -24,6 +24,8 @@ pub enum StartError {
     },
     #[error("cannot open the access log: {0}")]
     AccessLog(io::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] portico_gateway::tls::TlsError),
 }
 
 /// Overrides applied on top of the configuration file.
@@ -39,6 +41,7 @@ pub struct App {
     gateway: Arc<Gateway>,
     proxy_addr: SocketAddr,
     admin_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -66,6 +69,15 @@ impl App {
         let proxy = bind("proxy", proxy_addr).await?;
         let proxy_addr = proxy.local_addr().unwrap_or(proxy_addr);
         let admin_addr = admin.local_addr().unwrap_or(admin_addr);
+        let tls = match &node.proxy_tls {
+            Some(settings) => {
+                let acceptor = portico_gateway::tls::acceptor(settings)?;
+                let listener = bind("proxy TLS", settings.listen).await?;
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
+        let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
 
         let (stop, stopped) = watch::channel(false);
         let admin_router = portico_control::router(gateway.clone());
@@ -80,17 +92,33 @@ impl App {
         });
 
         gateway.install(Arc::new(snapshot));
+        let mut tasks = vec![admin_task];
+        if let Some((listener, acceptor)) = tls {
+            let mut tls_stop = stopped.clone();
+            let server = ProxyServer::new(listener, gateway.clone()).with_tls(acceptor);
+            tasks.push(tokio::spawn(server.run(async move {
+                let _ = tls_stop.wait_for(|s| *s).await;
+            })));
+        }
         let mut proxy_stop = stopped;
-        let proxy_task = tokio::spawn(ProxyServer::new(proxy, gateway.clone()).run(async move {
-            let _ = proxy_stop.wait_for(|s| *s).await;
-        }));
-        tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "Portico is serving.");
+        tasks.push(tokio::spawn(ProxyServer::new(proxy, gateway.clone()).run(
+            async move {
+                let _ = proxy_stop.wait_for(|s| *s).await;
+            },
+        )));
+        match tls_addr {
+            Some(tls) => {
+                tracing::info!(proxy = %proxy_addr, tls = %tls, admin = %admin_addr, "Portico is serving.")
+            }
+            None => tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "Portico is serving."),
+        }
         Ok(App {
             gateway,
             proxy_addr,
             admin_addr,
+            tls_addr,
             stop,
-            tasks: vec![admin_task, proxy_task],
+            tasks,
         })
     }
 
@@ -100,6 +128,11 @@ impl App {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The TLS proxy listener's address, when one is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {

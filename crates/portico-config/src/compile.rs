@@ -10,7 +10,7 @@ use http::Uri;
 use http::uri::Scheme;
 use portico_model::api::wrr_schedule;
 use portico_model::entities::{Approval, Limit, OAuthClient};
-use portico_model::node::Storage;
+use portico_model::node::{ClientAuth, Storage, TlsListener};
 use portico_model::policy::PolicyChain;
 use portico_model::{
     AccessLog, Api, ApiKeyEntry, App, BasicUser, Consumers, Developer, NodeSettings, Product,
@@ -219,8 +219,11 @@ impl Cx {
             access_log,
             workers,
         } = raw;
-        if let Some(l) = proxy {
-            node.proxy_listen = l.listen.0;
+        if let Some(raw::RawProxyListener { listen, tls }) = proxy {
+            if let Some(l) = listen {
+                node.proxy_listen = l.0;
+            }
+            node.proxy_tls = tls.and_then(|t| self.tls(t));
         }
         if let Some(l) = admin {
             node.admin_listen = l.listen.0;
@@ -247,6 +250,40 @@ impl Cx {
                 self.push(w.diag("workers must be between 1 and 1024"));
             }
         }
+    }
+
+    fn tls(&mut self, raw: raw::RawTls) -> Option<TlsListener> {
+        let raw::RawTls {
+            listen,
+            cert,
+            key,
+            client_ca,
+            client_auth,
+        } = raw;
+        let auth = match (&client_auth, &client_ca) {
+            (None, None) => ClientAuth::None,
+            // A trust store alone means: verify certificates that are sent.
+            (None, Some(_)) => ClientAuth::Optional,
+            (Some(a), ca) => {
+                let auth = match a.value {
+                    raw::RawClientAuth::None => ClientAuth::None,
+                    raw::RawClientAuth::Optional => ClientAuth::Optional,
+                    raw::RawClientAuth::Required => ClientAuth::Required,
+                };
+                if auth != ClientAuth::None && ca.is_none() {
+                    self.push(a.diag("client certificates need a `client_ca` trust store"));
+                    return None;
+                }
+                auth
+            }
+        };
+        Some(TlsListener {
+            listen: listen.0,
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+            client_ca: client_ca.map(PathBuf::from),
+            client_auth: auth,
+        })
     }
 
     fn apis(&mut self, raw: Vec<RawApi>) -> Vec<(Api, ApiPlaces)> {
@@ -471,6 +508,7 @@ impl Cx {
                 api_keys,
                 oauth_clients,
                 basic_auth,
+                certificates,
             } = a;
             let mut ok = names.insert(name.value.0.clone());
             if !ok {
@@ -565,8 +603,20 @@ impl Cx {
                     }
                 }
             }
+            for c in &certificates {
+                if c.value.trim().is_empty() || out.certificates.contains_key(&c.value) {
+                    self.push(c.diag(format!(
+                        "certificate name `{}` is empty or already used",
+                        c.value
+                    )));
+                    ok = false;
+                }
+            }
             if ok {
                 let index = u32::try_from(out.apps.len()).expect("fewer than 2^32 apps");
+                for c in certificates {
+                    out.certificates.insert(c.value, index);
+                }
                 for c in &clients {
                     out.clients.insert(c.client_id.clone(), index);
                 }

@@ -28,7 +28,7 @@ pub(crate) const SECTIONS: &[&str] = &[
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
-    pub proxy: Option<RawListener>,
+    pub proxy: Option<RawProxyListener>,
     pub admin: Option<RawListener>,
     pub portal: Option<RawPortal>,
     /// `stdout`, `off`, or a file path.
@@ -41,6 +41,31 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListener {
     pub listen: ListenAddr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxyListener {
+    pub listen: Option<ListenAddr>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub listen: ListenAddr,
+    pub cert: String,
+    pub key: String,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<Located<RawClientAuth>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawClientAuth {
+    None,
+    Optional,
+    Required,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +239,9 @@ pub(crate) struct RawApp {
     pub oauth_clients: Vec<RawOAuthClient>,
     #[serde(default)]
     pub basic_auth: Vec<RawBasicCredential>,
+    /// Client certificate subjects or subject alternative names, for `mtls`.
+    #[serde(default)]
+    pub certificates: Vec<Located<String>>,
 }
 
 /// A user name with a password (hashed when compiled) or an argon2 hash.

@@ -18,6 +18,7 @@ mod proxy;
 pub mod server;
 mod state;
 mod time;
+pub mod tls;
 mod upstream;
 
 pub use access_log::AccessLogSink;

@@ -157,6 +157,7 @@ impl Gateway {
         }
         let chain = &rt.api.policies;
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
+        cx.client_cert = conn.client_cert.as_ref();
         if !chain.is_empty() {
             let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx).await;
             exchange.app = cx.identity.as_ref().map(|i| i.app.clone());

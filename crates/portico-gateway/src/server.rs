@@ -9,11 +9,14 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::headers::Hop;
 use crate::state::Gateway;
+use crate::tls::client_cert;
 
 /// A client that sends no complete request head within this time is
 /// disconnected (slowloris).
@@ -29,6 +32,8 @@ pub struct ConnectionInfo {
     pub scheme: &'static str,
     /// The forwarding headers' view of this client, made once.
     pub(crate) hop: Hop,
+    /// The verified client certificate, on TLS connections that sent one.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl ConnectionInfo {
@@ -37,20 +42,43 @@ impl ConnectionInfo {
             peer,
             scheme,
             hop: Hop::new(peer, scheme),
+            client_cert: None,
         }
     }
 }
 
 /// Serves the gateway on a bound listener.
-#[derive(Debug)]
 pub struct ProxyServer {
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
 }
+
+impl std::fmt::Debug for ProxyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyServer")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A client that does not finish the TLS handshake in this time is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ProxyServer {
     pub fn new(listener: TcpListener, gateway: Arc<Gateway>) -> Self {
-        Self { listener, gateway }
+        Self {
+            listener,
+            gateway,
+            tls: None,
+        }
+    }
+
+    /// Serves HTTPS (HTTP/1.1 and h2 by ALPN) with `acceptor`.
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// Accepts until `shutdown` completes, then stops accepting and waits up
@@ -82,21 +110,40 @@ impl ProxyServer {
             };
             let _ = stream.set_nodelay(true);
             let gateway = self.gateway.clone();
-            let info = Arc::new(ConnectionInfo::new(peer, "http"));
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                let info = info.clone();
-                async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &info).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
+            match &self.tls {
+                None => {
+                    let info = ConnectionInfo::new(peer, "http");
+                    serve(&builder, graceful.watcher(), gateway, info, stream);
                 }
-            });
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                        let tls = match handshake {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, peer = %peer, "TLS handshake failed.");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let mut info = ConnectionInfo::new(peer, "https");
+                        info.client_cert = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(client_cert);
+                        serve(&builder, watcher, gateway, info, tls);
+                    });
+                }
+            }
         }
         drop(self.listener);
+        drop(self.tls);
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()
@@ -104,4 +151,30 @@ impl ProxyServer {
             tracing::warn!("Shutdown drain timed out; closing the remaining connections.");
         }
     }
+}
+
+/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+fn serve<I>(
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    gateway: Arc<Gateway>,
+    info: ConnectionInfo,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
+    let info = Arc::new(info);
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        let info = info.clone();
+        async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &info).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = watcher.watch(conn.into_owned());
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
+        }
+    });
 }

@@ -76,6 +76,9 @@ pub struct Consumers {
     /// OAuth client id → index into [`Consumers::apps`]; how a token's
     /// `client_id` (or `azp`) claim names its app.
     pub clients: HashMap<String, u32>,
+    /// Client certificate subject or subject alternative name → index into
+    /// [`Consumers::apps`], for `mtls`.
+    pub certificates: HashMap<String, u32>,
 }
 
 /// A user name and password of an app, for `basic_auth`.

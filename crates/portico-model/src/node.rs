@@ -8,6 +8,8 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSettings {
     pub proxy_listen: SocketAddr,
+    /// A second proxy listener speaking TLS, if configured.
+    pub proxy_tls: Option<TlsListener>,
     pub admin_listen: SocketAddr,
     pub portal_listen: SocketAddr,
     pub portal_title: String,
@@ -22,6 +24,7 @@ impl Default for NodeSettings {
     fn default() -> Self {
         Self {
             proxy_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            proxy_tls: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             portal_listen: SocketAddr::from(([0, 0, 0, 0], 8082)),
             portal_title: "Portico".to_owned(),
@@ -31,6 +34,32 @@ impl Default for NodeSettings {
             workers: None,
         }
     }
+}
+
+/// A TLS proxy listener: certificate, key and, for client certificates,
+/// the trust store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+/// Whether the TLS listener asks for client certificates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificates.
+    #[default]
+    None,
+    /// Verified when sent; APIs with the `mtls` policy require one.
+    Optional,
+    /// Every connection must present a valid client certificate.
+    Required,
 }
 
 /// Where entities are stored.

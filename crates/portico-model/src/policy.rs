@@ -114,6 +114,17 @@ pub struct Identity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// The verified client certificate of a TLS connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The subject distinguished name as printed by RFC 4514 rules,
+    /// such as `CN=client-a, O=Acme`.
+    pub subject: String,
+    /// Subject alternative names: DNS names, URIs (SPIFFE ids), e-mail
+    /// addresses and IP addresses, as text.
+    pub sans: Vec<String>,
+}
+
 /// What policies can see besides the request itself.
 #[derive(Debug)]
 pub struct RequestContext<'a> {
@@ -124,6 +135,8 @@ pub struct RequestContext<'a> {
     /// Behind its `Arc`, so a pending check can keep it.
     pub snapshot: &'a Arc<Snapshot>,
     pub identity: Option<Identity>,
+    /// The verified client certificate, on TLS connections that sent one.
+    pub client_cert: Option<&'a ClientCert>,
     /// The most request body bytes the upstream may receive; policies lower
     /// it, the gateway enforces it while streaming (413 when exceeded).
     pub body_limit: Option<u64>,
@@ -139,6 +152,7 @@ impl<'a> RequestContext<'a> {
             api,
             snapshot,
             identity: None,
+            client_cert: None,
             body_limit: None,
             extensions: http::Extensions::new(),
         }

@@ -9,6 +9,7 @@ pub mod basic_auth;
 mod cors;
 mod ip_filter;
 mod jwt;
+mod mtls;
 mod net;
 pub mod registry;
 mod request_size;

@@ -6,7 +6,7 @@ use portico_model::policy::Policy;
 use serde::Deserializer;
 use serde::de::Error as _;
 
-use crate::{api_key, basic_auth, cors, ip_filter, jwt, request_size};
+use crate::{api_key, basic_auth, cors, ip_filter, jwt, mtls, request_size};
 
 /// Policies this build can run.
 pub const BUILT: &[&str] = &[
@@ -15,6 +15,7 @@ pub const BUILT: &[&str] = &[
     "cors",
     "ip_filter",
     "jwt",
+    "mtls",
     "request_size",
 ];
 
@@ -22,7 +23,6 @@ pub const BUILT: &[&str] = &[
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
     "oauth2",
-    "mtls",
     "rate_limit",
     "spike_arrest",
     "quota",
@@ -47,6 +47,7 @@ pub fn build<'de, D: Deserializer<'de>>(
         "cors" => cors::build(settings),
         "ip_filter" => ip_filter::build(settings),
         "jwt" => jwt::build(settings),
+        "mtls" => mtls::build(settings),
         "request_size" => request_size::build(settings),
         planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
             "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"

@@ -33,6 +33,11 @@ impl TestNode {
         self.app().admin_addr()
     }
 
+    /// The TLS proxy listener, when the YAML configures one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.app().tls_addr()
+    }
+
     /// `http://127.0.0.1:PORT{path}` on the proxy listener.
     pub fn proxy_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy_addr())

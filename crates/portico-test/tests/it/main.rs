@@ -11,3 +11,4 @@ mod headers;
 mod jwt;
 mod proxy;
 mod support;
+mod tls;
