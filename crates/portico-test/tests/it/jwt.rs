@@ -361,3 +361,28 @@ async fn unknown_key_ids_do_not_trigger_a_fetch_storm() {
         "unknown kids refetched within the minimum interval"
     );
 }
+
+#[tokio::test]
+async fn rs256_tokens_verify_against_a_pem_key() {
+    use rcgen::SigningKey as _;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let input = signing_input(&json!({"alg": "RS256", "kid": "rsa-1"}), &claims(json!({})));
+    let token = format!(
+        "{input}.{}",
+        B64.encode(key.sign(input.as_bytes()).unwrap())
+    );
+    let up = Upstream::echo().run().await;
+    let jwt = format!(
+        "{{ keys: [{{ pem: \"{}\", alg: RS256, kid: rsa-1 }}] }}",
+        key.public_key_pem().replace('\n', "\\n")
+    );
+    let node = TestNode::new().config(&config(&up.url(), &jwt)).run().await;
+    assert_eq!(get(&node, &token).await.status(), 200);
+    // The same signature presented as PS256 is refused: RS256 only.
+    let (_, sig) = token.rsplit_once('.').unwrap();
+    let ps = format!(
+        "{}.{sig}",
+        signing_input(&json!({"alg": "PS256", "kid": "rsa-1"}), &claims(json!({})))
+    );
+    problem(get(&node, &ps).await, 401, "invalid-credential").await;
+}
