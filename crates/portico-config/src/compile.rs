@@ -710,6 +710,15 @@ fn parse_target(raw: &RawTarget) -> Result<Target, String> {
             "invalid target URL `{url}`: credentials in the URL are not allowed"
         ));
     }
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if after_host.contains(':') && authority.port().is_none() {
+        return Err(format!(
+            "invalid target URL `{url}`: the port is not a number from 0 to 65535"
+        ));
+    }
     if uri.query().is_some() {
         return Err(format!(
             "invalid target URL `{url}`: a target cannot have a query"

@@ -435,3 +435,22 @@ fn jwt_settings_are_checked() {
         .is_ok()
     );
 }
+
+#[test]
+fn cors_refuses_any_origin_with_credentials() {
+    let errs = errors(&api_with_policy(
+        "cors: { origins: [\"*\"], credentials: true }",
+    ));
+    assert!(
+        errs[0].contains("cannot be combined with `credentials: true`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn target_ports_must_fit() {
+    let errs = errors(
+        "apis:\n  - { name: a, base_path: /a, upstream: { targets: [\"http://h:99999\"] } }\n",
+    );
+    assert!(errs[0].contains("invalid target URL"), "{errs:?}");
+}

@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod body;
 mod headers;
 pub mod metrics;
+mod path;
 mod pipeline;
 pub mod problem;
 mod proxy;

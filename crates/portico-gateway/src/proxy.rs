@@ -17,6 +17,7 @@ use crate::body::{Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
     TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
 };
+use crate::path;
 use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
@@ -132,10 +133,33 @@ impl Gateway {
             ));
         }
         let host = request_host(&parts)?;
+        if parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            // A singleton field (RFC 9110 §11.6.2): two would let one
+            // policy check the first while the upstream reads the second.
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "The request has more than one Authorization header.",
+            ));
+        }
+        // Routing and the upstream must see the same path.
+        match path::normalize(parts.uri.path()) {
+            Ok(Cow::Borrowed(_)) => {}
+            Ok(Cow::Owned(normal)) => parts.uri = with_path(&parts.uri, &normal)?,
+            Err(e) => return Err(Failure::new(ErrorCode::BadRequest, e.detail())),
+        }
+        // Connection-named fields go now, before policies add headers of
+        // their own that a client could otherwise have removed.
+        remove_hop_by_hop(&mut parts.headers);
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         let route_host = host_str.map(routing_host);
-        let path = parts.uri.path();
-        let Some(matched) = runtime.snapshot.routes.lookup(route_host.as_deref(), path) else {
+        let path = path::routing_path(parts.uri.path());
+        let Some(matched) = runtime.snapshot.routes.lookup(route_host.as_deref(), &path) else {
             let on = host_str.unwrap_or("(none)");
             return Err(Failure::new(
                 ErrorCode::NoRoute,
@@ -149,8 +173,12 @@ impl Gateway {
         exchange.api = Some(rt.name.clone());
         exchange.metrics = rt.metrics.clone();
 
-        // Identity headers are Portico's to set, never the client's.
-        for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER] {
+        // Identity headers, and headers the API's policies set, are
+        // Portico's to set, never the client's.
+        for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
+            .into_iter()
+            .chain(rt.api.policies.owned_headers())
+        {
             if parts.headers.contains_key(name) {
                 parts.headers.remove(name);
             }
@@ -207,7 +235,6 @@ impl Gateway {
         .map_err(|_| Failure::new(ErrorCode::Internal, "Could not build the upstream URI."))?;
 
         let headers = &mut parts.headers;
-        remove_hop_by_hop(headers);
         add_forwarded(headers, &conn.hop, host.as_ref());
         let tp = traceparent(headers);
         headers.insert(&TRACEPARENT, tp);
@@ -270,6 +297,12 @@ impl Gateway {
 /// `Host` header.
 fn request_host(parts: &http::request::Parts) -> Result<Option<HeaderValue>, Failure> {
     if let Some(authority) = parts.uri.authority() {
+        if !is_host(authority.as_str().as_bytes()) || authority.as_str().contains('@') {
+            return Err(Failure::new(
+                ErrorCode::BadRequest,
+                "The request's authority is not a valid host.",
+            ));
+        }
         return Ok(HeaderValue::from_str(authority.as_str()).ok());
     }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
@@ -302,6 +335,31 @@ fn is_host(b: &[u8]) -> bool {
             .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%[]".contains(&c))
 }
 
+/// `uri` with its path replaced by `path` (query kept).
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, Failure> {
+    let mut pq = String::with_capacity(path.len() + uri.query().map_or(0, |q| q.len() + 1));
+    pq.push_str(path);
+    if let Some(q) = uri.query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(
+        |_| {
+            Failure::new(
+                ErrorCode::BadRequest,
+                "The request path cannot be forwarded.",
+            )
+        },
+    )?);
+    Uri::from_parts(parts).map_err(|_| {
+        Failure::new(
+            ErrorCode::BadRequest,
+            "The request path cannot be forwarded.",
+        )
+    })
+}
+
 /// The host as routes know it: lower case, without port or IPv6 brackets'
 /// port.
 fn routing_host(host: &str) -> Cow<'_, str> {
@@ -309,7 +367,9 @@ fn routing_host(host: &str) -> Cow<'_, str> {
         host.split_once(']')
             .map_or(host, |(h, _)| &host[..=h.len()])
     } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
+        let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        // `api.example.com.` is the same name, fully qualified.
+        h.strip_suffix('.').unwrap_or(h)
     };
     if without_port.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(without_port.to_ascii_lowercase())
@@ -352,5 +412,6 @@ mod tests {
         assert_eq!(routing_host("api.example.com"), "api.example.com");
         assert_eq!(routing_host("[::1]:8080"), "[::1]");
         assert_eq!(routing_host("[::1]"), "[::1]");
+        assert_eq!(routing_host("api.example.com.:443"), "api.example.com");
     }
 }

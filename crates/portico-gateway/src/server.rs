@@ -112,8 +112,20 @@ impl ProxyServer {
             let gateway = self.gateway.clone();
             match &self.tls {
                 None => {
-                    let info = ConnectionInfo::new(peer, "http");
-                    serve(&builder, graceful.watcher(), gateway, info, stream);
+                    let watcher = graceful.watcher();
+                    let builder = builder.clone();
+                    tokio::spawn(async move {
+                        // Protocol detection reads without a deadline: a
+                        // connection that never sends a byte is dropped here.
+                        if tokio::time::timeout(HEADER_READ_TIMEOUT, stream.readable())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let info = ConnectionInfo::new(peer, "http");
+                        serve(&builder, watcher, gateway, info, stream);
+                    });
                 }
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();

@@ -25,10 +25,15 @@ impl Api {
     /// the base path is stripped and the target's own path prefix is put in
     /// front. The result always starts with `/`.
     pub fn upstream_path<'a>(&self, target: &'a Target, path: &'a str) -> UpstreamPath<'a> {
-        let rest = if self.base_path == "/" {
+        // Strip as many segments as the base path has (not bytes: a matched
+        // segment may carry matrix parameters, `/v1;x`).
+        let segments = self.base_path.matches('/').count() - usize::from(self.base_path == "/");
+        let rest = if segments == 0 {
             path
         } else {
-            path.get(self.base_path.len()..).unwrap_or("")
+            path.match_indices('/')
+                .nth(segments)
+                .map_or("", |(i, _)| &path[i..])
         };
         UpstreamPath {
             prefix: &target.path_prefix,
@@ -176,6 +181,8 @@ mod tests {
         assert_eq!(join(&bare, "/orders/v1"), "/");
         assert_eq!(join(&target, "/orders/v1/items"), "/api/items");
         assert_eq!(join(&target, "/orders/v1"), "/api");
+        assert_eq!(join(&bare, "/orders/v1;x=1/items"), "/items");
+        assert_eq!(join(&bare, "/orders/v1/"), "/");
         let root = Api {
             base_path: "/".into(),
             ..api.clone()

@@ -177,6 +177,13 @@ pub trait Policy: Send + Sync + Debug {
         Auth::Absent
     }
 
+    /// Request headers this policy sets for the upstream. The gateway
+    /// removes them from every incoming request to the API before any
+    /// policy runs, so a client can never supply them itself.
+    fn owned_headers(&self) -> &[HeaderName] {
+        &[]
+    }
+
     /// Removes this policy's credential from the request without checking
     /// it: another authentication policy decided, and credentials never
     /// reach the upstream.
@@ -194,21 +201,33 @@ pub trait Policy: Send + Sync + Debug {
 
 /// An API's policies, sorted by phase once per snapshot; file order is kept
 /// within a phase.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PolicyChain {
     policies: Arc<[Arc<dyn Policy>]>,
     /// Whether any policy authenticates: then an identity is required.
     has_auth: bool,
+    /// Every policy's owned headers.
+    owned: Arc<[HeaderName]>,
 }
 
 impl PolicyChain {
     pub fn new(mut policies: Vec<Arc<dyn Policy>>) -> Self {
         policies.sort_by_key(|p| p.phase());
         let has_auth = policies.iter().any(|p| p.phase() == Phase::Authentication);
+        let owned: Vec<HeaderName> = policies
+            .iter()
+            .flat_map(|p| p.owned_headers().iter().cloned())
+            .collect();
         Self {
             policies: policies.into(),
             has_auth,
+            owned: owned.into(),
         }
+    }
+
+    /// Headers the chain's policies set for the upstream.
+    pub fn owned_headers(&self) -> impl Iterator<Item = &HeaderName> {
+        self.owned.iter()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -227,6 +246,12 @@ impl PolicyChain {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Policy>> {
         self.policies.iter()
+    }
+}
+
+impl Default for PolicyChain {
+    fn default() -> Self {
+        Self::new(Vec::new())
     }
 }
 

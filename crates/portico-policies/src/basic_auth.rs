@@ -81,7 +81,7 @@ impl std::fmt::Debug for BasicAuth {
 /// Splits `Authorization: Basic <base64(user:password)>`.
 pub(crate) fn parse_basic(value: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(value).ok()?;
-    let (scheme, token) = text.trim().split_once(' ')?;
+    let (scheme, token) = text.trim().split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -148,11 +148,8 @@ impl Policy for BasicAuth {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .get(..6)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("basic "))
-            });
+            .and_then(|v| v.trim_start().split([' ', '\t']).next())
+            .is_some_and(|s| s.eq_ignore_ascii_case("basic"));
         if is_basic {
             req.headers.remove(AUTHORIZATION);
         }
@@ -165,7 +162,7 @@ impl Policy for BasicAuth {
         let is_basic = value
             .to_str()
             .ok()
-            .and_then(|v| v.trim_start().split(' ').next())
+            .and_then(|v| v.trim_start().split([' ', '\t']).next())
             .is_some_and(|s| s.eq_ignore_ascii_case("basic"));
         if !is_basic {
             // Another scheme (Bearer): another policy's credential.

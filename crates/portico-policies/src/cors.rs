@@ -46,6 +46,13 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         return Err(D::Error::custom("cors needs at least one origin, or `*`"));
     }
     let any_origin = origins.iter().any(|o| o == "*");
+    if any_origin && credentials {
+        // Reflecting every origin with credentials would let any site read
+        // a user's data; the Fetch standard forbids `*` with credentials.
+        return Err(D::Error::custom(
+            "`origins: [\"*\"]` cannot be combined with `credentials: true`; list the origins",
+        ));
+    }
     let origins = origins
         .into_iter()
         .filter(|o| o != "*")

@@ -97,8 +97,9 @@ struct Jwks {
     refresh: Duration,
     min_interval: Duration,
     current: ArcSwapOption<Fetched>,
-    /// Held while a fetch runs, so concurrent requests share one fetch.
-    fetching: tokio::sync::Mutex<()>,
+    /// Held while a fetch runs, so concurrent requests share one fetch;
+    /// guards the time of the last attempt, failed or not.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
     background: AtomicBool,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
@@ -259,7 +260,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
                 refresh: duration(jwks_refresh, Duration::from_secs(600))?,
                 min_interval: duration(jwks_min_interval, Duration::from_secs(30))?,
                 current: ArcSwapOption::empty(),
-                fetching: tokio::sync::Mutex::new(()),
+                fetching: tokio::sync::Mutex::new(None),
                 background: AtomicBool::new(false),
                 client: Client::builder(TokioExecutor::new()).build(connector),
             }))
@@ -308,10 +309,15 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
             "a realm is ASCII without quotes or backslashes",
         ));
     }
-    let leeway = duration(leeway, Duration::from_secs(60))?.as_secs();
+    let leeway = duration(leeway, Duration::from_secs(60))?;
+    if leeway > Duration::from_secs(86_400) {
+        return Err(D::Error::custom("leeway is clock skew, at most 1d"));
+    }
+    let leeway = leeway.as_secs();
     let challenge =
         HeaderValue::try_from(format!("Bearer realm=\"{realm}\"")).map_err(D::Error::custom)?;
     let mut inner = Inner {
+        owned: header_map.iter().map(|(_, h)| h.clone()).collect(),
         validations: Vec::new(),
         issuer,
         audience,
@@ -347,6 +353,8 @@ struct Inner {
     required_claims: Vec<String>,
     scopes: Vec<String>,
     header_map: Vec<(String, HeaderName)>,
+    /// The mapped headers' names, for `owned_headers`.
+    owned: Vec<HeaderName>,
     client_claim: Option<String>,
     realm: String,
     challenge: HeaderValue,
@@ -420,7 +428,16 @@ impl Inner {
         v.leeway = self.leeway;
         v.validate_nbf = true;
         v.validate_exp = true;
-        v.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience must be present, not merely
+        // match when present.
+        let mut required = vec!["exp"];
+        if !self.issuer.is_empty() {
+            required.push("iss");
+        }
+        if !self.audience.is_empty() {
+            required.push("aud");
+        }
+        v.set_required_spec_claims(&required);
         if !self.issuer.is_empty() {
             v.set_issuer(&self.issuer);
         }
@@ -588,10 +605,10 @@ impl Inner {
 
 impl Jwks {
     async fn fetch(&self) -> Result<Fetched, String> {
-        let get = self.client.get(self.uri.clone());
-        let resp = tokio::time::timeout(JWKS_TIMEOUT, get)
+        let resp = self
+            .client
+            .get(self.uri.clone())
             .await
-            .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
@@ -609,22 +626,29 @@ impl Jwks {
     }
 
     /// Fetches unless another caller fetched since `seen`, or the last
-    /// fetch is younger than the minimum interval.
+    /// attempt (successful or not) is younger than the minimum interval.
     async fn refresh(&self, seen: Option<Instant>) -> Option<Arc<Fetched>> {
-        let _guard = self.fetching.lock().await;
+        let mut last_attempt = self.fetching.lock().await;
         let current = self.current.load_full();
-        let at = current.as_ref().map(|c| c.at);
-        if at != seen || at.is_some_and(|t| t.elapsed() < self.min_interval) {
+        if current.as_ref().map(|c| c.at) != seen
+            || last_attempt.is_some_and(|t| t.elapsed() < self.min_interval)
+        {
             return current;
         }
-        match self.fetch().await {
-            Ok(fetched) => {
+        *last_attempt = Some(Instant::now());
+        // The whole exchange, body included, is bounded: the lock is held.
+        match tokio::time::timeout(JWKS_TIMEOUT, self.fetch()).await {
+            Ok(Ok(fetched)) => {
                 let fetched = Arc::new(fetched);
                 self.current.store(Some(fetched.clone()));
                 Some(fetched)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(uri = %self.uri, error = %e, "JWKS fetch failed; keeping the previous keys.");
+                current
+            }
+            Err(_) => {
+                tracing::warn!(uri = %self.uri, "JWKS fetch timed out; keeping the previous keys.");
                 current
             }
         }
@@ -633,7 +657,7 @@ impl Jwks {
 
 pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?.trim();
-    let (scheme, token) = text.split_once(' ')?;
+    let (scheme, token) = text.split_once([' ', '\t'])?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -648,6 +672,10 @@ impl Policy for Jwt {
 
     fn challenge(&self) -> Option<HeaderValue> {
         Some(self.0.challenge.clone())
+    }
+
+    fn owned_headers(&self) -> &[HeaderName] {
+        &self.0.owned
     }
 
     fn remove_credential(&self, req: &mut request::Parts) {
@@ -667,10 +695,6 @@ impl Policy for Jwt {
             return Auth::Absent;
         };
         req.headers.remove(AUTHORIZATION);
-        // Mapped claim headers come from the token only, never the client.
-        for (_, header) in &this.header_map {
-            req.headers.remove(header);
-        }
         let fetched = this.jwks.as_ref().and_then(|j| j.current.load_full());
         if let (Some(jwks), Some(f)) = (&this.jwks, &fetched) {
             if f.at.elapsed() > jwks.refresh && !jwks.background.swap(true, Ordering::AcqRel) {

@@ -386,3 +386,79 @@ async fn rs256_tokens_verify_against_a_pem_key() {
     );
     problem(get(&node, &ps).await, 401, "invalid-credential").await;
 }
+
+#[tokio::test]
+async fn mapped_claim_headers_cannot_be_sent_by_clients_under_another_credential() {
+    let up = Upstream::echo().run().await;
+    let yaml = format!(
+        r#"apis:
+  - name: orders
+    base_path: /orders
+    upstream: {{ targets: ["{}"] }}
+    policies:
+      - api_key: {{}}
+      - jwt: {{ keys: [{{ secret: "{SECRET}" }}], claims_to_headers: {{ sub: x-user-id }} }}
+products:
+  - {{ name: p, apis: [orders] }}
+developers:
+  - {{ email: dev@example.com, name: Dev }}
+apps:
+  - {{ name: dev-one-app, developer: dev@example.com, products: [p], api_keys: ["key-00000001"] }}
+"#,
+        up.url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let resp = client()
+        .get(node.proxy_url("/orders/1"))
+        .header("x-api-key", "key-00000001")
+        .header("x-user-id", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert!(
+        !seen.headers.contains_key("x-user-id"),
+        "a client-sent claim header reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_present() {
+    let up = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&config(&up.url(), &inline_jwt()))
+        .run()
+        .await;
+    for missing in ["iss", "aud"] {
+        let token = hs256(&claims(json!({ missing: null })));
+        problem(get(&node, &token).await, 401, "invalid-credential").await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_jwks_endpoint_is_not_hammered() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let jwks = Upstream::from_fn(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { portico_test::text_response(500, "down") }
+    })
+    .run()
+    .await;
+    let up = Upstream::echo().run().await;
+    let jwt = format!(
+        "{{ jwks_uri: \"{}/jwks.json\", jwks_min_interval: 1h }}",
+        jwks.url()
+    );
+    let node = TestNode::new().config(&config(&up.url(), &jwt)).run().await;
+    for _ in 0..5 {
+        problem(
+            get(&node, &eddsa(&claims(json!({})), 1, "k1")).await,
+            401,
+            "invalid-credential",
+        )
+        .await;
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}

@@ -9,6 +9,7 @@ mod basic;
 mod errors;
 mod headers;
 mod jwt;
+mod paths;
 mod proxy;
 mod support;
 mod tls;
