@@ -95,17 +95,19 @@ impl App {
         let mut tasks = vec![admin_task];
         if let Some((listener, acceptor)) = tls {
             let mut tls_stop = stopped.clone();
-            let server = ProxyServer::new(listener, gateway.clone()).with_tls(acceptor);
+            let server = ProxyServer::new(listener, gateway.clone())
+                .with_tls(acceptor)
+                .with_drain_timeout(node.shutdown_timeout);
             tasks.push(tokio::spawn(server.run(async move {
                 let _ = tls_stop.wait_for(|s| *s).await;
             })));
         }
         let mut proxy_stop = stopped;
-        tasks.push(tokio::spawn(ProxyServer::new(proxy, gateway.clone()).run(
-            async move {
-                let _ = proxy_stop.wait_for(|s| *s).await;
-            },
-        )));
+        let server =
+            ProxyServer::new(proxy, gateway.clone()).with_drain_timeout(node.shutdown_timeout);
+        tasks.push(tokio::spawn(server.run(async move {
+            let _ = proxy_stop.wait_for(|s| *s).await;
+        })));
         match tls_addr {
             Some(tls) => {
                 tracing::info!(proxy = %proxy_addr, tls = %tls, admin = %admin_addr, "Portico is serving.")

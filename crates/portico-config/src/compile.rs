@@ -218,7 +218,11 @@ impl Cx {
             portal,
             access_log,
             workers,
+            shutdown_timeout,
         } = raw;
+        if let Some(t) = shutdown_timeout {
+            node.shutdown_timeout = t.0;
+        }
         if let Some(raw::RawProxyListener { listen, tls }) = proxy {
             if let Some(l) = listen {
                 node.proxy_listen = l.0;

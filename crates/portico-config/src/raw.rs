@@ -35,6 +35,8 @@ pub(crate) struct RawServer {
     pub access_log: Option<String>,
     /// Runtime worker threads (default: one per core).
     pub workers: Option<Located<usize>>,
+    /// How long shutdown drains in-flight exchanges (default 30s).
+    pub shutdown_timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::headers::Hop;
@@ -21,8 +22,6 @@ use crate::tls::client_cert;
 /// A client that sends no complete request head within this time is
 /// disconnected (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long shutdown waits for in-flight exchanges before closing.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Facts about the connection a request arrived on.
 #[derive(Clone, Debug)]
@@ -52,6 +51,7 @@ pub struct ProxyServer {
     listener: TcpListener,
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
+    drain: Duration,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -72,7 +72,14 @@ impl ProxyServer {
             listener,
             gateway,
             tls: None,
+            drain: Duration::from_secs(30),
         }
+    }
+
+    /// How long shutdown waits for in-flight exchanges (default 30 s).
+    pub fn with_drain_timeout(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
     }
 
     /// Serves HTTPS (HTTP/1.1 and h2 by ALPN) with `acceptor`.
@@ -82,7 +89,7 @@ impl ProxyServer {
     }
 
     /// Accepts until `shutdown` completes, then stops accepting and waits up
-    /// to 30 s for open exchanges to finish.
+    /// to the drain timeout for open exchanges to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -93,6 +100,7 @@ impl ProxyServer {
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
+        let (force_close, force_rx) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -112,7 +120,7 @@ impl ProxyServer {
             let gateway = self.gateway.clone();
             match &self.tls {
                 None => {
-                    let watcher = graceful.watcher();
+                    let watcher = (graceful.watcher(), force_rx.clone());
                     let builder = builder.clone();
                     tokio::spawn(async move {
                         // Protocol detection reads without a deadline: a
@@ -130,7 +138,7 @@ impl ProxyServer {
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     let builder = builder.clone();
-                    let watcher = graceful.watcher();
+                    let watcher = (graceful.watcher(), force_rx.clone());
                     tokio::spawn(async move {
                         let handshake =
                             tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
@@ -156,19 +164,20 @@ impl ProxyServer {
         }
         drop(self.listener);
         drop(self.tls);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        if tokio::time::timeout(self.drain, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("Shutdown drain timed out; closing the remaining connections.");
         }
+        let _ = force_close.send(true);
     }
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown drains it.
 fn serve<I>(
     builder: &Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    (watcher, mut force_close): (Watcher, watch::Receiver<bool>),
     gateway: Arc<Gateway>,
     info: ConnectionInfo,
     io: I,
@@ -185,8 +194,12 @@ fn serve<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let conn = watcher.watch(conn.into_owned());
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
+        tokio::select! {
+            result = conn => if let Err(e) = result {
+                tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
+            },
+            // The drain deadline passed: dropping the connection closes it.
+            _ = force_close.wait_for(|closed| *closed) => {}
         }
     });
 }

@@ -18,6 +18,8 @@ pub struct NodeSettings {
     pub access_log: AccessLog,
     /// Runtime worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// How long shutdown waits for in-flight exchanges before closing.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for NodeSettings {
@@ -32,6 +34,7 @@ impl Default for NodeSettings {
             redis: None,
             access_log: AccessLog::Stdout,
             workers: None,
+            shutdown_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -11,5 +11,6 @@ mod headers;
 mod jwt;
 mod paths;
 mod proxy;
+mod shutdown;
 mod support;
 mod tls;
