@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
-/// Parses a duration written as an integer and a unit: `ms`, `s`, `m`,
-/// `h` or `d` (`500ms`, `30s`, `1m`, `1h`, `1d`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Reads `<integer><unit>` where the unit is one of `units`, and returns
+/// the integer times the unit's factor; `what` and `example` shape the
+/// error message.
+fn scaled(text: &str, units: &[(&str, u64)], what: &str, example: &str) -> Result<u64, String> {
     let expected = || {
+        let names: Vec<&str> = units.iter().map(|(u, _)| *u).collect();
         format!(
-            "invalid duration `{text}`: expected an integer and a unit (ms, s, m, h, d), such as `500ms` or `30s`"
+            "invalid {what} `{text}`: expected an integer and a unit ({}), such as {example}",
+            names.join(", ")
         )
     };
     let split = text
@@ -17,41 +20,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(expected)?;
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().map_err(|_| expected())?;
-    let millis_per = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(expected()),
-    };
-    n.checked_mul(millis_per)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("duration `{text}` is too large"))
+    let &(_, factor) = units
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .ok_or_else(expected)?;
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{what} `{text}` is too large"))
+}
+
+/// Parses a duration written as an integer and a unit: `ms`, `s`, `m`,
+/// `h` or `d` (`500ms`, `30s`, `1m`, `1h`, `1d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const MILLIS: &[(&str, u64)] = &[
+        ("ms", 1),
+        ("s", 1_000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+    ];
+    scaled(text, MILLIS, "duration", "`500ms` or `30s`").map(Duration::from_millis)
 }
 
 /// Parses a size written as an integer and a binary unit: `B`, `KiB`,
 /// `MiB` or `GiB` (`512KiB`, `1MiB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let expected = || {
-        format!(
-            "invalid size `{text}`: expected an integer and a unit (B, KiB, MiB, GiB), such as `512KiB`"
-        )
-    };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(expected)?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| expected())?;
-    let per = match unit {
-        "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(expected()),
-    };
-    n.checked_mul(per)
-        .ok_or_else(|| format!("size `{text}` is too large"))
+    const BYTES: &[(&str, u64)] = &[
+        ("B", 1),
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+    ];
+    scaled(text, BYTES, "size", "`512KiB`")
 }
 
 #[cfg(test)]
