@@ -39,6 +39,8 @@ pub struct Overrides {
 #[derive(Debug)]
 pub struct App {
     gateway: Arc<Gateway>,
+    /// The node settings the listeners were started with.
+    node: portico_model::NodeSettings,
     proxy_addr: SocketAddr,
     admin_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
@@ -116,6 +118,7 @@ impl App {
         }
         Ok(App {
             gateway,
+            node,
             proxy_addr,
             admin_addr,
             tls_addr,
@@ -139,6 +142,33 @@ impl App {
 
     pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// Publishes the entities of a newly compiled configuration in one swap;
+    /// requests in flight finish on the snapshot they started with, and
+    /// connection pools and counters of unchanged APIs carry over. Node
+    /// settings (listeners, storage, logging) need a restart: the ones that
+    /// differ are returned so the caller can say so.
+    pub fn reload(&self, config: Compiled) -> Vec<&'static str> {
+        let Compiled { node, snapshot } = config;
+        let mut restart = Vec::new();
+        if node.proxy_listen != self.node.proxy_listen || node.proxy_tls != self.node.proxy_tls {
+            restart.push("server.proxy");
+        }
+        if node.admin_listen != self.node.admin_listen {
+            restart.push("server.admin");
+        }
+        if node.access_log != self.node.access_log {
+            restart.push("server.access_log");
+        }
+        if node.workers != self.node.workers {
+            restart.push("server.workers");
+        }
+        if node.storage != self.node.storage || node.redis != self.node.redis {
+            restart.push("storage");
+        }
+        self.gateway.install(Arc::new(snapshot));
+        restart
     }
 
     /// Stops accepting, drains in-flight exchanges (up to 30 s), and returns

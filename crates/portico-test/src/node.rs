@@ -52,6 +52,15 @@ impl TestNode {
         self.app.as_ref().expect("node is running")
     }
 
+    /// Compiles `yaml` and publishes it, as SIGHUP does for `portico serve`.
+    pub fn reload(&self, yaml: &str) -> Result<Vec<&'static str>, Diagnostics> {
+        let mut compiled = compile(yaml)?;
+        if !yaml.contains("access_log") {
+            compiled.node.access_log = portico_config::AccessLog::Off;
+        }
+        Ok(self.app().reload(compiled))
+    }
+
     /// Graceful shutdown: stop accepting, drain, close.
     pub async fn shutdown(mut self) {
         if let Some(app) = self.app.take() {

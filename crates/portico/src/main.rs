@@ -134,11 +134,73 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
         let app = App::start(compiled, Overrides::default()).await?;
         let threads = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
         tracing::info!(workers = %threads, "Press Ctrl-C to stop.");
-        shutdown_signal().await;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let mut hangups = hangups();
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(()) = hangups.recv() => match path {
+                    Some(p) => reload(&app, p),
+                    None => tracing::warn!("SIGHUP ignored: the node runs on the embedded defaults, with no file to re-read."),
+                },
+            }
+        }
         tracing::info!("Shutting down: draining in-flight requests.");
         app.shutdown().await;
         Ok(())
     })
+}
+
+/// Re-reads and compiles the file; publishes it whole or keeps serving
+/// the running snapshot and logs every error.
+fn reload(app: &App, path: &Path) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "Reload refused: cannot read the configuration.");
+            return;
+        }
+    };
+    match compile(&text) {
+        Ok(compiled) => {
+            let apis = compiled.snapshot.apis.len();
+            let restart = app.reload(compiled);
+            tracing::info!(file = %path.display(), apis, "Configuration reloaded.");
+            if !restart.is_empty() {
+                tracing::warn!(keys = ?restart, "These settings changed and take effect at the next restart.");
+            }
+        }
+        Err(diagnostics) => {
+            for d in diagnostics.iter() {
+                tracing::error!(file = %path.display(), "{d}");
+            }
+            tracing::error!(
+                errors = diagnostics.len(),
+                "Reload refused: the configuration has errors; still serving the previous one."
+            );
+        }
+    }
+}
+
+/// SIGHUP as a stream; never fires where there are no such signals.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 async fn shutdown_signal() {

@@ -150,3 +150,110 @@ fn serve_runs_and_stops_gracefully() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("Shutting down"), "{rest}");
 }
+
+/// SIGHUP re-reads the file: a new API becomes routable, a broken file is
+/// refused with its errors logged and the running configuration stays.
+#[test]
+fn sighup_reloads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = format!(
+        "server:\n  proxy: {{ listen: \"127.0.0.1:0\" }}\n  admin: {{ listen: \"127.0.0.1:0\" }}\n  access_log: \"off\"\nstorage: \"sqlite://{}/data/portico.db\"\n",
+        dir.path().display()
+    );
+    let path = write_config(&dir, &head);
+    let mut child = portico()
+        .args(["serve", "--workers", "1", "-c"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let proxy: SocketAddr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "portico exited before serving"
+        );
+        if line.contains("Portico is serving") {
+            let addr = line
+                .split("proxy=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break addr.parse().unwrap();
+        }
+    };
+    let status = |path: &str| {
+        let mut conn = TcpStream::connect(proxy).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        conn.read_to_string(&mut resp).unwrap();
+        resp.split(' ').nth(1).unwrap_or("").to_owned()
+    };
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    assert_eq!(status("/new/x"), "404");
+
+    // Port 9 on loopback refuses: a live route answers 502, a missing one 404.
+    std::fs::write(
+        &path,
+        format!("{head}apis:\n  - {{ name: new, base_path: /new, upstream: {{ targets: [\"http://127.0.0.1:9\"] }} }}\n"),
+    )
+    .unwrap();
+    hup(child.id());
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = status("/new/x");
+        if seen == "502" {
+            break;
+        }
+        #[allow(clippy::disallowed_methods)]
+        // A plain test thread polling a child process, no runtime.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen, "502", "the reloaded route never went live");
+
+    std::fs::write(
+        &path,
+        format!("{head}apis:\n  - {{ name: new, base_pth: /new }}\n"),
+    )
+    .unwrap();
+    hup(child.id());
+    line.clear();
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "portico exited");
+        if line.contains("Reload refused") {
+            break;
+        }
+    }
+    assert_eq!(
+        status("/new/x"),
+        "502",
+        "a refused reload changed the running configuration"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}

@@ -11,6 +11,7 @@ mod headers;
 mod jwt;
 mod paths;
 mod proxy;
+mod reload;
 mod shutdown;
 mod support;
 mod tls;
