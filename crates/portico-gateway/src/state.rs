@@ -1,5 +1,6 @@
 //! The gateway's shared state: one atomic pointer to the current runtime.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -57,19 +58,17 @@ impl Gateway {
     /// change are kept.
     pub fn install(&self, snapshot: Arc<Snapshot>) {
         let previous = self.runtime.load_full();
+        // By name, so a reload of N APIs costs O(N), not O(N²).
+        let reusable: HashMap<&str, &ApiRuntime> = previous
+            .as_ref()
+            .map(|p| p.apis.iter().map(|r| (r.api.name.as_str(), r)).collect())
+            .unwrap_or_default();
         let apis = snapshot
             .apis
             .iter()
-            .map(|api| {
-                let reuse = previous.as_ref().and_then(|p| {
-                    p.apis
-                        .iter()
-                        .find(|r| r.api.name == api.name && r.api.upstream == api.upstream)
-                });
-                match reuse {
-                    Some(old) => old.with_api(api.clone()),
-                    None => ApiRuntime::new(api.clone(), self.metrics.api(&api.name)),
-                }
+            .map(|api| match reusable.get(api.name.as_str()) {
+                Some(old) if old.api.upstream == api.upstream => old.with_api(api.clone()),
+                _ => ApiRuntime::new(api.clone(), self.metrics.api(&api.name)),
             })
             .collect();
         self.metrics.set_apis(snapshot.apis.len());
