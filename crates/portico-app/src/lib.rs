@@ -95,18 +95,21 @@ impl App {
 
         gateway.install(Arc::new(snapshot));
         let mut tasks = vec![admin_task];
+        let connections = Arc::new(tokio::sync::Semaphore::new(node.max_connections));
         if let Some((listener, acceptor)) = tls {
             let mut tls_stop = stopped.clone();
             let server = ProxyServer::new(listener, gateway.clone())
                 .with_tls(acceptor)
-                .with_drain_timeout(node.shutdown_timeout);
+                .with_drain_timeout(node.shutdown_timeout)
+                .with_connection_limit(connections.clone());
             tasks.push(tokio::spawn(server.run(async move {
                 let _ = tls_stop.wait_for(|s| *s).await;
             })));
         }
         let mut proxy_stop = stopped;
-        let server =
-            ProxyServer::new(proxy, gateway.clone()).with_drain_timeout(node.shutdown_timeout);
+        let server = ProxyServer::new(proxy, gateway.clone())
+            .with_drain_timeout(node.shutdown_timeout)
+            .with_connection_limit(connections);
         tasks.push(tokio::spawn(server.run(async move {
             let _ = proxy_stop.wait_for(|s| *s).await;
         })));

@@ -219,7 +219,15 @@ impl Cx {
             access_log,
             workers,
             shutdown_timeout,
+            max_connections,
         } = raw;
+        if let Some(m) = max_connections {
+            if (1..=1_000_000).contains(&m.value) {
+                node.max_connections = m.value;
+            } else {
+                self.push(m.diag("max_connections must be between 1 and 1000000"));
+            }
+        }
         if let Some(t) = shutdown_timeout {
             node.shutdown_timeout = t.0;
         }

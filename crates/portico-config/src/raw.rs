@@ -37,6 +37,8 @@ pub(crate) struct RawServer {
     pub workers: Option<Located<usize>>,
     /// How long shutdown drains in-flight exchanges (default 30s).
     pub shutdown_timeout: Option<DurationValue>,
+    /// Client connections open at once (default 10,000).
+    pub max_connections: Option<Located<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

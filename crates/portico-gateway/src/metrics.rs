@@ -22,6 +22,7 @@ pub mod names {
     pub const UPSTREAM_DURATION: &str = "portico_upstream_duration_seconds";
     pub const ACCESS_LOG_DROPPED: &str = "portico_access_log_dropped_total";
     pub const SNAPSHOT_APIS: &str = "portico_snapshot_apis";
+    pub const CONNECTIONS_REFUSED: &str = "portico_connections_refused_total";
     pub const BUILD_INFO: &str = "portico_build_info";
 }
 
@@ -108,6 +109,7 @@ pub struct Metrics {
     apis: Mutex<BTreeMap<String, Arc<ApiMetrics>>>,
     unmatched: Arc<ApiMetrics>,
     pub(crate) access_log_dropped: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
     snapshot_apis: AtomicU64,
 }
 
@@ -204,6 +206,18 @@ impl Metrics {
             "{} {}",
             names::ACCESS_LOG_DROPPED,
             self.access_log_dropped.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {} Connections closed at accept because server.max_connections were open.",
+            names::CONNECTIONS_REFUSED
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::CONNECTIONS_REFUSED);
+        let _ = writeln!(
+            out,
+            "{} {}",
+            names::CONNECTIONS_REFUSED,
+            self.connections_refused.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -12,7 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::headers::Hop;
@@ -52,6 +52,8 @@ pub struct ProxyServer {
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
     drain: Duration,
+    /// Shared by every proxy listener of the node.
+    connections: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -63,6 +65,11 @@ impl std::fmt::Debug for ProxyServer {
     }
 }
 
+/// Idle HTTP/2 connections are pinged this often…
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// …and closed when a ping is not answered within this time.
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A client that does not finish the TLS handshake in this time is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -73,7 +80,14 @@ impl ProxyServer {
             gateway,
             tls: None,
             drain: Duration::from_secs(30),
+            connections: Arc::new(Semaphore::new(10_000)),
         }
+    }
+
+    /// The node-wide limit of open client connections.
+    pub fn with_connection_limit(mut self, limit: Arc<Semaphore>) -> Self {
+        self.connections = limit;
+        self
     }
 
     /// How long shutdown waits for in-flight exchanges (default 30 s).
@@ -97,7 +111,12 @@ impl ProxyServer {
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
+        // Idle h2 connections are pinged; one that does not answer is closed.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(H2_KEEP_ALIVE))
+            .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
         let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         let (force_close, force_rx) = watch::channel(false);
@@ -116,6 +135,15 @@ impl ProxyServer {
                 },
                 () = &mut shutdown => break,
             };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                // At the limit: close at once rather than queue.
+                self.gateway
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let gateway = self.gateway.clone();
             match &self.tls {
@@ -132,7 +160,7 @@ impl ProxyServer {
                             return;
                         }
                         let info = ConnectionInfo::new(peer, "http");
-                        serve(&builder, watcher, gateway, info, stream);
+                        serve(&builder, watcher, gateway, info, stream, permit);
                     });
                 }
                 Some(acceptor) => {
@@ -157,7 +185,7 @@ impl ProxyServer {
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(client_cert);
-                        serve(&builder, watcher, gateway, info, tls);
+                        serve(&builder, watcher, gateway, info, tls, permit);
                     });
                 }
             }
@@ -181,6 +209,7 @@ fn serve<I>(
     gateway: Arc<Gateway>,
     info: ConnectionInfo,
     io: I,
+    permit: OwnedSemaphorePermit,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -194,6 +223,8 @@ fn serve<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let conn = watcher.watch(conn.into_owned());
     tokio::spawn(async move {
+        // Held for the connection's life: it counts against the limit.
+        let _permit = permit;
         tokio::select! {
             result = conn => if let Err(e) = result {
                 tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");

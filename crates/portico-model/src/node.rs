@@ -20,6 +20,9 @@ pub struct NodeSettings {
     pub workers: Option<usize>,
     /// How long shutdown waits for in-flight exchanges before closing.
     pub shutdown_timeout: std::time::Duration,
+    /// Client connections open at once, across the proxy listeners; more
+    /// are closed as soon as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for NodeSettings {
@@ -35,6 +38,7 @@ impl Default for NodeSettings {
             access_log: AccessLog::Stdout,
             workers: None,
             shutdown_timeout: std::time::Duration::from_secs(30),
+            max_connections: 10_000,
         }
     }
 }

@@ -54,3 +54,53 @@ async fn the_drain_is_bounded_by_shutdown_timeout() {
         "a stalled request outlived the drain"
     );
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let up = Upstream::echo().run().await;
+    let yaml = format!(
+        "server:\n  max_connections: 2\n{}",
+        apis(&[api("a", "/a", &[up.url()])])
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let first = tokio::net::TcpStream::connect(node.proxy_addr())
+        .await
+        .unwrap();
+    let _second = tokio::net::TcpStream::connect(node.proxy_addr())
+        .await
+        .unwrap();
+    // Give the accept loop time to take both before the third arrives.
+    assert_eventually!({
+        let mut third = tokio::net::TcpStream::connect(node.proxy_addr())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_millis(200), third.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    });
+    let metrics = client()
+        .get(node.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("portico_connections_refused_total 0\n"),
+        "{metrics}"
+    );
+    // A slot frees when a connection closes.
+    drop(first);
+    assert_eventually!(matches!(
+        client()
+            .get(node.proxy_url("/a"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16()),
+        Ok(200)
+    ));
+}
