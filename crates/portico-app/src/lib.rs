@@ -101,7 +101,8 @@ impl App {
             let server = ProxyServer::new(listener, gateway.clone())
                 .with_tls(acceptor)
                 .with_drain_timeout(node.shutdown_timeout)
-                .with_connection_limit(connections.clone());
+                .with_connection_limit(connections.clone())
+                .with_header_timeout(node.header_timeout);
             tasks.push(tokio::spawn(server.run(async move {
                 let _ = tls_stop.wait_for(|s| *s).await;
             })));
@@ -109,7 +110,8 @@ impl App {
         let mut proxy_stop = stopped;
         let server = ProxyServer::new(proxy, gateway.clone())
             .with_drain_timeout(node.shutdown_timeout)
-            .with_connection_limit(connections);
+            .with_connection_limit(connections)
+            .with_header_timeout(node.header_timeout);
         tasks.push(tokio::spawn(server.run(async move {
             let _ = proxy_stop.wait_for(|s| *s).await;
         })));

@@ -220,7 +220,15 @@ impl Cx {
             workers,
             shutdown_timeout,
             max_connections,
+            header_timeout,
         } = raw;
+        if let Some(t) = header_timeout {
+            if t.value.0.is_zero() {
+                self.push(t.diag("header_timeout must be greater than zero"));
+            } else {
+                node.header_timeout = t.value.0;
+            }
+        }
         if let Some(m) = max_connections {
             if (1..=1_000_000).contains(&m.value) {
                 node.max_connections = m.value;

@@ -39,6 +39,8 @@ pub(crate) struct RawServer {
     pub shutdown_timeout: Option<DurationValue>,
     /// Client connections open at once (default 10,000).
     pub max_connections: Option<Located<usize>>,
+    /// Time a client has to send a complete request head (default 30s).
+    pub header_timeout: Option<Located<DurationValue>>,
 }
 
 #[derive(Debug, Deserialize)]

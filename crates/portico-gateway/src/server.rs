@@ -21,7 +21,7 @@ use crate::tls::client_cert;
 
 /// A client that sends no complete request head within this time is
 /// disconnected (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Facts about the connection a request arrived on.
 #[derive(Clone, Debug)]
@@ -54,6 +54,7 @@ pub struct ProxyServer {
     drain: Duration,
     /// Shared by every proxy listener of the node.
     connections: Arc<Semaphore>,
+    header_timeout: Duration,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -81,7 +82,15 @@ impl ProxyServer {
             tls: None,
             drain: Duration::from_secs(30),
             connections: Arc::new(Semaphore::new(10_000)),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
+    }
+
+    /// Time a client has to send its first byte and each complete request
+    /// head (default 30 s).
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
     }
 
     /// The node-wide limit of open client connections.
@@ -109,7 +118,7 @@ impl ProxyServer {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(self.header_timeout)
             .keep_alive(true);
         // Idle h2 connections are pinged; one that does not answer is closed.
         builder
@@ -150,10 +159,12 @@ impl ProxyServer {
                 None => {
                     let watcher = (graceful.watcher(), force_rx.clone());
                     let builder = builder.clone();
+                    let header_timeout = self.header_timeout;
                     tokio::spawn(async move {
                         // Protocol detection reads without a deadline: a
                         // connection that never sends a byte is dropped here.
-                        if tokio::time::timeout(HEADER_READ_TIMEOUT, stream.readable())
+                        let mut first = [0u8; 1];
+                        if tokio::time::timeout(header_timeout, stream.peek(&mut first))
                             .await
                             .is_err()
                         {

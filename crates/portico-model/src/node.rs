@@ -23,6 +23,8 @@ pub struct NodeSettings {
     /// Client connections open at once, across the proxy listeners; more
     /// are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Time a client has to send a complete request head (slowloris).
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for NodeSettings {
@@ -39,6 +41,7 @@ impl Default for NodeSettings {
             workers: None,
             shutdown_timeout: std::time::Duration::from_secs(30),
             max_connections: 10_000,
+            header_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

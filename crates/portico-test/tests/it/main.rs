@@ -4,6 +4,7 @@
 mod access;
 mod access_log;
 mod admin;
+mod attacks;
 mod auth;
 mod basic;
 mod errors;

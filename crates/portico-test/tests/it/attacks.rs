@@ -1,0 +1,166 @@
+//! Attacks on the HTTP layer while a well-behaved client keeps calling:
+//! slowloris, silent connections, request smuggling framings, oversized
+//! heads. The attacks are refused or cut off, and the client gets its 200s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use portico_test::{TestNode, Upstream, text_response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{client, raw};
+
+/// Reads until the server closes; `None` if it is still open at `deadline`.
+async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = Instant::now() + deadline;
+    loop {
+        let left = end.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn attacks_are_cut_off_while_a_client_keeps_being_served() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let up = Upstream::from_fn(move |req| {
+        if req.uri().path().contains("smuggled") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        async { text_response(200, "ok") }
+    })
+    .run()
+    .await;
+    let yaml = format!(
+        "server:\n  header_timeout: 500ms\napis:\n  - {{ name: a, base_path: /a, upstream: {{ targets: [\"{}\"] }} }}\n",
+        up.url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let addr = node.proxy_addr();
+
+    // The well-behaved client, for as long as the attacks last.
+    let url = node.proxy_url("/a");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_client = stop.clone();
+    let good = tokio::spawn(async move {
+        let c = client();
+        let mut statuses = Vec::new();
+        while !stop_client.load(Ordering::SeqCst) {
+            statuses.push(
+                c.get(&url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0),
+            );
+        }
+        statuses
+    });
+
+    // Slowloris: a request head dribbled a byte at a time.
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+                    .await
+                    .unwrap();
+                let start = Instant::now();
+                for _ in 0..40 {
+                    if s.write_all(b"x").await.is_err() {
+                        break;
+                    }
+                    let mut buf = [0u8; 1];
+                    if let Ok(Ok(0) | Err(_)) =
+                        tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+                    {
+                        break;
+                    }
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    // Connections that never send a byte.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+
+    // Smuggling: both framings, a second request hidden behind the body.
+    let (head, body) = raw(
+        addr,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /a/smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await;
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&body).contains("HTTP/1.1"),
+        "a second response was sent"
+    );
+    // Two different lengths, and an oversized head.
+    let (head, _) = raw(
+        addr,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let mut huge = b"GET /a HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..20_000 {
+        huge.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(20)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(&huge).await;
+    let answer = closed_within(&mut s, Duration::from_secs(5))
+        .await
+        .expect("an oversized head was not refused");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 431") || answer.is_empty(),
+        "{answer}"
+    );
+
+    for task in slow {
+        let held = task.await.unwrap();
+        assert!(
+            held < Duration::from_secs(3),
+            "a slowloris connection was held {held:?}"
+        );
+    }
+    for mut s in silent {
+        assert!(
+            closed_within(&mut s, Duration::from_secs(3))
+                .await
+                .is_some(),
+            "a silent connection stayed open"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let statuses = good.await.unwrap();
+    assert!(
+        statuses.len() >= 20,
+        "the client made only {} requests",
+        statuses.len()
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "the client saw {statuses:?}"
+    );
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        0,
+        "the smuggled request reached the upstream"
+    );
+}
