@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::Uri;
 use http::uri::Scheme;
-use portico_model::api::wrr_schedule;
+use portico_model::api::{Balance, wrr_schedule};
 use portico_model::entities::{Approval, Limit, OAuthClient};
 use portico_model::node::{ClientAuth, Storage, TlsListener};
 use portico_model::policy::PolicyChain;
@@ -369,12 +369,17 @@ impl Cx {
             mock,
         } = raw;
         let mut ok = true;
-        if let Some(b) = balance.filter(|b| b.value != RawBalance::RoundRobin) {
-            self.push(
-                b.diag("only `round_robin` balancing is available in this version of Portico"),
-            );
-            ok = false;
-        }
+        let balance = match balance.map(|b| (b.value, b)) {
+            None | Some((RawBalance::RoundRobin, _)) => Balance::RoundRobin,
+            Some((RawBalance::LeastRequests, _)) => Balance::LeastRequests,
+            Some((RawBalance::ConsistentHash, b)) => {
+                self.push(b.diag(
+                    "`consistent_hash` balancing is not available in this version of Portico yet",
+                ));
+                ok = false;
+                Balance::RoundRobin
+            }
+        };
         let unavailable = [
             (retries.map(|r| r.map(|_| ())), "retries are"),
             (health_check.map(|h| h.map(|_| ())), "health checks are"),
@@ -429,6 +434,7 @@ impl Cx {
             targets: parsed,
             connect_timeout: durations[0],
             timeout: durations[1],
+            balance,
         })
     }
 

@@ -289,7 +289,7 @@ fn policy_settings_errors_name_their_key() {
 
 #[test]
 fn unsupported_upstream_features_fail_closed() {
-    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      balance: least_requests\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      balance: consistent_hash\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
     let errs = errors(yaml);
     assert_eq!(errs.len(), 4, "{errs:#?}");
     let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://h\"]\n      balance: random\n";

@@ -22,6 +22,7 @@ use portico_model::App;
 use crate::access_log::AccessLogSink;
 use crate::metrics::ApiMetrics;
 use crate::time::rfc3339_millis;
+use crate::upstream::InFlight;
 
 /// A response body: fixed bytes made by the gateway, or an upstream stream.
 pub struct GatewayBody {
@@ -139,6 +140,8 @@ pub(crate) struct Exchange {
     pub api: Option<Arc<str>>,
     /// The authenticated app, if any.
     pub app: Option<Arc<App>>,
+    /// Counts this exchange against its target until the exchange ends.
+    pub in_flight: Option<InFlight>,
     pub metrics: Arc<ApiMetrics>,
     pub log: Option<LogContext>,
     pub status: u16,

@@ -83,6 +83,7 @@ impl Gateway {
             request_id: id.clone(),
             api: None,
             app: None,
+            in_flight: None,
             metrics: self.metrics.unmatched().clone(),
             log,
             status: 0,
@@ -202,7 +203,8 @@ impl Gateway {
             }
         }
 
-        let target = rt.next_target();
+        let (target, in_flight) = rt.next_target();
+        exchange.in_flight = in_flight;
         if let Some(log) = exchange.log.as_mut() {
             log.target = Some(target.url.clone());
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use portico_model::api::Balance;
 use portico_model::{Api, Target};
 
 use crate::body::RequestBody;
@@ -29,6 +30,21 @@ pub(crate) struct ApiRuntime {
     /// Position in `api.upstream.schedule`; shared with the runtime this one
     /// was carried over from so the rotation continues across reloads.
     cursor: Arc<AtomicUsize>,
+    /// Requests in flight per target, for `least_requests`.
+    inflight: Arc<[AtomicUsize]>,
+}
+
+/// One request in flight to a target; counted until dropped (when the
+/// exchange ends).
+pub(crate) struct InFlight {
+    counters: Arc<[AtomicUsize]>,
+    target: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.counters[self.target].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ApiRuntime {
@@ -44,6 +60,9 @@ impl ApiRuntime {
             .timer(TokioTimer::new())
             .build(connector);
         Self {
+            inflight: (0..api.upstream.targets.len())
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
             name: api.name.as_str().into(),
             api,
             client,
@@ -60,15 +79,42 @@ impl ApiRuntime {
             client: self.client.clone(),
             metrics: self.metrics.clone(),
             cursor: self.cursor.clone(),
+            inflight: self.inflight.clone(),
         }
     }
 
-    /// The next target in weighted round-robin order.
+    /// The target for the next request, by the API's balancing, and the
+    /// in-flight record when the balancing counts requests.
     #[inline]
-    pub fn next_target(&self) -> &Target {
+    pub fn next_target(&self) -> (&Target, Option<InFlight>) {
         let upstream = &self.api.upstream;
         let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let slot = upstream.schedule[turn % upstream.schedule.len()];
-        &upstream.targets[slot as usize]
+        match upstream.balance {
+            Balance::RoundRobin => {
+                let slot = upstream.schedule[turn % upstream.schedule.len()];
+                (&upstream.targets[slot as usize], None)
+            }
+            Balance::LeastRequests => {
+                // Fewest in flight per unit of weight; the scan starts at a
+                // rotating offset so ties spread over the targets.
+                let n = upstream.targets.len();
+                let mut best = turn % n;
+                let load = |j: usize| self.inflight[j].load(Ordering::Relaxed) as u64;
+                let weight = |j: usize| u64::from(upstream.targets[j].weight);
+                for step in 1..n {
+                    let i = (turn + step) % n;
+                    // load(i) / weight(i) < load(best) / weight(best)
+                    if load(i) * weight(best) < load(best) * weight(i) {
+                        best = i;
+                    }
+                }
+                self.inflight[best].fetch_add(1, Ordering::Relaxed);
+                let record = InFlight {
+                    counters: self.inflight.clone(),
+                    target: best,
+                };
+                (&upstream.targets[best], Some(record))
+            }
+        }
     }
 }

@@ -80,6 +80,17 @@ pub struct Upstream {
     /// Time allowed from asking for an upstream connection (pooled or new)
     /// to receiving the response headers.
     pub timeout: Duration,
+    pub balance: Balance,
+}
+
+/// How a target is chosen for each request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round-robin over [`Upstream::schedule`].
+    #[default]
+    RoundRobin,
+    /// The target with the fewest requests in flight per unit of weight.
+    LeastRequests,
 }
 
 /// One upstream server.
@@ -170,6 +181,7 @@ mod tests {
                 schedule: vec![],
                 connect_timeout: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
+                balance: Balance::RoundRobin,
             },
         };
         let join = |t: &Target, p: &str| {

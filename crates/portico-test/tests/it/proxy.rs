@@ -284,3 +284,50 @@ async fn h2c_clients_are_served() {
         Some(node.proxy_addr().to_string().as_str())
     );
 }
+
+#[tokio::test]
+async fn least_requests_steers_traffic_away_from_a_slow_target() {
+    let hits = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let slow_hits = hits.clone();
+    let slow = Upstream::from_fn(move |_| {
+        slow_hits[0].fetch_add(1, Ordering::Relaxed);
+        async { text_response(200, "slow") }
+    })
+    .delay(std::time::Duration::from_millis(300))
+    .run()
+    .await;
+    let fast_hits = hits.clone();
+    let fast = Upstream::from_fn(move |_| {
+        fast_hits[1].fetch_add(1, Ordering::Relaxed);
+        async { text_response(200, "fast") }
+    })
+    .run()
+    .await;
+    let yaml = format!(
+        "apis:\n  - name: l\n    base_path: /l\n    upstream:\n      targets: [\"{}\", \"{}\"]\n      balance: least_requests\n",
+        slow.url(),
+        fast.url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let url = node.proxy_url("/l");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let c = client();
+                while std::time::Instant::now() < deadline {
+                    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (slow_n, fast_n) = (
+        hits[0].load(Ordering::Relaxed),
+        hits[1].load(Ordering::Relaxed),
+    );
+    assert!(fast_n > 5 * slow_n.max(1), "slow {slow_n}, fast {fast_n}");
+}
