@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::Uri;
 use http::uri::Scheme;
-use portico_model::api::{Balance, wrr_schedule};
+use portico_model::api::{Balance, HashKey, HashRing, wrr_schedule};
 use portico_model::entities::{Approval, Limit, OAuthClient};
 use portico_model::node::{ClientAuth, Storage, TlsListener};
 use portico_model::policy::PolicyChain;
@@ -362,6 +362,7 @@ impl Cx {
         let raw::RawUpstream {
             targets,
             balance,
+            hash_key,
             connect_timeout,
             timeout,
             retries,
@@ -369,16 +370,31 @@ impl Cx {
             mock,
         } = raw;
         let mut ok = true;
-        let balance = match balance.map(|b| (b.value, b)) {
-            None | Some((RawBalance::RoundRobin, _)) => Balance::RoundRobin,
-            Some((RawBalance::LeastRequests, _)) => Balance::LeastRequests,
-            Some((RawBalance::ConsistentHash, b)) => {
-                self.push(b.diag(
-                    "`consistent_hash` balancing is not available in this version of Portico yet",
-                ));
-                ok = false;
-                Balance::RoundRobin
+        let balance_kind = balance.as_ref().map(|b| b.value);
+        if let (Some(k), false) = (&hash_key, balance_kind == Some(RawBalance::ConsistentHash)) {
+            self.push(k.diag("`hash_key` applies to `balance: consistent_hash` only"));
+            ok = false;
+        }
+        let key = match &hash_key {
+            None => Some(HashKey::ClientIp),
+            Some(k) => match k.value.split_once(':') {
+                None if k.value == "ip" => Some(HashKey::ClientIp),
+                Some(("header", name)) => http::HeaderName::try_from(name.to_ascii_lowercase())
+                    .ok()
+                    .map(HashKey::Header),
+                Some(("cookie", name)) if !name.is_empty() => {
+                    Some(HashKey::Cookie(name.to_owned()))
+                }
+                _ => None,
             }
+            .or_else(|| {
+                self.push(k.diag(format!(
+                    "invalid hash_key `{}`: expected `ip`, `header:NAME` or `cookie:NAME`",
+                    k.value
+                )));
+                ok = false;
+                None
+            }),
         };
         let unavailable = [
             (retries.map(|r| r.map(|_| ())), "retries are"),
@@ -429,6 +445,14 @@ impl Cx {
             return None;
         }
         let weights: Vec<u32> = parsed.iter().map(|t| t.weight).collect();
+        let balance = match (balance_kind, key) {
+            (Some(RawBalance::LeastRequests), _) => Balance::LeastRequests,
+            (Some(RawBalance::ConsistentHash), Some(key)) => Balance::ConsistentHash {
+                key,
+                ring: HashRing::new(&parsed),
+            },
+            _ => Balance::RoundRobin,
+        };
         Some(Upstream {
             schedule: wrr_schedule(&weights),
             targets: parsed,

@@ -289,9 +289,9 @@ fn policy_settings_errors_name_their_key() {
 
 #[test]
 fn unsupported_upstream_features_fail_closed() {
-    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      balance: consistent_hash\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
     let errs = errors(yaml);
-    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert_eq!(errs.len(), 3, "{errs:#?}");
     let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://h\"]\n      balance: random\n";
     let errs = errors(yaml);
     assert!(errs[0].contains("unknown variant `random`"), "{errs:?}");
@@ -453,4 +453,26 @@ fn target_ports_must_fit() {
         "apis:\n  - { name: a, base_path: /a, upstream: { targets: [\"http://h:99999\"] } }\n",
     );
     assert!(errs[0].contains("invalid target URL"), "{errs:?}");
+}
+
+#[test]
+fn consistent_hash_keys_are_checked() {
+    let base = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://a\", \"http://b\"]\n";
+    for ok in [
+        "      balance: consistent_hash\n",
+        "      balance: consistent_hash\n      hash_key: header:X-User\n",
+        "      balance: consistent_hash\n      hash_key: cookie:session\n",
+        "      balance: consistent_hash\n      hash_key: ip\n",
+    ] {
+        assert!(compile(&format!("{base}{ok}")).is_ok(), "{ok}");
+    }
+    let errs = errors(&format!(
+        "{base}      balance: consistent_hash\n      hash_key: body\n"
+    ));
+    assert!(errs[0].contains("invalid hash_key `body`"), "{errs:?}");
+    let errs = errors(&format!("{base}      hash_key: ip\n"));
+    assert!(
+        errs[0].contains("applies to `balance: consistent_hash` only"),
+        "{errs:?}"
+    );
 }

@@ -99,6 +99,8 @@ pub(crate) struct RawApi {
 pub(crate) struct RawUpstream {
     pub targets: Located<Vec<Located<RawTarget>>>,
     pub balance: Option<Located<RawBalance>>,
+    /// For `consistent_hash`: `ip`, `header:NAME` or `cookie:NAME`.
+    pub hash_key: Option<Located<String>>,
     pub connect_timeout: Option<Located<DurationValue>>,
     pub timeout: Option<Located<DurationValue>>,
     pub retries: Option<Located<IgnoredAny>>,

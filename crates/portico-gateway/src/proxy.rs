@@ -203,7 +203,7 @@ impl Gateway {
             }
         }
 
-        let (target, in_flight) = rt.next_target();
+        let (target, in_flight) = rt.next_target(&parts, conn.peer.ip());
         exchange.in_flight = in_flight;
         if let Some(log) = exchange.log.as_mut() {
             log.target = Some(target.url.clone());

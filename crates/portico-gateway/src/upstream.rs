@@ -7,7 +7,10 @@ use std::time::Duration;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use portico_model::api::Balance;
+use std::net::IpAddr;
+
+use http::request;
+use portico_model::api::{Balance, HashKey, stable_hash};
 use portico_model::{Api, Target};
 
 use crate::body::RequestBody;
@@ -86,10 +89,17 @@ impl ApiRuntime {
     /// The target for the next request, by the API's balancing, and the
     /// in-flight record when the balancing counts requests.
     #[inline]
-    pub fn next_target(&self) -> (&Target, Option<InFlight>) {
+    pub fn next_target(&self, req: &request::Parts, client: IpAddr) -> (&Target, Option<InFlight>) {
         let upstream = &self.api.upstream;
         let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
-        match upstream.balance {
+        match &upstream.balance {
+            Balance::ConsistentHash { key, ring } => {
+                let hash = hash_key(key, req).unwrap_or_else(|| {
+                    // No key in this request: the client address decides.
+                    stable_hash(client.to_string().as_bytes())
+                });
+                (&upstream.targets[ring.target(hash) as usize], None)
+            }
             Balance::RoundRobin => {
                 let slot = upstream.schedule[turn % upstream.schedule.len()];
                 (&upstream.targets[slot as usize], None)
@@ -116,5 +126,22 @@ impl ApiRuntime {
                 (&upstream.targets[best], Some(record))
             }
         }
+    }
+}
+
+/// The hash of the request's key, if the request carries one.
+fn hash_key(key: &HashKey, req: &request::Parts) -> Option<u64> {
+    match key {
+        HashKey::ClientIp => None,
+        HashKey::Header(name) => req.headers.get(name).map(|v| stable_hash(v.as_bytes())),
+        HashKey::Cookie(name) => req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| stable_hash(v.as_bytes())),
     }
 }

@@ -84,13 +84,80 @@ pub struct Upstream {
 }
 
 /// How a target is chosen for each request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Balance {
     /// Smooth weighted round-robin over [`Upstream::schedule`].
     #[default]
     RoundRobin,
     /// The target with the fewest requests in flight per unit of weight.
     LeastRequests,
+    /// The same key always reaches the same target while it is there.
+    ConsistentHash { key: HashKey, ring: HashRing },
+}
+
+/// What a consistent hash is computed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashKey {
+    /// A request header's value.
+    Header(http::HeaderName),
+    /// A cookie's value.
+    Cookie(String),
+    /// The client address.
+    ClientIp,
+}
+
+/// Points on a 64-bit ring, each owned by a target; a key belongs to the
+/// first point at or after its hash. Each target has points in proportion
+/// to its weight, placed by hashing its URL, so removing a target moves
+/// only the keys it owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashRing {
+    points: Vec<(u64, u32)>,
+}
+
+/// Points per unit of weight: enough for an even spread at small counts.
+const POINTS_PER_WEIGHT: u32 = 160;
+
+impl HashRing {
+    pub fn new(targets: &[Target]) -> Self {
+        let mut points = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            for p in 0..t.weight * POINTS_PER_WEIGHT {
+                let mut h = stable_hash(t.url.as_bytes());
+                h = mix(h ^ u64::from(p));
+                points.push((h, u32::try_from(i).expect("fewer than 2^32 targets")));
+            }
+        }
+        points.sort_unstable();
+        Self { points }
+    }
+
+    /// The target index for a key hash.
+    pub fn target(&self, key: u64) -> u32 {
+        let i = self.points.partition_point(|&(h, _)| h < key);
+        self.points
+            .get(i)
+            .or_else(|| self.points.first())
+            .map_or(0, |&(_, t)| t)
+    }
+}
+
+/// FNV-1a, finished with a mixer: stable across processes and builds, so
+/// every node of a cluster maps a key to the same target.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// The splitmix64 finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One upstream server.
@@ -149,6 +216,40 @@ mod tests {
         // Smooth: the light target is not first-and-last bunched with itself.
         assert_eq!(order, vec![1, 0, 1, 1]);
         assert_eq!(wrr_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    fn targets(urls: &[&str]) -> Vec<Target> {
+        urls.iter()
+            .map(|u| Target {
+                url: (*u).into(),
+                scheme: Scheme::HTTP,
+                authority: Authority::from_static("h"),
+                path_prefix: String::new(),
+                weight: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ring_spreads_keys_and_only_moves_a_leaving_targets_keys() {
+        let three = HashRing::new(&targets(&["http://a", "http://b", "http://c"]));
+        let two = HashRing::new(&targets(&["http://a", "http://b"]));
+        let mut counts = [0usize; 3];
+        for k in 0..3000u64 {
+            let key = stable_hash(format!("user-{k}").as_bytes());
+            let before = three.target(key);
+            counts[before as usize] += 1;
+            if before != 2 {
+                assert_eq!(
+                    two.target(key),
+                    before,
+                    "key {k} moved though its target stayed"
+                );
+            }
+        }
+        for c in counts {
+            assert!((700..1300).contains(&c), "uneven spread {counts:?}");
+        }
     }
 
     #[test]

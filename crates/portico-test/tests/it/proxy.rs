@@ -331,3 +331,42 @@ async fn least_requests_steers_traffic_away_from_a_slow_target() {
     );
     assert!(fast_n > 5 * slow_n.max(1), "slow {slow_n}, fast {fast_n}");
 }
+
+#[tokio::test]
+async fn consistent_hash_keeps_a_key_on_one_target() {
+    let mut ups = Vec::new();
+    for name in ["one", "two", "three"] {
+        ups.push(
+            Upstream::from_fn(move |_| async move { text_response(200, name) })
+                .run()
+                .await,
+        );
+    }
+    let yaml = format!(
+        "apis:\n  - name: h\n    base_path: /h\n    upstream:\n      targets: [\"{}\", \"{}\", \"{}\"]\n      balance: consistent_hash\n      hash_key: header:x-user\n",
+        ups[0].url(),
+        ups[1].url(),
+        ups[2].url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let c = client();
+    let mut used = std::collections::HashSet::new();
+    for user in 0..30 {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let resp = c
+                .get(node.proxy_url("/h"))
+                .header("x-user", format!("user-{user}"))
+                .send()
+                .await
+                .unwrap();
+            answers.push(resp.text().await.unwrap());
+        }
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "user-{user} moved: {answers:?}"
+        );
+        used.insert(answers[0].clone());
+    }
+    assert_eq!(used.len(), 3, "30 keys all landed on {used:?}");
+}
