@@ -16,41 +16,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /tmp/portico-reload.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
-for tool in nginx wrk curl; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
-    echo "$tool is missing: run bench/proxy.sh once, it installs nginx and wrk" >&2; exit 1; }
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 UP=$(free_port); POR=$(free_port); ADM=$(free_port)
 
 (cd "$root" && cargo build --release -q -p portico)
 PORTICO="$root/target/release/portico"
 
-mkdir -p "$work/up"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $work/up/nginx.pid; error_log $work/up/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
-  client_body_temp_path $work/up; proxy_temp_path $work/up; fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
-  server { listen 127.0.0.1:$UP backlog=4096; location / { default_type text/plain; return 200 "hello"; } }
-}
-CONF
-taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
+start_upstream "$UP"
 
 write_config() { # extra API (name) or empty
   python3 - "$work/portico.yaml" "$APIS" "$POR" "$ADM" "$UP" "$work" "${1:-}" <<'PY'

@@ -15,6 +15,61 @@ fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Settings for a node on free loopback ports with its data in `dir`.
+fn local_node(dir: &tempfile::TempDir) -> String {
+    format!(
+        "server:\n  proxy: {{ listen: \"127.0.0.1:0\" }}\n  admin: {{ listen: \"127.0.0.1:0\" }}\n  access_log: \"off\"\nstorage: \"sqlite://{}/data/portico.db\"\n",
+        dir.path().display()
+    )
+}
+
+/// A running `portico serve`, its log, and the addresses it announced.
+struct Serving {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// Starts `portico serve -c path` and waits for "Portico is serving".
+#[allow(clippy::zombie_processes)] // The child goes to the caller, which waits for it.
+fn serve(path: &std::path::Path) -> Serving {
+    let mut child = portico()
+        .args(["serve", "--workers", "1", "-c"])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "portico exited before serving"
+        );
+        if line.contains("Portico is serving") {
+            let addr = |key: &str| -> SocketAddr {
+                line.split(key)
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            let (proxy, admin) = (addr("proxy="), addr("admin="));
+            return Serving {
+                child,
+                stderr,
+                proxy,
+                admin,
+            };
+        }
+    }
+}
+
 #[test]
 fn version_and_help() {
     let out = portico().arg("--version").output().unwrap();
@@ -94,38 +149,13 @@ fn serve_refuses_an_invalid_file() {
 #[test]
 fn serve_runs_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(
-        &dir,
-        &format!(
-            "server:\n  proxy: {{ listen: \"127.0.0.1:0\" }}\n  admin: {{ listen: \"127.0.0.1:0\" }}\n  access_log: \"off\"\nstorage: \"sqlite://{}/data/portico.db\"\n",
-            dir.path().display()
-        ),
-    );
-    let mut child = portico()
-        .args(["serve", "--workers", "1", "-c"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let admin: SocketAddr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "portico exited before serving"
-        );
-        if line.contains("Portico is serving") {
-            let addr = line
-                .split("admin=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break addr.parse().unwrap();
-        }
-    };
+    let path = write_config(&dir, &local_node(&dir));
+    let Serving {
+        mut child,
+        mut stderr,
+        admin,
+        ..
+    } = serve(&path);
     assert!(
         dir.path().join("data").is_dir(),
         "the data directory was not created"
@@ -156,36 +186,15 @@ fn serve_runs_and_stops_gracefully() {
 #[test]
 fn sighup_reloads_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let head = format!(
-        "server:\n  proxy: {{ listen: \"127.0.0.1:0\" }}\n  admin: {{ listen: \"127.0.0.1:0\" }}\n  access_log: \"off\"\nstorage: \"sqlite://{}/data/portico.db\"\n",
-        dir.path().display()
-    );
+    let head = local_node(&dir);
     let path = write_config(&dir, &head);
-    let mut child = portico()
-        .args(["serve", "--workers", "1", "-c"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let Serving {
+        mut child,
+        mut stderr,
+        proxy,
+        ..
+    } = serve(&path);
     let mut line = String::new();
-    let proxy: SocketAddr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "portico exited before serving"
-        );
-        if line.contains("Portico is serving") {
-            let addr = line
-                .split("proxy=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break addr.parse().unwrap();
-        }
-    };
     let status = |path: &str| {
         let mut conn = TcpStream::connect(proxy).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
