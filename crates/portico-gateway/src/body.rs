@@ -251,15 +251,15 @@ impl Body for RequestBody {
                 tripped,
             } => {
                 let frame = ready!(Pin::new(inner).poll_frame(cx));
-                if let Some(Ok(f)) = &frame {
-                    if let Some(data) = f.data_ref() {
-                        let n = data.len() as u64;
-                        if n > *remaining {
-                            tripped.store(true, Ordering::Relaxed);
-                            return Poll::Ready(Some(Err(Box::new(TooLarge))));
-                        }
-                        *remaining -= n;
+                if let Some(Ok(f)) = &frame
+                    && let Some(data) = f.data_ref()
+                {
+                    let n = data.len() as u64;
+                    if n > *remaining {
+                        tripped.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
                     }
+                    *remaining -= n;
                 }
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }

@@ -32,12 +32,12 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     let header = header.as_deref().unwrap_or("x-api-key");
     let header = HeaderName::try_from(header.to_ascii_lowercase())
         .map_err(|_| D::Error::custom(format!("invalid header name `{header}`")))?;
-    if let Some(q) = &query {
-        if q.is_empty() || q.contains(['&', '=', '#', ' ']) {
-            return Err(D::Error::custom(format!(
-                "invalid query parameter name `{q}`"
-            )));
-        }
+    if let Some(q) = &query
+        && (q.is_empty() || q.contains(['&', '=', '#', ' ']))
+    {
+        return Err(D::Error::custom(format!(
+            "invalid query parameter name `{q}`"
+        )));
     }
     let mut challenge = format!("ApiKey header=\"{header}\"");
     if let Some(q) = &query {

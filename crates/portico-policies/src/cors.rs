@@ -223,14 +223,13 @@ impl Policy for Cors {
         let Some(origin) = req.headers.get(header::ORIGIN).cloned() else {
             return Flow::Continue;
         };
-        if req.method == Method::OPTIONS {
-            if let Some(method) = req
+        if req.method == Method::OPTIONS
+            && let Some(method) = req
                 .headers
                 .get(header::ACCESS_CONTROL_REQUEST_METHOD)
                 .cloned()
-            {
-                return self.preflight(req, &origin, &method);
-            }
+        {
+            return self.preflight(req, &origin, &method);
         }
         if self.origin_allowed(&origin) {
             cx.extensions.insert(AllowedOrigin(origin));

@@ -696,15 +696,16 @@ impl Policy for Jwt {
         };
         req.headers.remove(AUTHORIZATION);
         let fetched = this.jwks.as_ref().and_then(|j| j.current.load_full());
-        if let (Some(jwks), Some(f)) = (&this.jwks, &fetched) {
-            if f.at.elapsed() > jwks.refresh && !jwks.background.swap(true, Ordering::AcqRel) {
-                let jwks = jwks.clone();
-                let seen = Some(f.at);
-                tokio::spawn(async move {
-                    jwks.refresh(seen).await;
-                    jwks.background.store(false, Ordering::Release);
-                });
-            }
+        if let (Some(jwks), Some(f)) = (&this.jwks, &fetched)
+            && f.at.elapsed() > jwks.refresh
+            && !jwks.background.swap(true, Ordering::AcqRel)
+        {
+            let jwks = jwks.clone();
+            let seen = Some(f.at);
+            tokio::spawn(async move {
+                jwks.refresh(seen).await;
+                jwks.background.store(false, Ordering::Release);
+            });
         }
         let checked = this.check(&token, fetched.as_deref());
         let jwks = match (checked, &this.jwks) {
