@@ -42,12 +42,7 @@ struct Settings {
 pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, D::Error> {
     let Settings { realm } =
         Option::<Settings>::deserialize(d)?.unwrap_or(Settings { realm: None });
-    let realm = realm.unwrap_or_else(|| "portico".to_owned());
-    if realm.contains(['"', '\\']) || !realm.is_ascii() {
-        return Err(D::Error::custom(
-            "a realm is ASCII without quotes or backslashes",
-        ));
-    }
+    let realm = crate::realm::<D::Error>(realm)?;
     let challenge = HeaderValue::try_from(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
         .map_err(D::Error::custom)?;
     let mut salt = [0u8; 32];
@@ -80,17 +75,23 @@ impl std::fmt::Debug for BasicAuth {
 
 /// Splits `Authorization: Basic <base64(user:password)>`.
 pub(crate) fn parse_basic(value: &[u8]) -> Option<(String, String)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (scheme, token) = text.trim().split_once([' ', '\t'])?;
+    let (scheme, token) = crate::scheme_and_token(std::str::from_utf8(value).ok()?);
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
+        .decode(token)
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
+}
+
+/// Whether `Authorization` holds this scheme's credential.
+fn is_basic(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| crate::scheme_and_token(v).0.eq_ignore_ascii_case("basic"))
 }
 
 impl BasicAuth {
@@ -144,13 +145,7 @@ impl Policy for BasicAuth {
     }
 
     fn remove_credential(&self, req: &mut request::Parts) {
-        let is_basic = req
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim_start().split([' ', '\t']).next())
-            .is_some_and(|s| s.eq_ignore_ascii_case("basic"));
-        if is_basic {
+        if req.headers.get(AUTHORIZATION).is_some_and(is_basic) {
             req.headers.remove(AUTHORIZATION);
         }
     }
@@ -159,12 +154,7 @@ impl Policy for BasicAuth {
         let Some(value) = req.headers.get(AUTHORIZATION) else {
             return Auth::Absent;
         };
-        let is_basic = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim_start().split([' ', '\t']).next())
-            .is_some_and(|s| s.eq_ignore_ascii_case("basic"));
-        if !is_basic {
+        if !is_basic(value) {
             // Another scheme (Bearer): another policy's credential.
             return Auth::Absent;
         }

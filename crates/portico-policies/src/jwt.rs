@@ -303,12 +303,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
                 .map_err(|_| D::Error::custom(format!("invalid header name `{header}`")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let realm = realm.unwrap_or_else(|| "portico".to_owned());
-    if realm.contains(['"', '\\']) || !realm.is_ascii() {
-        return Err(D::Error::custom(
-            "a realm is ASCII without quotes or backslashes",
-        ));
-    }
+    let realm = crate::realm::<D::Error>(realm)?;
     let leeway = duration(leeway, Duration::from_secs(60))?;
     if leeway > Duration::from_secs(86_400) {
         return Err(D::Error::custom("leeway is clock skew, at most 1d"));
@@ -656,9 +651,8 @@ impl Jwks {
 }
 
 pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?.trim();
-    let (scheme, token) = text.split_once([' ', '\t'])?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let (scheme, token) = crate::scheme_and_token(value.to_str().ok()?);
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl Policy for Jwt {

@@ -16,6 +16,25 @@ mod request_size;
 
 pub use registry::{BUILT, PLANNED, build};
 
+/// `Authorization` credentials split into the scheme and what follows it
+/// (RFC 9110 §11.4): the scheme ends at the first space or tab.
+pub(crate) fn scheme_and_token(value: &str) -> (&str, &str) {
+    let value = value.trim();
+    value
+        .split_once([' ', '\t'])
+        .map_or((value, ""), |(scheme, token)| (scheme, token.trim()))
+}
+
+/// The protection space named in a challenge: `portico` unless set, and
+/// quotable as it is.
+pub(crate) fn realm<E: serde::de::Error>(realm: Option<String>) -> Result<String, E> {
+    let realm = realm.unwrap_or_else(|| "portico".to_owned());
+    if realm.contains(['"', '\\']) || !realm.is_ascii() {
+        return Err(E::custom("a realm is ASCII without quotes or backslashes"));
+    }
+    Ok(realm)
+}
+
 /// Entry points for the fuzz targets in `fuzz/`: every parser of
 /// client-controlled credential input, fed the same bytes. Not an API.
 #[doc(hidden)]
