@@ -135,7 +135,6 @@ impl Drop for GatewayBody {
 /// What is known about one exchange, finished when the response ends.
 pub(crate) struct Exchange {
     pub start: Instant,
-    pub started_at: SystemTime,
     pub request_id: HeaderValue,
     pub api: Option<Arc<str>>,
     /// The authenticated app, if any.
@@ -153,6 +152,8 @@ pub(crate) struct Exchange {
 
 /// Request details kept only when the access log is on.
 pub(crate) struct LogContext {
+    /// Wall-clock start, read only when there is a log to write it to.
+    pub started_at: SystemTime,
     pub sink: AccessLogSink,
     pub method: Method,
     pub path: String,
@@ -186,7 +187,7 @@ impl Exchange {
         let total = self.start.elapsed();
         self.metrics.record(self.status, total, self.upstream);
         if let Some(log) = &self.log {
-            let time = rfc3339_millis(self.started_at);
+            let time = rfc3339_millis(log.started_at);
             let line = Line {
                 time: &time,
                 request_id: self.request_id.to_str().unwrap_or(""),

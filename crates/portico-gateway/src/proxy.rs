@@ -38,9 +38,7 @@ impl Failure {
             headers: Vec::new(),
         }
     }
-}
 
-impl Failure {
     fn into_response(self, id: &HeaderValue) -> Response<GatewayBody> {
         let mut resp = problem::response(self.code, &self.detail, id.to_str().unwrap_or(""));
         for (name, value) in self.headers {
@@ -69,9 +67,9 @@ impl Gateway {
         conn: &ConnectionInfo,
     ) -> Response<GatewayBody> {
         let start = Instant::now();
-        let started_at = SystemTime::now();
         let id = request_id(req.headers());
         let log = self.access_log.as_ref().map(|sink| LogContext {
+            started_at: SystemTime::now(),
             sink: sink.clone(),
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
@@ -79,7 +77,6 @@ impl Gateway {
         });
         let mut exchange = Exchange {
             start,
-            started_at,
             request_id: id.clone(),
             api: None,
             app: None,
@@ -211,22 +208,12 @@ impl Gateway {
 
         // The URI the upstream sees: target authority, base path swapped for
         // the target's own prefix, query kept as sent (less any credential).
-        let path = parts.uri.path();
-        let upstream_path = rt.api.upstream_path(target, path);
-        let query = parts.uri.query();
-        let mut pq =
-            String::with_capacity(upstream_path.len_hint() + query.map_or(0, |q| q.len() + 1));
-        upstream_path.write_to(&mut pq);
-        if let Some(q) = query {
-            pq.push('?');
-            pq.push_str(q);
-        }
-        let pq = PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| {
-            Failure::new(
-                ErrorCode::BadRequest,
-                "The request path cannot be forwarded.",
-            )
-        })?;
+        let upstream_path = rt.api.upstream_path(target, parts.uri.path());
+        let pq = path_and_query(
+            upstream_path.len_hint(),
+            |out| upstream_path.write_to(out),
+            parts.uri.query(),
+        )?;
         let mut uri = Uri::from_parts({
             let mut p = http::uri::Parts::default();
             p.scheme = Some(target.scheme.clone());
@@ -339,27 +326,36 @@ fn is_host(b: &[u8]) -> bool {
 
 /// `uri` with its path replaced by `path` (query kept).
 fn with_path(uri: &Uri, path: &str) -> Result<Uri, Failure> {
-    let mut pq = String::with_capacity(path.len() + uri.query().map_or(0, |q| q.len() + 1));
-    pq.push_str(path);
-    if let Some(q) = uri.query() {
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query(
+        path.len(),
+        |out| out.push_str(path),
+        uri.query(),
+    )?);
+    Uri::from_parts(parts).map_err(|_| unforwardable())
+}
+
+/// A path written by `write_path`, then `?query` if there is one, as one
+/// validated `PathAndQuery` in one allocation.
+fn path_and_query(
+    path_len: usize,
+    write_path: impl FnOnce(&mut String),
+    query: Option<&str>,
+) -> Result<PathAndQuery, Failure> {
+    let mut pq = String::with_capacity(path_len + query.map_or(0, |q| q.len() + 1));
+    write_path(&mut pq);
+    if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
     }
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(
-        |_| {
-            Failure::new(
-                ErrorCode::BadRequest,
-                "The request path cannot be forwarded.",
-            )
-        },
-    )?);
-    Uri::from_parts(parts).map_err(|_| {
-        Failure::new(
-            ErrorCode::BadRequest,
-            "The request path cannot be forwarded.",
-        )
-    })
+    PathAndQuery::from_maybe_shared(Bytes::from(pq)).map_err(|_| unforwardable())
+}
+
+fn unforwardable() -> Failure {
+    Failure::new(
+        ErrorCode::BadRequest,
+        "The request path cannot be forwarded.",
+    )
 }
 
 /// The host as routes know it: lower case, without port or IPv6 brackets'
