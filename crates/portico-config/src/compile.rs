@@ -307,7 +307,7 @@ impl Cx {
     }
 
     fn apis(&mut self, raw: Vec<RawApi>) -> Vec<(Api, ApiPlaces)> {
-        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
         for api in raw {
             let RawApi {
@@ -319,7 +319,7 @@ impl Cx {
                 policies,
             } = api;
             let mut ok = true;
-            if seen.insert(name.value.0.clone(), ()).is_some() {
+            if !seen.insert(name.value.0.clone()) {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
