@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use http::Uri;
 use http::uri::Scheme;
-use portico_model::api::{Balance, HashKey, HashRing, wrr_schedule};
+use portico_model::api::{
+    Balance, CircuitBreaker, HashKey, HashRing, HealthCheck, Retries, RetryOn, wrr_schedule,
+};
 use portico_model::entities::{Approval, Limit, OAuthClient};
 use portico_model::node::{ClientAuth, Storage, TlsListener};
 use portico_model::policy::PolicyChain;
@@ -21,8 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::de::{Located, from_node};
 use crate::raw::{
-    self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawServer, RawTarget, SECTIONS,
+    self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawServer, RawTarget,
+    RetryCondition, SECTIONS,
 };
+use crate::values::DurationValue;
 use crate::yaml::{Node, at, parse};
 use crate::{Diagnostic, Diagnostics};
 
@@ -30,6 +34,16 @@ use crate::{Diagnostic, Diagnostics};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed from sending a request to receiving response headers.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Active health checks run this often unless `interval` is given.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// A health check answer is awaited this long unless `timeout` is given.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first retry waits up to this long unless `backoff` is given.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+/// Retries per 100 requests unless `budget` is given.
+pub const DEFAULT_RETRY_BUDGET: u32 = 20;
+/// The most retries one request may make.
+const MAX_RETRIES: u32 = 10;
 /// Upper bound of a target weight, which keeps the schedule small.
 const MAX_WEIGHT: u32 = 1000;
 
@@ -367,6 +381,7 @@ impl Cx {
             timeout,
             retries,
             health_check,
+            circuit_breaker,
             mock,
         } = raw;
         let mut ok = true;
@@ -396,22 +411,28 @@ impl Cx {
                 None
             }),
         };
-        let unavailable = [
-            (retries.map(|r| r.map(|_| ())), "retries are"),
-            (health_check.map(|h| h.map(|_| ())), "health checks are"),
-            (
-                mock.filter(|m| m.value).map(|m| m.map(|_| ())),
-                "mock upstreams are",
-            ),
-        ];
-        for (place, what) in unavailable {
-            if let Some(place) = place {
-                self.push(place.diag(format!(
-                    "{what} not available in this version of Portico yet"
-                )));
-                ok = false;
-            }
+        if let Some(m) = mock.filter(|m| m.value) {
+            self.push(m.diag("mock upstreams are not available in this version of Portico yet"));
+            ok = false;
         }
+        let health_check = health_check.and_then(|h| {
+            self.health_check(h.value)
+                .ok_or(())
+                .map_err(|()| ok = false)
+                .ok()
+        });
+        let circuit_breaker = circuit_breaker.and_then(|c| {
+            self.circuit_breaker(c.value)
+                .ok_or(())
+                .map_err(|()| ok = false)
+                .ok()
+        });
+        let retries = retries.and_then(|r| {
+            self.retries(r.value)
+                .ok_or(())
+                .map_err(|()| ok = false)
+                .ok()
+        });
         let mut durations = [DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT];
         for (slot, raw) in durations.iter_mut().zip([connect_timeout, timeout]) {
             if let Some(d) = raw {
@@ -459,6 +480,204 @@ impl Cx {
             connect_timeout: durations[0],
             timeout: durations[1],
             balance,
+            health_check,
+            circuit_breaker,
+            retries,
+        })
+    }
+
+    /// A positive duration, or `default` when absent.
+    fn positive(
+        &mut self,
+        raw: Option<Located<DurationValue>>,
+        default: Duration,
+    ) -> Option<Duration> {
+        match raw {
+            None => Some(default),
+            Some(d) if d.value.0.is_zero() => {
+                self.push(d.diag("the duration must be greater than zero"));
+                None
+            }
+            Some(d) => Some(d.value.0),
+        }
+    }
+
+    /// A count of at least one, or `default` when absent.
+    fn at_least_one(&mut self, raw: Option<Located<u32>>, default: u32) -> Option<u32> {
+        match raw {
+            None => Some(default),
+            Some(n) if n.value == 0 => {
+                self.push(n.diag("the value must be at least 1"));
+                None
+            }
+            Some(n) => Some(n.value),
+        }
+    }
+
+    fn health_check(&mut self, raw: raw::RawHealthCheck) -> Option<HealthCheck> {
+        let raw::RawHealthCheck {
+            path,
+            interval,
+            timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+        } = raw;
+        let mut ok = true;
+        if !path.value.starts_with('/')
+            || http::uri::PathAndQuery::try_from(path.value.as_str()).is_err()
+        {
+            self.push(path.diag(format!(
+                "invalid health check path `{}`: expected an absolute path such as `/health`",
+                path.value
+            )));
+            ok = false;
+        }
+        let timeout_place = timeout.as_ref().map(|t| t.diag(""));
+        let interval = self.positive(interval, DEFAULT_HEALTH_INTERVAL);
+        // Left out, the timeout shrinks to fit a short interval.
+        let timeout = self.positive(
+            timeout,
+            interval.map_or(DEFAULT_HEALTH_TIMEOUT, |i| i.min(DEFAULT_HEALTH_TIMEOUT)),
+        );
+        let healthy = self.at_least_one(healthy_threshold, 2);
+        let unhealthy = self.at_least_one(unhealthy_threshold, 3);
+        let (Some(interval), Some(timeout), Some(healthy), Some(unhealthy), true) =
+            (interval, timeout, healthy, unhealthy, ok)
+        else {
+            return None;
+        };
+        if let Some(mut d) = timeout_place.filter(|_| timeout > interval) {
+            d.message = format!(
+                "the health check timeout ({timeout:?}) must not be longer than its interval ({interval:?})"
+            );
+            self.push(d);
+            return None;
+        }
+        Some(HealthCheck {
+            path: path.value,
+            interval,
+            timeout,
+            healthy_threshold: healthy,
+            unhealthy_threshold: unhealthy,
+        })
+    }
+
+    fn circuit_breaker(&mut self, raw: raw::RawCircuitBreaker) -> Option<CircuitBreaker> {
+        let raw::RawCircuitBreaker {
+            failures,
+            error_rate,
+            min_requests,
+            window,
+            cool_down,
+            max_cool_down,
+        } = raw;
+        let mut ok = true;
+        let error_rate = match error_rate {
+            Some(r) if r.value.0 == 0 => {
+                self.push(r.diag("`error_rate` must be above 0%"));
+                ok = false;
+                None
+            }
+            r => r.map(|r| r.value.0),
+        };
+        let max_place = max_cool_down.as_ref().map(|m| m.diag(""));
+        let failures = self.at_least_one(failures, 5);
+        let min_requests = self.at_least_one(min_requests, 20);
+        let window = self.positive(window, Duration::from_secs(10));
+        let cool_down = self.positive(cool_down, Duration::from_secs(10));
+        let max_cool_down = self.positive(max_cool_down, Duration::from_secs(300));
+        let (
+            Some(failures),
+            Some(min_requests),
+            Some(window),
+            Some(cool_down),
+            Some(max_cool_down),
+            true,
+        ) = (failures, min_requests, window, cool_down, max_cool_down, ok)
+        else {
+            return None;
+        };
+        // An explicit maximum below the cool-down is a mistake; the default
+        // maximum simply rises to meet a long cool-down.
+        let max_cool_down = match max_place {
+            Some(mut d) if max_cool_down < cool_down => {
+                d.message = format!(
+                    "`max_cool_down` ({max_cool_down:?}) must not be shorter than `cool_down` ({cool_down:?})"
+                );
+                self.push(d);
+                return None;
+            }
+            _ => max_cool_down.max(cool_down),
+        };
+        Some(CircuitBreaker {
+            failures,
+            error_rate,
+            min_requests,
+            window,
+            cool_down,
+            max_cool_down,
+        })
+    }
+
+    fn retries(&mut self, raw: raw::RawRetries) -> Option<Retries> {
+        let raw::RawRetries {
+            attempts,
+            on,
+            backoff,
+            budget,
+        } = raw;
+        let mut ok = true;
+        if !(1..=MAX_RETRIES).contains(&attempts.value) {
+            self.push(attempts.diag(format!(
+                "`attempts` must be from 1 to {MAX_RETRIES}: it counts the retries after the first try"
+            )));
+            ok = false;
+        }
+        let mut set = RetryOn::default();
+        match on {
+            None => set = RetryOn::DEFAULT,
+            Some(list) => {
+                if list.value.is_empty() {
+                    self.push(list.diag(
+                        "`on` is empty: list at least one condition, or leave it out for the default",
+                    ));
+                    ok = false;
+                }
+                for c in list.value {
+                    match c.value {
+                        RetryCondition::Named(flag) => set = set.with(flag),
+                        RetryCondition::Status(n) => {
+                            match u16::try_from(n).ok().and_then(RetryOn::status) {
+                                Some(flag) => set = set.with(flag),
+                                None => {
+                                    self.push(c.diag(format!(
+                                        "status {n} cannot be retried: only 502, 503 and 504 say the request was not processed"
+                                    )));
+                                    ok = false;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let backoff = match backoff {
+            None => Some(DEFAULT_RETRY_BACKOFF),
+            Some(b) if b.value.0 > Duration::from_secs(10) => {
+                self.push(b.diag("`backoff` must be at most 10s"));
+                None
+            }
+            Some(b) => Some(b.value.0),
+        };
+        let budget_percent = budget.map_or(DEFAULT_RETRY_BUDGET, |b| b.value.0);
+        let (Some(backoff), true) = (backoff, ok) else {
+            return None;
+        };
+        Some(Retries {
+            attempts: attempts.value,
+            on: set,
+            backoff,
+            budget_percent,
         })
     }
 

@@ -289,12 +289,132 @@ fn policy_settings_errors_name_their_key() {
 
 #[test]
 fn unsupported_upstream_features_fail_closed() {
-    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      retries: { attempts: 2 }\n      health_check: { path: /h }\n";
+    let yaml = "apis:\n  - name: a\n    base_path: /a\n    spec: specs/a.yaml\n    upstream:\n      targets: [\"http://h\"]\n      mock: true\n";
     let errs = errors(yaml);
-    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
     let yaml = "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://h\"]\n      balance: random\n";
     let errs = errors(yaml);
     assert!(errs[0].contains("unknown variant `random`"), "{errs:?}");
+}
+
+fn upstream_with(extra: &str) -> String {
+    format!(
+        "apis:\n  - name: a\n    base_path: /a\n    upstream:\n      targets: [\"http://h\"]\n{extra}"
+    )
+}
+
+#[test]
+fn resilience_settings_compile_with_defaults() {
+    let c = compile(&upstream_with(
+        "      retries: { attempts: 2 }\n      health_check: { path: /health }\n      circuit_breaker: {}\n",
+    ))
+    .unwrap();
+    let up = &c.snapshot.apis[0].upstream;
+    let retries = up.retries.as_ref().unwrap();
+    assert_eq!(retries.attempts, 2);
+    assert_eq!(retries.on, RetryOn::DEFAULT);
+    assert_eq!(retries.backoff, DEFAULT_RETRY_BACKOFF);
+    assert_eq!(retries.budget_percent, DEFAULT_RETRY_BUDGET);
+    let hc = up.health_check.as_ref().unwrap();
+    assert_eq!(hc.path, "/health");
+    assert_eq!(hc.interval, DEFAULT_HEALTH_INTERVAL);
+    assert_eq!(hc.timeout, DEFAULT_HEALTH_TIMEOUT);
+    assert_eq!((hc.healthy_threshold, hc.unhealthy_threshold), (2, 3));
+    let cb = up.circuit_breaker.as_ref().unwrap();
+    assert_eq!(cb.failures, 5);
+    assert_eq!(cb.error_rate, None);
+    assert!(cb.max_cool_down >= cb.cool_down);
+}
+
+#[test]
+fn resilience_settings_are_read() {
+    let c = compile(&upstream_with(concat!(
+        "      retries: { attempts: 3, on: [connect_error, timeout, 503], backoff: 10ms, budget: 50% }\n",
+        "      health_check: { path: \"/status?deep=1\", interval: 1s, healthy_threshold: 1, unhealthy_threshold: 1 }\n",
+        "      circuit_breaker: { failures: 2, error_rate: 40%, min_requests: 5, window: 30s, cool_down: 1m }\n",
+    )))
+    .unwrap();
+    let up = &c.snapshot.apis[0].upstream;
+    let r = up.retries.as_ref().unwrap();
+    assert_eq!(r.attempts, 3);
+    assert_eq!(
+        r.on,
+        RetryOn::CONNECT_ERROR
+            .with(RetryOn::TIMEOUT)
+            .with(RetryOn::STATUS_503)
+    );
+    assert_eq!(r.backoff, Duration::from_millis(10));
+    assert_eq!(r.budget_percent, 50);
+    let hc = up.health_check.as_ref().unwrap();
+    assert_eq!(hc.path, "/status?deep=1");
+    // Left out, the timeout shrinks to the interval.
+    assert_eq!(hc.timeout, Duration::from_secs(1));
+    let cb = up.circuit_breaker.as_ref().unwrap();
+    assert_eq!(
+        (cb.failures, cb.error_rate, cb.min_requests),
+        (2, Some(40), 5)
+    );
+    assert_eq!(cb.window, Duration::from_secs(30));
+    // The default maximum rises to meet a long cool-down.
+    assert_eq!(cb.max_cool_down, Duration::from_secs(300));
+    assert_eq!(cb.cool_down, Duration::from_secs(60));
+}
+
+#[test]
+fn resilience_errors_name_their_key() {
+    let errs = errors(&upstream_with(concat!(
+        "      retries: { attempts: 0, on: [reset, 502] }\n",
+        "      health_check: { path: health, interval: 1s, timeout: 5s, unhealthy_threshold: 0 }\n",
+        "      circuit_breaker: { error_rate: 0%, window: 0s }\n",
+    )));
+    let all = errs.join("\n");
+    for expected in [
+        "apis[0].upstream.retries.attempts: `attempts` must be from 1 to 10",
+        "apis[0].upstream.health_check.path: invalid health check path `health`",
+        "apis[0].upstream.health_check.unhealthy_threshold: the value must be at least 1",
+        "apis[0].upstream.circuit_breaker.error_rate: `error_rate` must be above 0%",
+        "apis[0].upstream.circuit_breaker.window: the duration must be greater than zero",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    let errs = errors(&upstream_with(
+        "      retries: { attempts: 1, on: [500] }\n      health_check: { path: /h, interval: 1s, timeout: 5s }\n      circuit_breaker: { cool_down: 1m, max_cool_down: 10s, window: 0s }\n",
+    ));
+    let all = errs.join("\n");
+    for expected in [
+        "apis[0].upstream.retries.on[0]: status 500 cannot be retried",
+        "apis[0].upstream.health_check.timeout: the health check timeout (5s) must not be longer than its interval (1s) at line",
+        "apis[0].upstream.circuit_breaker.window: the duration must be greater than zero",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    let errs = errors(&upstream_with(
+        "      circuit_breaker: { cool_down: 1m, max_cool_down: 10s }\n      retries: { attempts: 1, on: [] }\n",
+    ));
+    let all = errs.join("\n");
+    assert!(
+        all.contains("apis[0].upstream.circuit_breaker.max_cool_down: `max_cool_down` (10s) must not be shorter than `cool_down` (60s)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("apis[0].upstream.retries.on: `on` is empty"),
+        "{all}"
+    );
+    let errs = errors(&upstream_with(
+        "      circuit_breaker: { error_rate: 150% }\n",
+    ));
+    assert!(
+        errs[0]
+            .starts_with("apis[0].upstream.circuit_breaker.error_rate: invalid percentage `150%`"),
+        "{errs:?}"
+    );
+    let errs = errors(&upstream_with(
+        "      retries: { attempts: 1, on: [reset, bogus] }\n",
+    ));
+    assert!(
+        errs[0].starts_with("apis[0].upstream.retries.on[1]: unknown retry condition `bogus`"),
+        "{errs:?}"
+    );
 }
 
 #[test]

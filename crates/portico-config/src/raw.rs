@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use portico_model::api::RetryOn;
 use portico_model::policy::Policy;
 use serde::Deserialize;
 use serde::de::{
@@ -12,7 +13,7 @@ use serde::de::{
 };
 
 use crate::de::Located;
-use crate::values::{BasePath, DurationValue, HostName, ListenAddr, Name};
+use crate::values::{BasePath, DurationValue, HostName, ListenAddr, Name, Percent};
 
 /// The top-level keys of the file; each section is read on its own.
 pub(crate) const SECTIONS: &[&str] = &[
@@ -103,9 +104,79 @@ pub(crate) struct RawUpstream {
     pub hash_key: Option<Located<String>>,
     pub connect_timeout: Option<Located<DurationValue>>,
     pub timeout: Option<Located<DurationValue>>,
-    pub retries: Option<Located<IgnoredAny>>,
-    pub health_check: Option<Located<IgnoredAny>>,
+    pub retries: Option<Located<RawRetries>>,
+    pub health_check: Option<Located<RawHealthCheck>>,
+    pub circuit_breaker: Option<Located<RawCircuitBreaker>>,
     pub mock: Option<Located<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetries {
+    pub attempts: Located<u32>,
+    pub on: Option<Located<Vec<Located<RetryCondition>>>>,
+    pub backoff: Option<Located<DurationValue>>,
+    pub budget: Option<Located<Percent>>,
+}
+
+/// One entry of `retries.on`: a condition name or a status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryCondition {
+    Named(RetryOn),
+    Status(u64),
+}
+
+impl<'de> Deserialize<'de> for RetryCondition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RetryCondition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`connect_error`, `reset`, `timeout` or a status code 502, 503 or 504")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RetryCondition, E> {
+                Ok(RetryCondition::Status(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RetryCondition, E> {
+                Ok(RetryCondition::Status(u64::try_from(v).unwrap_or(0)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RetryCondition, E> {
+                match v {
+                    "connect_error" => Ok(RetryCondition::Named(RetryOn::CONNECT_ERROR)),
+                    "reset" => Ok(RetryCondition::Named(RetryOn::RESET)),
+                    "timeout" => Ok(RetryCondition::Named(RetryOn::TIMEOUT)),
+                    _ => match v.parse::<u64>() {
+                        Ok(n) => Ok(RetryCondition::Status(n)),
+                        Err(_) => Err(E::custom(format!(
+                            "unknown retry condition `{v}`: expected `connect_error`, `reset`, `timeout`, 502, 503 or 504"
+                        ))),
+                    },
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    pub path: Located<String>,
+    pub interval: Option<Located<DurationValue>>,
+    pub timeout: Option<Located<DurationValue>>,
+    pub healthy_threshold: Option<Located<u32>>,
+    pub unhealthy_threshold: Option<Located<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuitBreaker {
+    pub failures: Option<Located<u32>>,
+    pub error_rate: Option<Located<Percent>>,
+    pub min_requests: Option<Located<u32>>,
+    pub window: Option<Located<DurationValue>>,
+    pub cool_down: Option<Located<DurationValue>>,
+    pub max_cool_down: Option<Located<DurationValue>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

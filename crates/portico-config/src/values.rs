@@ -39,6 +39,17 @@ string_value!(
 );
 
 string_value!(
+    /// A percentage such as `20%`, from 0 to 100.
+    Percent(u32),
+    |s| {
+        s.strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .filter(|n| *n <= 100)
+            .ok_or_else(|| format!("invalid percentage `{s}`: expected a whole number from 0% to 100%"))
+    }
+);
+
+string_value!(
     /// An entity name: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
     Name(String),
     |s| {

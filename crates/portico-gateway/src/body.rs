@@ -220,6 +220,59 @@ pub(crate) enum RequestBody {
         remaining: u64,
         tripped: Arc<AtomicBool>,
     },
+    /// No body: health checks, and retries of requests that had none.
+    Empty,
+    /// A body that can be handed to another try as long as this one has
+    /// not started sending it.
+    Shared(SharedBody),
+}
+
+/// A request body held for a retry: the try that first polls it takes it
+/// out of the slot; a try that failed before that leaves it there for the
+/// next one.
+pub(crate) struct SharedBody {
+    slot: Arc<BodySlot>,
+    taken: Option<Box<RequestBody>>,
+}
+
+// One lock per retryable request, touched by that request's task and the
+// connection task sending its body: no other request ever waits on it.
+#[allow(clippy::disallowed_types)]
+type BodySlot = std::sync::Mutex<Option<RequestBody>>;
+
+/// Where a retryable request's body waits between tries.
+#[derive(Clone)]
+pub(crate) struct BodyHolder(Arc<BodySlot>);
+
+impl BodyHolder {
+    // The lock is this request's own: no other request ever waits on it.
+    #[allow(clippy::disallowed_types)]
+    pub(crate) fn new(body: RequestBody) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(body))))
+    }
+
+    /// A body for the next try.
+    pub(crate) fn body(&self) -> RequestBody {
+        RequestBody::Shared(SharedBody {
+            slot: self.0.clone(),
+            taken: None,
+        })
+    }
+
+    /// True while no try has started sending the body, so another may.
+    pub(crate) fn unsent(&self) -> bool {
+        self.0.lock().is_ok_and(|b| b.is_some())
+    }
+}
+
+impl SharedBody {
+    fn body(&mut self) -> Option<&mut RequestBody> {
+        if self.taken.is_none() {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            self.taken = slot.take().map(Box::new);
+        }
+        self.taken.as_deref_mut()
+    }
 }
 
 /// The error a limited body ends with when it grows past its limit.
@@ -245,6 +298,11 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut *self {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Shared(shared) => match shared.body() {
+                Some(body) => Pin::new(body).poll_frame(cx),
+                None => Poll::Ready(None),
+            },
             RequestBody::Plain(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
             RequestBody::Limited {
                 inner,
@@ -270,12 +328,28 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.is_end_stream(),
+            RequestBody::Empty => true,
+            RequestBody::Shared(shared) => match &shared.taken {
+                Some(body) => body.is_end_stream(),
+                None => shared
+                    .slot
+                    .lock()
+                    .map_or(true, |b| b.as_ref().is_none_or(Body::is_end_stream)),
+            },
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Shared(shared) => match &shared.taken {
+                Some(body) => body.size_hint(),
+                None => shared.slot.lock().map_or_else(
+                    |_| SizeHint::default(),
+                    |b| b.as_ref().map_or(SizeHint::with_exact(0), Body::size_hint),
+                ),
+            },
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod access_log;
 pub mod body;
 mod headers;
+mod health;
 pub mod metrics;
 mod path;
 mod pipeline;
@@ -23,9 +24,10 @@ pub mod tls;
 mod upstream;
 
 pub use access_log::AccessLogSink;
+pub use health::TargetReport;
 pub use metrics::Metrics;
 pub use server::{ConnectionInfo, ProxyServer};
-pub use state::{Gateway, Runtime};
+pub use state::{Gateway, Runtime, UpstreamReport};
 
 #[cfg(test)]
 mod tests {

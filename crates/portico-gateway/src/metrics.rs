@@ -24,6 +24,11 @@ pub mod names {
     pub const SNAPSHOT_APIS: &str = "portico_snapshot_apis";
     pub const CONNECTIONS_REFUSED: &str = "portico_connections_refused_total";
     pub const BUILD_INFO: &str = "portico_build_info";
+    pub const RETRIES: &str = "portico_upstream_retries_total";
+    pub const RETRY_BUDGET_EXHAUSTED: &str = "portico_upstream_retry_budget_exhausted_total";
+    pub const TARGET_AVAILABLE: &str = "portico_upstream_target_available";
+    pub const TARGET_HEALTHY: &str = "portico_upstream_target_healthy";
+    pub const CIRCUIT_OPENED: &str = "portico_upstream_circuit_opened_total";
 }
 
 /// The `api` label of requests that matched no API.
@@ -87,9 +92,21 @@ pub struct ApiMetrics {
     by_class: [AtomicU64; 5],
     pub request_duration: Histogram,
     pub upstream_duration: Histogram,
+    retries: AtomicU64,
+    retry_budget_exhausted: AtomicU64,
 }
 
 impl ApiMetrics {
+    /// Counts a retry that was sent.
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a retry the API's retry budget refused.
+    pub(crate) fn retry_budget_exhausted(&self) {
+        self.retry_budget_exhausted.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one finished exchange.
     #[inline]
     pub fn record(&self, status: u16, total: Duration, upstream: Option<Duration>) {
@@ -194,6 +211,28 @@ impl Metrics {
         for (api, m) in all() {
             m.upstream_duration
                 .render(&mut out, names::UPSTREAM_DURATION, api);
+        }
+        for (name, help, counter) in [
+            (
+                names::RETRIES,
+                "Retries sent to an upstream, by API.",
+                (|m: &ApiMetrics| &m.retries) as fn(&ApiMetrics) -> &AtomicU64,
+            ),
+            (
+                names::RETRY_BUDGET_EXHAUSTED,
+                "Retries not sent because the API's retry budget was spent, by API.",
+                |m: &ApiMetrics| &m.retry_budget_exhausted,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{api=\"{api}\"}} {}",
+                    counter(m).load(Ordering::Relaxed)
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -9,19 +9,23 @@ use bytes::Bytes;
 use http::header::HeaderName;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use portico_model::ErrorCode;
 use portico_model::policy::{Rejection, RequestContext};
 
-use crate::body::{Exchange, GatewayBody, LogContext, RequestBody};
+use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
     TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
 };
+use crate::health::{self, Unavailable, UpstreamHealth};
 use crate::path;
 use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
+use crate::upstream::TargetSet;
 use crate::{problem, upstream::ApiRuntime};
+use portico_model::api::RetryOn;
 
 /// Everything a failed exchange needs to answer and be recorded.
 struct Failure {
@@ -200,29 +204,6 @@ impl Gateway {
             }
         }
 
-        let (target, in_flight) = rt.next_target(&parts, conn.peer.ip());
-        exchange.in_flight = in_flight;
-        if let Some(log) = exchange.log.as_mut() {
-            log.target = Some(target.url.clone());
-        }
-
-        // The URI the upstream sees: target authority, base path swapped for
-        // the target's own prefix, query kept as sent (less any credential).
-        let upstream_path = rt.api.upstream_path(target, parts.uri.path());
-        let pq = path_and_query(
-            upstream_path.len_hint(),
-            |out| upstream_path.write_to(out),
-            parts.uri.query(),
-        )?;
-        let mut uri = Uri::from_parts({
-            let mut p = http::uri::Parts::default();
-            p.scheme = Some(target.scheme.clone());
-            p.authority = Some(target.authority.clone());
-            p.path_and_query = Some(pq);
-            p
-        })
-        .map_err(|_| Failure::new(ErrorCode::Internal, "Could not build the upstream URI."))?;
-
         let headers = &mut parts.headers;
         add_forwarded(headers, &conn.hop, host.as_ref());
         let tp = traceparent(headers);
@@ -231,7 +212,6 @@ impl Gateway {
         // The client sets Host from the URI: the upstream is addressed by its
         // own name; the original host travels in X-Forwarded-Host.
         headers.remove(header::HOST);
-        std::mem::swap(&mut parts.uri, &mut uri);
         parts.version = Version::HTTP_11;
         // Only a limited body needs the flag (and its allocation).
         let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
@@ -243,41 +223,277 @@ impl Gateway {
             },
             _ => RequestBody::Plain(body),
         };
-        let upstream_req = Request::from_parts(parts, body);
-
-        let sent = Instant::now();
-        let timeout = rt.api.upstream.timeout;
-        let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
-        exchange.upstream = Some(sent.elapsed());
-        let mut resp = match result {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(_)) if tripped.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) => {
-                return Err(Failure::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "The request body is larger than {} bytes.",
-                        cx.body_limit.unwrap_or_default()
-                    ),
-                ));
-            }
-            Ok(Err(e)) => return Err(classify(&e, &target.url)),
-            Err(_) => {
-                return Err(Failure::new(
-                    ErrorCode::UpstreamTimeout,
-                    format!(
-                        "The upstream {} did not answer within {timeout:?}.",
-                        target.url
-                    ),
-                ));
-            }
+        let retries = rt
+            .api
+            .upstream
+            .retries
+            .as_ref()
+            .filter(|_| is_idempotent(&parts.method));
+        if let Some(budget) = &rt.budget {
+            budget.on_request(health::now_ms());
+        }
+        let mut tries = Tries {
+            body: match retries {
+                None => Held::Once(Some(body)),
+                Some(_) if body.is_end_stream() => Held::Empty,
+                Some(_) => Held::Shared(BodyHolder::new(body)),
+            },
+            tried: TargetSet::default(),
+            left: retries.map_or(0, |r| r.attempts),
         };
+        // The head is cloned for every try but the last, which takes it.
+        let mut head = Some(parts);
+        let mut attempt = 0u32;
+        loop {
+            let parts_now = head.as_ref().ok_or_else(|| {
+                Failure::new(ErrorCode::Internal, "The request head was already sent.")
+            })?;
+            let pick = match rt.pick(parts_now, conn.peer.ip(), tries.tried) {
+                Ok(p) => p,
+                Err(why) => return Err(unavailable(why, &rt.api.name)),
+            };
+            tries.tried.insert(pick.index);
+            let target = pick.target;
+            // Replacing the previous try's record ends its count.
+            exchange.in_flight = pick.in_flight;
+            if let Some(log) = exchange.log.as_mut() {
+                log.target = Some(target.url.clone());
+            }
+            let mut outcome = Outcome {
+                health: rt.health.as_deref(),
+                index: pick.index,
+                probe: pick.probe,
+                done: false,
+            };
+
+            // The URI the upstream sees: target authority, base path swapped
+            // for the target's own prefix, query kept as sent (less any
+            // credential).
+            let upstream_path = rt.api.upstream_path(target, parts_now.uri.path());
+            let pq = path_and_query(
+                upstream_path.len_hint(),
+                |out| upstream_path.write_to(out),
+                parts_now.uri.query(),
+            )?;
+            let uri = Uri::from_parts({
+                let mut p = http::uri::Parts::default();
+                p.scheme = Some(target.scheme.clone());
+                p.authority = Some(target.authority.clone());
+                p.path_and_query = Some(pq);
+                p
+            })
+            .map_err(|_| Failure::new(ErrorCode::Internal, "Could not build the upstream URI."))?;
+            let mut try_parts = if tries.left == 0 {
+                head.take().ok_or_else(|| {
+                    Failure::new(ErrorCode::Internal, "The request head was already sent.")
+                })?
+            } else {
+                clone_head(parts_now)
+            };
+            try_parts.uri = uri;
+            let upstream_req = Request::from_parts(try_parts, tries.body());
+
+            let sent = Instant::now();
+            let timeout = rt.api.upstream.timeout;
+            let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
+            exchange.upstream = Some(sent.elapsed());
+            let (failure, kind) = match result {
+                Ok(Ok(resp)) => {
+                    let status = resp.status().as_u16();
+                    outcome.finish(status < 500);
+                    let retry_on = RetryOn::status(status)
+                        .filter(|s| retries.is_some_and(|r| r.on.contains(*s)));
+                    match retry_on {
+                        Some(_) if tries.may_retry(rt) => {
+                            tracing::debug!(request_id = ?id, target = %target.url, status, "Retrying after the target's answer.");
+                        }
+                        _ => return Ok(self.respond(resp, chain, &cx)),
+                    }
+                    attempt += 1;
+                    backoff(retries, attempt).await;
+                    continue;
+                }
+                Ok(Err(_)) if tripped.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) => {
+                    return Err(Failure::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!(
+                            "The request body is larger than {} bytes.",
+                            cx.body_limit.unwrap_or_default()
+                        ),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let kind = if e.is_connect() {
+                        RetryOn::CONNECT_ERROR
+                    } else {
+                        RetryOn::RESET
+                    };
+                    (classify(&e, &target.url), kind)
+                }
+                Err(_) => (
+                    Failure::new(
+                        ErrorCode::UpstreamTimeout,
+                        format!(
+                            "The upstream {} did not answer within {timeout:?}.",
+                            target.url
+                        ),
+                    ),
+                    RetryOn::TIMEOUT,
+                ),
+            };
+            outcome.finish(false);
+            let retry = retries.is_some_and(|r| r.on.contains(kind)) && tries.may_retry(rt);
+            if !retry {
+                return Err(failure);
+            }
+            tracing::debug!(request_id = ?id, target = %target.url, code = failure.code.code(), "Retrying after a failed try.");
+            attempt += 1;
+            backoff(retries, attempt).await;
+        }
+    }
+
+    /// The upstream's answer on its way to the client.
+    fn respond(
+        &self,
+        mut resp: Response<Incoming>,
+        chain: &portico_model::policy::PolicyChain,
+        cx: &RequestContext<'_>,
+    ) -> Response<GatewayBody> {
         remove_hop_by_hop(resp.headers_mut());
         if !chain.is_empty() {
             let (mut head, body) = resp.into_parts();
-            pipeline::on_response(chain, &mut head, &cx);
+            pipeline::on_response(chain, &mut head, cx);
             resp = Response::from_parts(head, body);
         }
-        Ok(resp.map(GatewayBody::upstream))
+        resp.map(GatewayBody::upstream)
+    }
+}
+
+/// Methods a retry cannot change the effect of (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The request body across tries.
+enum Held {
+    /// No retries: the one try takes it.
+    Once(Option<RequestBody>),
+    /// The request has no body: every try sends none.
+    Empty,
+    /// Retryable: a later try may send it while no earlier one started to.
+    Shared(BodyHolder),
+}
+
+/// The retry state of one request.
+struct Tries {
+    body: Held,
+    tried: TargetSet,
+    /// Retries still allowed by `retries.attempts`.
+    left: u32,
+}
+
+impl Tries {
+    fn body(&mut self) -> RequestBody {
+        match &mut self.body {
+            Held::Once(body) => body.take().unwrap_or(RequestBody::Empty),
+            Held::Empty => RequestBody::Empty,
+            Held::Shared(holder) => holder.body(),
+        }
+    }
+
+    /// Whether another try may go: attempts left, the body never sent, and
+    /// the API's retry budget not spent. Takes the retry when it may.
+    fn may_retry(&mut self, rt: &ApiRuntime) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        let body_unsent = match &self.body {
+            Held::Once(_) => false,
+            Held::Empty => true,
+            Held::Shared(holder) => holder.unsent(),
+        };
+        if !body_unsent {
+            return false;
+        }
+        let budget = rt
+            .budget
+            .as_ref()
+            .is_none_or(|b| b.try_retry(health::now_ms()));
+        if !budget {
+            rt.metrics.retry_budget_exhausted();
+            return false;
+        }
+        rt.metrics.retried();
+        self.left -= 1;
+        true
+    }
+}
+
+/// Reports a try's outcome to the target's circuit breaker, once; a try
+/// dropped without an outcome gives back its probe slot.
+struct Outcome<'a> {
+    health: Option<&'a UpstreamHealth>,
+    index: usize,
+    probe: bool,
+    done: bool,
+}
+
+impl Outcome<'_> {
+    fn finish(&mut self, ok: bool) {
+        if let (Some(h), false) = (self.health, self.done) {
+            h.record(self.index, ok, self.probe, health::now_ms());
+        }
+        self.done = true;
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if let (Some(h), false, true) = (self.health, self.done, self.probe) {
+            h.release_probe(self.index, health::now_ms());
+        }
+    }
+}
+
+/// Waits before retry number `attempt` (from 1): the back-off doubles with
+/// each retry, and a random part spreads retries of many clients apart.
+async fn backoff(retries: Option<&portico_model::api::Retries>, attempt: u32) {
+    let Some(r) = retries else { return };
+    let full = r
+        .backoff
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    if full.is_zero() {
+        return;
+    }
+    let half = full / 2;
+    let jitter = half.mul_f64(fastrand::f64());
+    tokio::time::sleep(half + jitter).await;
+}
+
+/// A copy of a request head for one more try (extensions are not carried).
+fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head
+}
+
+/// The answer when no target can take the request.
+fn unavailable(why: Unavailable, api: &str) -> Failure {
+    match why {
+        Unavailable::Unhealthy => Failure::new(
+            ErrorCode::NoHealthyTarget,
+            format!("No target of the API {api} is passing its health checks."),
+        ),
+        Unavailable::CircuitOpen => Failure::new(
+            ErrorCode::CircuitOpen,
+            format!("Every target of the API {api} has an open circuit after repeated failures."),
+        ),
     }
 }
 

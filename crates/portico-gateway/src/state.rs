@@ -6,8 +6,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use portico_model::Snapshot;
 
+use std::fmt::Write as _;
+
+use portico_model::api::Balance;
+use serde::Serialize;
+
 use crate::access_log::AccessLogSink;
-use crate::metrics::Metrics;
+use crate::health::{self, TargetReport};
+use crate::metrics::{Metrics, names};
 use crate::upstream::ApiRuntime;
 
 /// What a request needs, built from one [`Snapshot`]: the snapshot itself
@@ -88,5 +94,113 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The health of every API's targets, in configuration order.
+    pub fn upstream_reports(&self) -> Vec<UpstreamReport> {
+        let Some(runtime) = self.runtime() else {
+            return Vec::new();
+        };
+        let now = health::now_ms();
+        runtime.apis.iter().map(|rt| report(rt, now)).collect()
+    }
+
+    /// The health of one API's targets, if the API exists.
+    pub fn upstream_report(&self, api: &str) -> Option<UpstreamReport> {
+        let runtime = self.runtime()?;
+        let rt = runtime.apis.iter().find(|rt| rt.api.name == api)?;
+        Some(report(rt, health::now_ms()))
+    }
+
+    /// The Prometheus exposition: the node's counters, then a gauge per
+    /// target of the live configuration.
+    pub fn render_metrics(&self) -> String {
+        let mut out = self.metrics.render();
+        let reports = self.upstream_reports();
+        let gauges = [
+            (
+                names::TARGET_AVAILABLE,
+                "gauge",
+                "1 when the target takes traffic: healthy and its circuit not open.",
+            ),
+            (
+                names::TARGET_HEALTHY,
+                "gauge",
+                "The verdict of the target's active health checks (1 without checks).",
+            ),
+            (
+                names::CIRCUIT_OPENED,
+                "counter",
+                "Times the target's circuit opened.",
+            ),
+        ];
+        for (name, kind, help) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for r in &reports {
+                for t in &r.targets {
+                    let value = match name {
+                        names::TARGET_AVAILABLE => u64::from(t.available),
+                        names::TARGET_HEALTHY => u64::from(t.healthy),
+                        _ => t.circuit_opened,
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{name}{{api=\"{}\",target=\"{}\"}} {value}",
+                        r.api,
+                        escape_label(&t.url)
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Label values escape backslash, `"` and newline (Prometheus text format).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One API's targets as the admin API shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct UpstreamReport {
+    pub api: String,
+    /// `round_robin`, `least_requests` or `consistent_hash`.
+    pub balance: &'static str,
+    pub health_check: bool,
+    pub circuit_breaker: bool,
+    pub targets: Vec<TargetReport>,
+}
+
+fn report(rt: &ApiRuntime, now: u64) -> UpstreamReport {
+    let upstream = &rt.api.upstream;
+    let targets = match &rt.health {
+        Some(h) => h.report(now),
+        None => upstream
+            .targets
+            .iter()
+            .map(|t| TargetReport {
+                url: t.url.clone(),
+                available: true,
+                healthy: true,
+                circuit: "closed",
+                reopens_in_ms: None,
+                circuit_opened: 0,
+            })
+            .collect(),
+    };
+    UpstreamReport {
+        api: rt.api.name.clone(),
+        balance: match upstream.balance {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastRequests => "least_requests",
+            Balance::ConsistentHash { .. } => "consistent_hash",
+        },
+        health_check: upstream.health_check.is_some(),
+        circuit_breaker: upstream.circuit_breaker.is_some(),
+        targets,
     }
 }

@@ -1,4 +1,5 @@
-//! Per-API upstream state: the pooled HTTP client and the round-robin cursor.
+//! Per-API upstream state: the pooled HTTP client, the balancing cursor and
+//! counters, and target health.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use portico_model::api::{Balance, HashKey, stable_hash};
 use portico_model::{Api, Target};
 
 use crate::body::RequestBody;
+use crate::health::{self, Availability, RetryBudget, Unavailable, UpstreamHealth};
 use crate::metrics::ApiMetrics;
 
 /// Idle upstream connections are closed after this long.
@@ -35,6 +37,42 @@ pub(crate) struct ApiRuntime {
     cursor: Arc<AtomicUsize>,
     /// Requests in flight per target, for `least_requests`.
     inflight: Arc<[AtomicUsize]>,
+    /// Target health, when the upstream has checks or a circuit breaker.
+    pub health: Option<Arc<UpstreamHealth>>,
+    /// The retry budget, when the upstream retries.
+    pub budget: Option<Arc<RetryBudget>>,
+}
+
+/// The target chosen for one try.
+pub(crate) struct Pick<'a> {
+    pub index: usize,
+    pub target: &'a Target,
+    pub in_flight: Option<InFlight>,
+    /// The try is the probe of a half-open circuit.
+    pub probe: bool,
+}
+
+/// A set of target indexes (the first 64 targets; later ones are never in
+/// it, which only makes a retry less picky).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TargetSet(u64);
+
+impl TargetSet {
+    #[inline]
+    pub fn contains(self, i: usize) -> bool {
+        i < 64 && self.0 & (1 << i) != 0
+    }
+
+    #[inline]
+    pub fn insert(&mut self, i: usize) {
+        if i < 64 {
+            self.0 |= 1 << i;
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// One request in flight to a target; counted until dropped (when the
@@ -62,11 +100,22 @@ impl ApiRuntime {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
+        let name: Arc<str> = api.name.as_str().into();
+        let health = UpstreamHealth::new(name.clone(), &api.upstream);
+        if let Some(h) = &health {
+            health::spawn_checks(h, &api.upstream, client.clone());
+        }
         Self {
             inflight: (0..api.upstream.targets.len())
                 .map(|_| AtomicUsize::new(0))
                 .collect(),
-            name: api.name.as_str().into(),
+            budget: api
+                .upstream
+                .retries
+                .as_ref()
+                .map(|r| Arc::new(RetryBudget::new(r))),
+            health,
+            name,
             api,
             client,
             metrics,
@@ -83,47 +132,121 @@ impl ApiRuntime {
             metrics: self.metrics.clone(),
             cursor: self.cursor.clone(),
             inflight: self.inflight.clone(),
+            health: self.health.clone(),
+            budget: self.budget.clone(),
         }
     }
 
-    /// The target for the next request, by the API's balancing, and the
-    /// in-flight record when the balancing counts requests.
+    /// The target for the next try, by the API's balancing, among those
+    /// that can take traffic, preferring one not in `tried`.
     #[inline]
-    pub fn next_target(&self, req: &request::Parts, client: IpAddr) -> (&Target, Option<InFlight>) {
+    pub fn pick(
+        &self,
+        req: &request::Parts,
+        client: IpAddr,
+        tried: TargetSet,
+    ) -> Result<Pick<'_>, Unavailable> {
+        let Some(health) = &self.health else {
+            let retry = !tried.is_empty();
+            let index = self
+                .choose(req, client, retry, |i| !tried.contains(i))
+                .or_else(|| self.choose(req, client, true, |_| true))
+                .unwrap_or(0);
+            return Ok(self.picked(index, false));
+        };
+        let now = health::now_ms();
+        // Probe slots another request claimed first.
+        let mut lost = TargetSet::default();
+        let retry = !tried.is_empty();
+        loop {
+            let ok = |i: usize| {
+                !lost.contains(i) && health.target(i).availability(now) != Availability::No
+            };
+            let index = match self.choose(req, client, retry, |i| ok(i) && !tried.contains(i)) {
+                Some(i) => i,
+                None if retry => match self.choose(req, client, true, ok) {
+                    Some(i) => i,
+                    None => return Err(health.why_unavailable()),
+                },
+                None => return Err(health.why_unavailable()),
+            };
+            let target = health.target(index);
+            if target.availability(now) != Availability::Probe {
+                return Ok(self.picked(index, false));
+            }
+            if target.claim_probe() {
+                return Ok(self.picked(index, true));
+            }
+            lost.insert(index);
+        }
+    }
+
+    fn picked(&self, index: usize, probe: bool) -> Pick<'_> {
+        let in_flight = matches!(self.api.upstream.balance, Balance::LeastRequests).then(|| {
+            self.inflight[index].fetch_add(1, Ordering::Relaxed);
+            InFlight {
+                counters: self.inflight.clone(),
+                target: index,
+            }
+        });
+        Pick {
+            index,
+            target: &self.api.upstream.targets[index],
+            in_flight,
+            probe,
+        }
+    }
+
+    /// The target the balancing gives among those `ok` accepts.
+    #[inline]
+    fn choose(
+        &self,
+        req: &request::Parts,
+        client: IpAddr,
+        retry: bool,
+        ok: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
         let upstream = &self.api.upstream;
-        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        // First tries take turns; a retry starts anywhere, so that retries
+        // do not shift the rotation of first tries onto the failing target.
+        let turn = if retry {
+            fastrand::usize(..)
+        } else {
+            self.cursor.fetch_add(1, Ordering::Relaxed)
+        };
         match &upstream.balance {
             Balance::ConsistentHash { key, ring } => {
                 let hash = hash_key(key, req).unwrap_or_else(|| {
                     // No key in this request: the client address decides.
                     stable_hash(client.to_string().as_bytes())
                 });
-                (&upstream.targets[ring.target(hash) as usize], None)
+                ring.walk(hash).map(|t| t as usize).find(|&t| ok(t))
             }
             Balance::RoundRobin => {
-                let slot = upstream.schedule[turn % upstream.schedule.len()];
-                (&upstream.targets[slot as usize], None)
+                let n = upstream.schedule.len();
+                (0..n)
+                    .map(|k| upstream.schedule[(turn + k) % n] as usize)
+                    .find(|&t| ok(t))
             }
             Balance::LeastRequests => {
                 // Fewest in flight per unit of weight; the scan starts at a
                 // rotating offset so ties spread over the targets.
                 let n = upstream.targets.len();
-                let mut best = turn % n;
                 let load = |j: usize| self.inflight[j].load(Ordering::Relaxed) as u64;
                 let weight = |j: usize| u64::from(upstream.targets[j].weight);
-                for step in 1..n {
+                let mut best: Option<usize> = None;
+                for step in 0..n {
                     let i = (turn + step) % n;
+                    if !ok(i) {
+                        continue;
+                    }
                     // load(i) / weight(i) < load(best) / weight(best)
-                    if load(i) * weight(best) < load(best) * weight(i) {
-                        best = i;
+                    match best {
+                        Some(b) if load(i) * weight(b) >= load(b) * weight(i) => {}
+                        _ => best = Some(i),
                     }
                 }
-                self.inflight[best].fetch_add(1, Ordering::Relaxed);
-                let record = InFlight {
-                    counters: self.inflight.clone(),
-                    target: best,
-                };
-                (&upstream.targets[best], Some(record))
+                best
             }
         }
     }

@@ -81,6 +81,108 @@ pub struct Upstream {
     /// to receiving the response headers.
     pub timeout: Duration,
     pub balance: Balance,
+    /// Active checks: a target that fails them gets no traffic.
+    pub health_check: Option<HealthCheck>,
+    /// Passive health: failures observed on live traffic open a target's
+    /// circuit, which keeps traffic away for a cool-down.
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Retries of idempotent requests, on another target where possible.
+    pub retries: Option<Retries>,
+}
+
+/// Active health checks: each target is asked for `path` every `interval`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Absolute path (and query) asked of the target's authority.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive passes that make an unhealthy target healthy.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy target unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+/// When a target's circuit opens, and for how long.
+///
+/// A circuit opens after `failures` consecutive failures, or when at least
+/// `min_requests` requests in one `window` failed at `error_rate` percent or
+/// more. It stays open for the cool-down, then lets one probe request
+/// through (half-open): success closes it, failure opens it again for
+/// twice as long, up to `max_cool_down`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    pub failures: u32,
+    /// Percent, 1–100; `None` disables the rate rule.
+    pub error_rate: Option<u32>,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub cool_down: Duration,
+    pub max_cool_down: Duration,
+}
+
+/// Retries of idempotent requests whose body was not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retries {
+    /// Retries after the first try.
+    pub attempts: u32,
+    pub on: RetryOn,
+    /// Base of the exponential back-off between tries.
+    pub backoff: Duration,
+    /// Retries allowed per 100 requests over the budget window, on top of
+    /// [`Retries::BUDGET_FLOOR`] per window.
+    pub budget_percent: u32,
+}
+
+impl Retries {
+    /// Retries always allowed per budget window, so that a quiet API can
+    /// still retry.
+    pub const BUDGET_FLOOR: u32 = 10;
+    /// The span the retry budget is counted over.
+    pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+}
+
+/// The outcomes that are retried, as a set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryOn(u8);
+
+impl RetryOn {
+    /// The connection to the target could not be made.
+    pub const CONNECT_ERROR: Self = Self(1);
+    /// The target reset or closed the connection, or did not speak HTTP.
+    pub const RESET: Self = Self(1 << 1);
+    /// The target did not answer within the API's timeout.
+    pub const TIMEOUT: Self = Self(1 << 2);
+    pub const STATUS_502: Self = Self(1 << 3);
+    pub const STATUS_503: Self = Self(1 << 4);
+    pub const STATUS_504: Self = Self(1 << 5);
+    /// What `retries` retries when `on` is not given.
+    pub const DEFAULT: Self = Self(
+        Self::CONNECT_ERROR.0
+            | Self::RESET.0
+            | Self::STATUS_502.0
+            | Self::STATUS_503.0
+            | Self::STATUS_504.0,
+    );
+
+    /// The flag for a retryable status, if it is one.
+    pub fn status(status: u16) -> Option<Self> {
+        match status {
+            502 => Some(Self::STATUS_502),
+            503 => Some(Self::STATUS_503),
+            504 => Some(Self::STATUS_504),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub const fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
 }
 
 /// How a target is chosen for each request.
@@ -139,6 +241,16 @@ impl HashRing {
             .get(i)
             .or_else(|| self.points.first())
             .map_or(0, |&(_, t)| t)
+    }
+
+    /// The targets in the order a key meets them walking the ring from its
+    /// hash: the owner first, then the owners of the following points. A
+    /// target that cannot take the request hands it to the next one, so its
+    /// keys spread over the others and come back when it does.
+    pub fn walk(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let start = self.points.partition_point(|&(h, _)| h < key);
+        let (before, after) = self.points.split_at(start.min(self.points.len()));
+        after.iter().chain(before).map(|&(_, t)| t)
     }
 }
 
@@ -253,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn ring_walk_starts_at_the_owner_and_visits_every_target() {
+        let ring = HashRing::new(&targets(&["http://a", "http://b", "http://c"]));
+        for k in 0..200u64 {
+            let key = stable_hash(&k.to_le_bytes());
+            let mut seen = Vec::new();
+            for t in ring.walk(key) {
+                if !seen.contains(&t) {
+                    seen.push(t);
+                }
+            }
+            assert_eq!(seen[0], ring.target(key));
+            assert_eq!(seen.len(), 3);
+        }
+    }
+
+    #[test]
+    fn retry_on_is_a_set() {
+        let on = RetryOn::default().with(RetryOn::RESET);
+        assert!(on.contains(RetryOn::RESET));
+        assert!(!on.contains(RetryOn::CONNECT_ERROR));
+        assert!(!on.contains(RetryOn::default()));
+        assert!(RetryOn::DEFAULT.contains(RetryOn::status(503).unwrap()));
+        assert!(!RetryOn::DEFAULT.contains(RetryOn::TIMEOUT));
+        assert_eq!(RetryOn::status(500), None);
+    }
+
+    #[test]
     fn schedule_reduces_by_gcd() {
         assert_eq!(wrr_schedule(&[100, 100]), vec![0, 1]);
         assert_eq!(wrr_schedule(&[7]), vec![0]);
@@ -283,6 +422,9 @@ mod tests {
                 connect_timeout: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
                 balance: Balance::RoundRobin,
+                health_check: None,
+                circuit_breaker: None,
+                retries: None,
             },
         };
         let join = |t: &Target, p: &str| {

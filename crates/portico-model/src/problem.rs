@@ -76,12 +76,18 @@ error_codes! {
     PayloadTooLarge = ("payload-too-large", 413, "Payload too large", Downstream),
     /// No API is mounted at this host and path.
     NoRoute = ("no-route", 404, "No route", Downstream),
+    /// The admin API has no resource at this path.
+    NotFound = ("not-found", 404, "Not found", Downstream),
     /// The upstream refused or dropped the connection attempt.
     UpstreamConnect = ("upstream-connect", 502, "Upstream connection failed", Upstream),
     /// The upstream reset the connection or answered with something that is not HTTP.
     UpstreamFailed = ("upstream-failed", 502, "Upstream failed", Upstream),
     /// The upstream did not accept the connection or answer within the API's timeout.
     UpstreamTimeout = ("upstream-timeout", 504, "Upstream timeout", Upstream),
+    /// Every target of the API failed its active health checks.
+    NoHealthyTarget = ("no-healthy-target", 503, "No healthy target", Upstream),
+    /// Every target of the API that passes its checks has an open circuit.
+    CircuitOpen = ("circuit-open", 503, "Circuit open", Upstream),
     /// The node has no configuration loaded yet.
     NotReady = ("not-ready", 503, "Not ready", Internal),
     /// A failure inside Portico; the log has the request id.

@@ -195,12 +195,18 @@ impl UpstreamBuilder {
 
     /// Binds `127.0.0.1:0` and starts serving.
     pub async fn run(self) -> UpstreamHandle {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        self.run_at("127.0.0.1:0".parse().expect("an address"))
             .await
-            .expect("bind upstream");
+    }
+
+    /// Binds `addr` (for example the address of an upstream that was
+    /// stopped, to bring it back) and starts serving.
+    pub async fn run_at(self, addr: SocketAddr) -> UpstreamHandle {
+        let listener = bind_reusing(addr);
         let addr = listener.local_addr().expect("local addr");
         let connections = Arc::new(AtomicUsize::new(0));
-        let counter = connections.clone();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counters = (connections.clone(), requests.clone());
         let task = match self.mode {
             Mode::Refuse => {
                 drop(listener);
@@ -210,28 +216,47 @@ impl UpstreamBuilder {
                 drop(listener);
                 Some(tokio::spawn(unreachable(addr)))
             }
-            mode => Some(tokio::spawn(serve(listener, mode, counter))),
+            mode => Some(tokio::spawn(serve(listener, mode, counters))),
         };
         UpstreamHandle {
             addr,
             connections,
+            requests,
             task,
         }
     }
 }
 
-async fn serve(listener: TcpListener, mode: Mode, connections: Arc<AtomicUsize>) {
+/// A listener on `addr` that may take over a port a stopped upstream left
+/// in TIME_WAIT.
+fn bind_reusing(addr: SocketAddr) -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket.bind(addr).expect("bind upstream");
+    socket.listen(1024).expect("listen")
+}
+
+async fn serve(
+    listener: TcpListener,
+    mode: Mode,
+    (connections, requests): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) {
     let mode = Arc::new(mode);
     let mut held = Vec::new();
+    // Connection tasks live in the set, so stopping the upstream (aborting
+    // this task) closes its open connections too, as a killed process would.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
+        while tasks.try_join_next().is_some() {}
         connections.fetch_add(1, Ordering::Relaxed);
         let mode = mode.clone();
+        let requests = requests.clone();
         match &*mode {
             Mode::Serve { .. } => {
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let Mode::Serve { handler, delay } = &*mode else {
                         return;
                     };
@@ -239,6 +264,7 @@ async fn serve(listener: TcpListener, mode: Mode, connections: Arc<AtomicUsize>)
                     let delay = *delay;
                     let service = service_fn(move |req| {
                         let handler = handler.clone();
+                        requests.fetch_add(1, Ordering::Relaxed);
                         async move {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
@@ -252,8 +278,9 @@ async fn serve(listener: TcpListener, mode: Mode, connections: Arc<AtomicUsize>)
                 });
             }
             Mode::Reset => {
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     read_head(&mut stream).await;
+                    requests.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_zero_linger();
                     drop(stream);
                 });
@@ -262,8 +289,9 @@ async fn serve(listener: TcpListener, mode: Mode, connections: Arc<AtomicUsize>)
                 held.push(stream);
             }
             Mode::Garbage => {
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     read_head(&mut stream).await;
+                    requests.fetch_add(1, Ordering::Relaxed);
                     let _ = stream
                         .write_all(b"SMTP ready, not HTTP at all\r\n\r\n")
                         .await;
@@ -307,10 +335,11 @@ async fn unreachable(addr: SocketAddr) {
     std::future::pending::<()>().await;
 }
 
-/// A running upstream; stops when dropped.
+/// A running upstream; stops when dropped, closing its connections.
 pub struct UpstreamHandle {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -327,6 +356,23 @@ impl UpstreamHandle {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests received so far (for `reset` and `garbage`: connections
+    /// whose request was read).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops listening and closes every open connection, like a killed
+    /// process; the address can be served again with
+    /// [`UpstreamBuilder::run_at`].
+    pub async fn stop(mut self) -> SocketAddr {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.addr
     }
 }
 

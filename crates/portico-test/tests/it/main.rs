@@ -13,6 +13,7 @@ mod jwt;
 mod paths;
 mod proxy;
 mod reload;
+mod resilience;
 mod shutdown;
 mod support;
 mod tls;
