@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod body;
+mod client;
 mod headers;
 pub mod metrics;
 mod path;

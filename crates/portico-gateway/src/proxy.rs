@@ -15,13 +15,14 @@ use portico_model::policy::{Rejection, RequestContext};
 
 use crate::body::{Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
-    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
+    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, te_trailers,
+    traceparent,
 };
 use crate::path;
 use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
-use crate::{problem, upstream::ApiRuntime};
+use crate::{client, problem, upstream::ApiRuntime};
 
 /// Everything a failed exchange needs to answer and be recorded.
 struct Failure {
@@ -152,7 +153,9 @@ impl Gateway {
             Err(e) => return Err(Failure::new(ErrorCode::BadRequest, e.detail())),
         }
         // Connection-named fields go now, before policies add headers of
-        // their own that a client could otherwise have removed.
+        // their own that a client could otherwise have removed. A
+        // `te: trailers` is noted first, to be sent to HTTP/2 upstreams.
+        let trailers = te_trailers(&parts.headers);
         remove_hop_by_hop(&mut parts.headers);
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         let route_host = host_str.map(routing_host);
@@ -232,7 +235,12 @@ impl Gateway {
         // own name; the original host travels in X-Forwarded-Host.
         headers.remove(header::HOST);
         std::mem::swap(&mut parts.uri, &mut uri);
-        parts.version = Version::HTTP_11;
+        parts.version = rt.client.version();
+        if parts.version == Version::HTTP_2 && trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         // Only a limited body needs the flag (and its allocation).
         let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
         let body = match (cx.body_limit, &tripped) {
@@ -376,9 +384,16 @@ fn routing_host(host: &str) -> Cow<'_, str> {
     }
 }
 
-/// Maps a client error to the answer: connect failures are 502 (504 when
+/// Maps a client error to the answer: TLS failures (during or just after
+/// the handshake) are 502 `upstream-tls`, connect failures 502 (504 when
 /// the connect timed out), anything after is 502.
 fn classify(e: &hyper_util::client::legacy::Error, target: &str) -> Failure {
+    if let Some(reason) = client::tls_failure(e) {
+        return Failure::new(
+            ErrorCode::UpstreamTls,
+            format!("The TLS handshake with the upstream {target} failed: {reason}."),
+        );
+    }
     let timed_out = std::iter::successors(std::error::Error::source(e), |s| s.source())
         .filter_map(|s| s.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::TimedOut);
