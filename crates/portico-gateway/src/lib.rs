@@ -21,6 +21,7 @@ pub mod server;
 mod state;
 mod time;
 pub mod tls;
+mod upgrade;
 mod upstream;
 
 pub use access_log::AccessLogSink;

@@ -22,7 +22,7 @@ use crate::path;
 use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
-use crate::{client, problem, upstream::ApiRuntime};
+use crate::{client, problem, upgrade, upstream::ApiRuntime};
 
 /// Everything a failed exchange needs to answer and be recorded.
 struct Failure {
@@ -153,8 +153,9 @@ impl Gateway {
             Err(e) => return Err(Failure::new(ErrorCode::BadRequest, e.detail())),
         }
         // Connection-named fields go now, before policies add headers of
-        // their own that a client could otherwise have removed. A
-        // `te: trailers` is noted first, to be sent to HTTP/2 upstreams.
+        // their own that a client could otherwise have removed. An upgrade
+        // and `te: trailers` are noted first, to be asked of the upstream.
+        let upgrade = upgrade::take(&mut parts);
         let trailers = te_trailers(&parts.headers);
         remove_hop_by_hop(&mut parts.headers);
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
@@ -236,10 +237,14 @@ impl Gateway {
         headers.remove(header::HOST);
         std::mem::swap(&mut parts.uri, &mut uri);
         parts.version = rt.client.version();
-        if parts.version == Version::HTTP_2 && trailers {
-            parts
-                .headers
-                .insert(header::TE, HeaderValue::from_static("trailers"));
+        if parts.version == Version::HTTP_2 {
+            if trailers {
+                parts
+                    .headers
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else if let Some(u) = &upgrade {
+            u.restore(&mut parts.headers);
         }
         // Only a limited body needs the flag (and its allocation).
         let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
@@ -279,7 +284,11 @@ impl Gateway {
                 ));
             }
         };
+        let switched = upgrade.and_then(|u| u.switch(&mut resp));
         remove_hop_by_hop(resp.headers_mut());
+        if let Some(s) = switched {
+            s.restore(resp.headers_mut());
+        }
         if !chain.is_empty() {
             let (mut head, body) = resp.into_parts();
             pipeline::on_response(chain, &mut head, &cx);
