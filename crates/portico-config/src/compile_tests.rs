@@ -415,8 +415,16 @@ fn jwt_settings_are_checked() {
             "a `secret` is for HS256",
         ),
         (
-            "jwt: { jwks_uri: \"https://idp.example.com/jwks\" }",
-            "https jwks_uri needs upstream TLS",
+            "jwt: { jwks_uri: \"ftp://idp.example.com/jwks\" }",
+            "expected http://… or https://…",
+        ),
+        (
+            "jwt: { jwks_uri: \"http://idp/jwks\", jwks_ca: ca.pem }",
+            "`jwks_ca` applies to an https jwks_uri",
+        ),
+        (
+            "jwt: { jwks_uri: \"https://idp/jwks\", jwks_ca: /nonexistent/ca.pem }",
+            "cannot read jwks_ca `/nonexistent/ca.pem`",
         ),
         (
             "jwt: { jwks_uri: \"http://idp/jwks\", leeway: soon }",
@@ -430,6 +438,12 @@ fn jwt_settings_are_checked() {
     assert!(
         compile(&api_with_policy(
             "jwt: { jwks_uri: \"http://127.0.0.1:9/jwks\" }"
+        ))
+        .is_ok()
+    );
+    assert!(
+        compile(&api_with_policy(
+            "jwt: { jwks_uri: \"https://idp.example.com/jwks\" }"
         ))
         .is_ok()
     );
