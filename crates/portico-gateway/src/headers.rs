@@ -250,6 +250,15 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&He
 mod tests {
     use super::*;
 
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        assert!(te_trailers(&map(&[("te", "trailers")])));
+        assert!(te_trailers(&map(&[("te", "gzip;q=0.5, Trailers")])));
+        assert!(te_trailers(&map(&[("te", "gzip"), ("te", "trailers")])));
+        assert!(!te_trailers(&map(&[("te", "gzip")])));
+        assert!(!te_trailers(&map(&[("trailer", "grpc-status")])));
+    }
+
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {

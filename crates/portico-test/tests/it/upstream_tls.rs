@@ -212,3 +212,23 @@ async fn h2c_speaks_cleartext_http2_with_prior_knowledge() {
     // HTTP/2 has no Host header; the authority is the target's.
     assert!(seen["headers"].get("host").is_none(), "{seen}");
 }
+
+#[tokio::test]
+async fn a_reload_picks_up_a_rotated_ca_file() {
+    let s = setup();
+    let new_ca = Ca::new("Rotated CA");
+    let up = tls_echo(&new_ca).await;
+    let yaml = config(
+        &up.url(),
+        &format!("      tls: {{ ca: \"{}\" }}\n", s.ca_file),
+    );
+    let n = node(&yaml).await;
+    let resp = client().get(n.proxy_url("/t/x")).send().await.unwrap();
+    problem(resp, 502, "upstream-tls").await;
+    // Same file name, new contents: the reload reads it again, the
+    // upstream compares unequal, and a new pool trusts the new CA.
+    write(s.dir.path(), "ca.pem", &new_ca.pem());
+    n.reload(&yaml).expect("the configuration compiles");
+    let seen = get_json(&n).await;
+    assert_eq!(seen["uri"], "/x");
+}
