@@ -26,6 +26,7 @@ use crate::raw::{
     self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawServer, RawTarget,
     RetryCondition, SECTIONS,
 };
+use crate::upstream_tls;
 use crate::values::DurationValue;
 use crate::yaml::{Node, at, parse};
 use crate::{Diagnostic, Diagnostics};
@@ -383,6 +384,8 @@ impl Cx {
             health_check,
             circuit_breaker,
             mock,
+            protocol,
+            tls,
         } = raw;
         let mut ok = true;
         let balance_kind = balance.as_ref().map(|b| b.value);
@@ -449,6 +452,7 @@ impl Cx {
             ok = false;
         }
         let mut parsed = Vec::new();
+        let listed = targets.value.len();
         for t in targets.value {
             match parse_target(&t.value) {
                 Ok(target) => parsed.push(target),
@@ -462,9 +466,16 @@ impl Cx {
                 }
             }
         }
-        if !ok {
+        // Protocol and TLS are checked against the schemes of all targets,
+        // so only when every target parsed.
+        if parsed.len() < listed {
             return None;
         }
+        let protocol = upstream_tls::protocol(protocol.as_ref(), &parsed, &mut self.errors);
+        let tls = upstream_tls::tls(tls, &parsed, &mut self.errors);
+        let (Some(protocol), Ok(tls), true) = (protocol, tls, ok) else {
+            return None;
+        };
         let weights: Vec<u32> = parsed.iter().map(|t| t.weight).collect();
         let balance = match (balance_kind, key) {
             (Some(RawBalance::LeastRequests), _) => Balance::LeastRequests,
@@ -483,6 +494,8 @@ impl Cx {
             health_check,
             circuit_breaker,
             retries,
+            protocol,
+            tls,
         })
     }
 
@@ -959,14 +972,9 @@ fn parse_target(raw: &RawTarget) -> Result<Target, String> {
         .scheme()
         .cloned()
         .ok_or_else(|| format!("invalid target URL `{url}`: expected http://HOST[:PORT][/PATH]"))?;
-    if scheme == Scheme::HTTPS {
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
         return Err(format!(
-            "target `{url}`: https upstreams are not available in this version of Portico yet"
-        ));
-    }
-    if scheme != Scheme::HTTP {
-        return Err(format!(
-            "invalid target URL `{url}`: the scheme must be http"
+            "invalid target URL `{url}`: the scheme must be http or https"
         ));
     }
     let authority = uri

@@ -191,12 +191,11 @@ fn semantic_errors_point_at_the_value() {
 #[test]
 fn bad_urls_are_errors() {
     for (url, needle) in [
-        ("ftp://h", "the scheme must be http"),
+        ("ftp://h", "the scheme must be http or https"),
         ("127.0.0.1:9000", "invalid target URL"),
         ("http://", "invalid target URL"),
         ("http://u:p@h", "credentials"),
         ("http://h/?q=1", "query"),
-        ("https://h", "https upstreams are not available"),
     ] {
         let yaml = format!(
             "apis:\n  - name: a\n    base_path: /a\n    upstream: {{ targets: [\"{url}\"] }}\n"
@@ -536,8 +535,16 @@ fn jwt_settings_are_checked() {
             "a `secret` is for HS256",
         ),
         (
-            "jwt: { jwks_uri: \"https://idp.example.com/jwks\" }",
-            "https jwks_uri needs upstream TLS",
+            "jwt: { jwks_uri: \"ftp://idp.example.com/jwks\" }",
+            "expected http://… or https://…",
+        ),
+        (
+            "jwt: { jwks_uri: \"http://idp/jwks\", jwks_ca: ca.pem }",
+            "`jwks_ca` applies to an https jwks_uri",
+        ),
+        (
+            "jwt: { jwks_uri: \"https://idp/jwks\", jwks_ca: /nonexistent/ca.pem }",
+            "cannot read jwks_ca `/nonexistent/ca.pem`",
         ),
         (
             "jwt: { jwks_uri: \"http://idp/jwks\", leeway: soon }",
@@ -551,6 +558,12 @@ fn jwt_settings_are_checked() {
     assert!(
         compile(&api_with_policy(
             "jwt: { jwks_uri: \"http://127.0.0.1:9/jwks\" }"
+        ))
+        .is_ok()
+    );
+    assert!(
+        compile(&api_with_policy(
+            "jwt: { jwks_uri: \"https://idp.example.com/jwks\" }"
         ))
         .is_ok()
     );

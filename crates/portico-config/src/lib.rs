@@ -15,6 +15,7 @@ mod compile;
 mod de;
 mod diagnostic;
 mod raw;
+mod upstream_tls;
 mod values;
 mod yaml;
 

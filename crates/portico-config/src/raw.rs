@@ -108,6 +108,33 @@ pub(crate) struct RawUpstream {
     pub health_check: Option<Located<RawHealthCheck>>,
     pub circuit_breaker: Option<Located<RawCircuitBreaker>>,
     pub mock: Option<Located<bool>>,
+    /// `http1` (default), `http2` (h2 over TLS) or `h2c`.
+    pub protocol: Option<Located<RawProtocol>>,
+    /// Verification and client certificate for `https://` targets.
+    pub tls: Option<Located<RawUpstreamTls>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawProtocol {
+    Http1,
+    Http2,
+    H2c,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    /// PEM file of CA certificates that replace the system roots.
+    pub ca: Option<Located<String>>,
+    /// PEM client certificate chain, leaf first.
+    pub cert: Option<Located<String>>,
+    /// PEM private key of `cert`.
+    pub key: Option<Located<String>>,
+    /// Server name to send and verify instead of the target's host.
+    pub sni: Option<Located<String>>,
+    /// `false` turns certificate verification off.
+    pub verify: Option<Located<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -68,6 +68,25 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// True when the request's `TE` field accepts trailers. `TE` is
+/// hop-by-hop, but HTTP/2 allows exactly `te: trailers` (RFC 9113
+/// §8.2.2), and gRPC servers expect it: it is sent again to HTTP/2
+/// upstreams when the client sent it.
+#[inline]
+pub(crate) fn te_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    })
+}
+
 /// The incoming `x-request-id` if it is sane (1 to 128 visible ASCII
 /// characters), else a new random one.
 pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
@@ -230,6 +249,15 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&He
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        assert!(te_trailers(&map(&[("te", "trailers")])));
+        assert!(te_trailers(&map(&[("te", "gzip;q=0.5, Trailers")])));
+        assert!(te_trailers(&map(&[("te", "gzip"), ("te", "trailers")])));
+        assert!(!te_trailers(&map(&[("te", "gzip")])));
+        assert!(!te_trailers(&map(&[("trailer", "grpc-status")])));
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -19,7 +19,7 @@ use portico_model::api::{CircuitBreaker, HealthCheck, Retries, Upstream};
 use serde::Serialize;
 
 use crate::body::RequestBody;
-use crate::upstream::UpstreamClient;
+use crate::client::UpstreamClient;
 
 /// Milliseconds since the first call in this process: a clock for
 /// deadlines that costs one `Instant::now()`.
@@ -500,6 +500,8 @@ mod tests {
             health_check: None,
             circuit_breaker: breaker,
             retries: None,
+            protocol: portico_model::api::UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 

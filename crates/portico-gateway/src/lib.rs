@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod body;
+mod client;
 mod headers;
 mod health;
 pub mod metrics;
@@ -21,6 +22,7 @@ pub mod server;
 mod state;
 mod time;
 pub mod tls;
+mod upgrade;
 mod upstream;
 
 pub use access_log::AccessLogSink;

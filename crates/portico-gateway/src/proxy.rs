@@ -16,7 +16,8 @@ use portico_model::policy::{Rejection, RequestContext};
 
 use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
-    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, traceparent,
+    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, te_trailers,
+    traceparent,
 };
 use crate::health::{self, Unavailable, UpstreamHealth};
 use crate::path;
@@ -24,7 +25,7 @@ use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::upstream::TargetSet;
-use crate::{problem, upstream::ApiRuntime};
+use crate::{client, problem, upgrade, upstream::ApiRuntime};
 use portico_model::api::RetryOn;
 
 /// Everything a failed exchange needs to answer and be recorded.
@@ -156,7 +157,10 @@ impl Gateway {
             Err(e) => return Err(Failure::new(ErrorCode::BadRequest, e.detail())),
         }
         // Connection-named fields go now, before policies add headers of
-        // their own that a client could otherwise have removed.
+        // their own that a client could otherwise have removed. An upgrade
+        // and `te: trailers` are noted first, to be asked of the upstream.
+        let mut upgrade = upgrade::take(&mut parts);
+        let trailers = te_trailers(&parts.headers);
         remove_hop_by_hop(&mut parts.headers);
         let host_str = host.as_ref().and_then(|h| h.to_str().ok());
         let route_host = host_str.map(routing_host);
@@ -212,7 +216,16 @@ impl Gateway {
         // The client sets Host from the URI: the upstream is addressed by its
         // own name; the original host travels in X-Forwarded-Host.
         headers.remove(header::HOST);
-        parts.version = Version::HTTP_11;
+        parts.version = rt.client.version();
+        if parts.version == Version::HTTP_2 {
+            if trailers {
+                parts
+                    .headers
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else if let Some(u) = &upgrade {
+            u.restore(&mut parts.headers);
+        }
         // Only a limited body needs the flag (and its allocation).
         let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
         let body = match (cx.body_limit, &tripped) {
@@ -307,7 +320,7 @@ impl Gateway {
                         Some(_) if tries.may_retry(rt) => {
                             tracing::debug!(request_id = ?id, target = %target.url, status, "Retrying after the target's answer.");
                         }
-                        _ => return Ok(self.respond(resp, chain, &cx)),
+                        _ => return Ok(self.respond(resp, upgrade.take(), chain, &cx)),
                     }
                     attempt += 1;
                     backoff(retries, attempt).await;
@@ -323,12 +336,17 @@ impl Gateway {
                     ));
                 }
                 Ok(Err(e)) => {
+                    let failure = classify(&e, &target.url);
                     let kind = if e.is_connect() {
                         RetryOn::CONNECT_ERROR
+                    } else if failure.code == ErrorCode::UpstreamTls {
+                        // A certificate refused after the handshake: a
+                        // configuration fault that another try will not fix.
+                        RetryOn::default()
                     } else {
                         RetryOn::RESET
                     };
-                    (classify(&e, &target.url), kind)
+                    (failure, kind)
                 }
                 Err(_) => (
                     Failure::new(
@@ -356,10 +374,15 @@ impl Gateway {
     fn respond(
         &self,
         mut resp: Response<Incoming>,
+        upgrade: Option<upgrade::Upgrade>,
         chain: &portico_model::policy::PolicyChain,
         cx: &RequestContext<'_>,
     ) -> Response<GatewayBody> {
+        let switched = upgrade.and_then(|u| u.switch(&mut resp));
         remove_hop_by_hop(resp.headers_mut());
+        if let Some(s) = switched {
+            s.restore(resp.headers_mut());
+        }
         if !chain.is_empty() {
             let (mut head, body) = resp.into_parts();
             pipeline::on_response(chain, &mut head, cx);
@@ -592,9 +615,16 @@ fn routing_host(host: &str) -> Cow<'_, str> {
     }
 }
 
-/// Maps a client error to the answer: connect failures are 502 (504 when
+/// Maps a client error to the answer: TLS failures (during or just after
+/// the handshake) are 502 `upstream-tls`, connect failures 502 (504 when
 /// the connect timed out), anything after is 502.
 fn classify(e: &hyper_util::client::legacy::Error, target: &str) -> Failure {
+    if let Some(reason) = client::tls_failure(e) {
+        return Failure::new(
+            ErrorCode::UpstreamTls,
+            format!("The TLS handshake with the upstream {target} failed: {reason}."),
+        );
+    }
     let timed_out = std::iter::successors(std::error::Error::source(e), |s| s.source())
         .filter_map(|s| s.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::TimedOut);

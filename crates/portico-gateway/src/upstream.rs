@@ -1,29 +1,17 @@
 //! Per-API upstream state: the pooled HTTP client, the balancing cursor and
 //! counters, and target health.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::net::IpAddr;
 
 use http::request;
 use portico_model::api::{Balance, HashKey, stable_hash};
 use portico_model::{Api, Target};
 
-use crate::body::RequestBody;
+use crate::client::UpstreamClient;
 use crate::health::{self, Availability, RetryBudget, Unavailable, UpstreamHealth};
 use crate::metrics::ApiMetrics;
-
-/// Idle upstream connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// TCP keep-alive probes on upstream connections.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-pub(crate) type UpstreamClient = Client<HttpConnector, RequestBody>;
 
 /// An API and what serving it needs at run time.
 pub(crate) struct ApiRuntime {
@@ -90,16 +78,7 @@ impl Drop for InFlight {
 
 impl ApiRuntime {
     pub fn new(api: Arc<Api>, metrics: Arc<ApiMetrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(api.upstream.connect_timeout));
-        connector.set_keepalive(Some(TCP_KEEPALIVE));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let client = UpstreamClient::new(&api.name, &api.upstream);
         let name: Arc<str> = api.name.as_str().into();
         let health = UpstreamHealth::new(name.clone(), &api.upstream);
         if let Some(h) = &health {

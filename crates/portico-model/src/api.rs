@@ -88,6 +88,80 @@ pub struct Upstream {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Retries of idempotent requests, on another target where possible.
     pub retries: Option<Retries>,
+    /// The HTTP version spoken to the targets.
+    pub protocol: UpstreamProtocol,
+    /// How `https://` targets are verified and what Portico presents to
+    /// them; `None` when no target is `https://`.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// The HTTP version Portico speaks to an upstream, whatever the client spoke.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (ALPN `http/1.1` on `https://` targets).
+    #[default]
+    Http1,
+    /// HTTP/2 over TLS, agreed by ALPN `h2`; every target is `https://`.
+    Http2,
+    /// HTTP/2 over cleartext TCP with prior knowledge; every target is
+    /// `http://`.
+    H2c,
+}
+
+/// TLS towards `https://` targets. Files were read and checked by the
+/// configuration compiler; this holds their contents, so a snapshot is
+/// self-contained and two snapshots compare equal only when the certificates
+/// are the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Trust anchors (DER) that replace the system roots; empty means the
+    /// operating system's trust store.
+    pub ca: Vec<Vec<u8>>,
+    /// Certificate chain and key presented when a target asks for one.
+    pub identity: Option<ClientIdentity>,
+    /// Name sent in SNI and checked against the target's certificate,
+    /// instead of the target URL's host.
+    pub sni: Option<String>,
+    /// `false` accepts any certificate: no protection against an active
+    /// attacker. The gateway logs a warning whenever it builds such a client.
+    pub verify: bool,
+}
+
+/// A client certificate chain (DER, leaf first) and its private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub chain: Vec<Vec<u8>>,
+    pub key: PrivateKey,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("chain", &self.chain.len())
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// A private key in DER. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateKey {
+    pub format: KeyFormat,
+    pub der: Vec<u8>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrivateKey({:?}, redacted)", self.format)
+    }
+}
+
+/// The encoding of a [`PrivateKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFormat {
+    Pkcs1,
+    Sec1,
+    Pkcs8,
 }
 
 /// Active health checks: each target is asked for `path` every `interval`.
@@ -425,6 +499,8 @@ mod tests {
                 health_check: None,
                 circuit_breaker: None,
                 retries: None,
+                protocol: UpstreamProtocol::Http1,
+                tls: None,
             },
         };
         let join = |t: &Target, p: &str| {

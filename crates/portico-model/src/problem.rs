@@ -80,6 +80,9 @@ error_codes! {
     NotFound = ("not-found", 404, "Not found", Downstream),
     /// The upstream refused or dropped the connection attempt.
     UpstreamConnect = ("upstream-connect", 502, "Upstream connection failed", Upstream),
+    /// The TLS handshake with an `https://` target failed: its certificate
+    /// did not verify, or it refused Portico's client certificate or protocol.
+    UpstreamTls = ("upstream-tls", 502, "Upstream TLS handshake failed", Upstream),
     /// The upstream reset the connection or answered with something that is not HTTP.
     UpstreamFailed = ("upstream-failed", 502, "Upstream failed", Upstream),
     /// The upstream did not accept the connection or answer within the API's timeout.

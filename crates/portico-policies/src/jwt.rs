@@ -7,7 +7,9 @@
 //! needed, refreshed in the background once it is older than
 //! `jwks_refresh`, and fetched again, at most once per
 //! `jwks_min_interval`, when a token names a key id it does not have: only
-//! the requests holding such a token wait for the fetch.
+//! the requests holding such a token wait for the fetch. An `https`
+//! `jwks_uri` is verified against the system trust store, or the CAs in
+//! `jwks_ca`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::request;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -49,6 +52,8 @@ struct Settings {
     #[serde(default)]
     keys: Vec<KeySettings>,
     jwks_uri: Option<String>,
+    /// PEM file of CAs for an `https` `jwks_uri`, instead of the system roots.
+    jwks_ca: Option<String>,
     jwks_refresh: Option<String>,
     jwks_min_interval: Option<String>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
@@ -101,7 +106,46 @@ struct Jwks {
     /// guards the time of the last attempt, failed or not.
     fetching: tokio::sync::Mutex<Option<Instant>>,
     background: AtomicBool,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+}
+
+/// The operating system's trust store, read once per process; the same
+/// source the gateway uses for `https://` targets.
+fn system_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                tracing::warn!(
+                    "The system trust store has no usable certificate: https key sets without `jwks_ca` will fail."
+                );
+            }
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+/// The CA certificates in a PEM file, as trust anchors.
+fn read_roots(path: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read jwks_ca `{path}`: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("jwks_ca `{path}` is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("jwks_ca `{path}` holds no PEM certificate"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| format!("jwks_ca `{path}` holds an unusable CA certificate: {e}"))?;
+    }
+    Ok(roots)
 }
 
 fn parse_alg<E: serde::de::Error>(name: &str) -> Result<Algorithm, E> {
@@ -218,6 +262,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         algorithms,
         keys,
         jwks_uri,
+        jwks_ca,
         jwks_refresh,
         jwks_min_interval,
         leeway,
@@ -240,21 +285,34 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
             let parsed: http::Uri = uri
                 .parse()
                 .map_err(|_| D::Error::custom(format!("invalid jwks_uri `{uri}`")))?;
-            match parsed.scheme_str() {
-                Some("http") => {}
-                Some("https") => {
-                    return Err(D::Error::custom(
-                        "https jwks_uri needs upstream TLS, which this version of Portico does not have yet",
-                    ));
+            let roots = match (parsed.scheme_str(), jwks_ca) {
+                (Some("https"), None) => system_roots(),
+                (Some("https"), Some(ca)) => Arc::new(read_roots(&ca).map_err(D::Error::custom)?),
+                (Some("http"), None) => Arc::new(rustls::RootCertStore::empty()),
+                (Some("http"), Some(_)) => {
+                    return Err(D::Error::custom("`jwks_ca` applies to an https jwks_uri"));
                 }
                 _ => {
                     return Err(D::Error::custom(format!(
-                        "invalid jwks_uri `{uri}`: expected http://…"
+                        "invalid jwks_uri `{uri}`: expected http://… or https://…"
                     )));
                 }
-            }
+            };
             let mut connector = HttpConnector::new();
             connector.set_connect_timeout(Some(JWKS_TIMEOUT));
+            connector.enforce_http(false);
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(D::Error::custom)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector);
             Some(Arc::new(Jwks {
                 uri: parsed,
                 refresh: duration(jwks_refresh, Duration::from_secs(600))?,

@@ -19,5 +19,6 @@ mod upstream;
 
 pub use node::{TestNode, TestNodeBuilder};
 pub use upstream::{
-    RecordedRequest, TestBody, Upstream, UpstreamBuilder, UpstreamHandle, full_body, text_response,
+    RecordedRequest, TestBody, TlsSeen, Upstream, UpstreamBuilder, UpstreamHandle, full_body,
+    text_response,
 };

@@ -1,5 +1,6 @@
 //! Upstream servers for tests: a JSON echo, custom handlers, and faults
-//! (refuse, reset, stall, slow, garbage, unreachable).
+//! (refuse, reset, stall, slow, garbage, unreachable), over plain TCP or
+//! TLS (optionally requiring a client certificate).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// The body type custom handlers answer with.
 pub type TestBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -88,6 +90,19 @@ pub struct Upstream;
 /// Configures an upstream before it runs.
 pub struct UpstreamBuilder {
     mode: Mode,
+    tls: Option<TlsAcceptor>,
+}
+
+/// What a TLS upstream learnt from the handshake; put in the request's
+/// extensions for handlers, and in the echo's JSON under `tls`.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSeen {
+    /// The server name the client sent (SNI), if any.
+    pub sni: Option<String>,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<String>,
+    /// True when the client presented a certificate (it was verified).
+    pub client_cert: bool,
 }
 
 impl Upstream {
@@ -104,42 +119,36 @@ impl Upstream {
         Fut: Future<Output = Response<TestBody>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
-        UpstreamBuilder {
-            mode: Mode::Serve {
-                handler,
-                delay: Duration::ZERO,
-            },
-        }
+        UpstreamBuilder::new(Mode::Serve {
+            handler,
+            delay: Duration::ZERO,
+        })
     }
 
     /// Nothing listens: connections are refused.
     pub fn refuse() -> UpstreamBuilder {
-        UpstreamBuilder { mode: Mode::Refuse }
+        UpstreamBuilder::new(Mode::Refuse)
     }
 
     /// Accepts, reads the request, then resets the connection (RST).
     pub fn reset() -> UpstreamBuilder {
-        UpstreamBuilder { mode: Mode::Reset }
+        UpstreamBuilder::new(Mode::Reset)
     }
 
     /// Accepts and reads, and never answers.
     pub fn stall() -> UpstreamBuilder {
-        UpstreamBuilder { mode: Mode::Stall }
+        UpstreamBuilder::new(Mode::Stall)
     }
 
     /// Answers with bytes that are not HTTP.
     pub fn garbage() -> UpstreamBuilder {
-        UpstreamBuilder {
-            mode: Mode::Garbage,
-        }
+        UpstreamBuilder::new(Mode::Garbage)
     }
 
     /// A listener whose accept queue is full and never drained, so new
     /// connection attempts hang until the client's connect timeout.
     pub fn unreachable() -> UpstreamBuilder {
-        UpstreamBuilder {
-            mode: Mode::Unreachable,
-        }
+        UpstreamBuilder::new(Mode::Unreachable)
     }
 }
 
@@ -169,7 +178,12 @@ async fn echo(req: Request<Incoming>) -> Response<TestBody> {
             .or_default()
             .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
+    let tls = parts
+        .extensions
+        .get::<TlsSeen>()
+        .map(|t| serde_json::json!({ "sni": t.sni, "alpn": t.alpn, "client_cert": t.client_cert }));
     let json = serde_json::json!({
+        "tls": tls,
         "method": parts.method.as_str(),
         "uri": parts.uri.to_string(),
         "version": format!("{:?}", parts.version),
@@ -185,6 +199,59 @@ async fn echo(req: Request<Incoming>) -> Response<TestBody> {
 }
 
 impl UpstreamBuilder {
+    fn new(mode: Mode) -> Self {
+        Self { mode, tls: None }
+    }
+
+    /// Serves TLS 1.2/1.3 with this certificate chain and key (PEM), ALPN
+    /// `h2` and `http/1.1`. The URL becomes `https://127.0.0.1:PORT`.
+    pub fn tls(self, cert_pem: &str, key_pem: &str) -> Self {
+        self.tls_config(cert_pem, key_pem, None)
+    }
+
+    /// Like [`UpstreamBuilder::tls`], and refuses clients without a
+    /// certificate that chains to `client_ca_pem`.
+    pub fn mtls(self, cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        self.tls_config(cert_pem, key_pem, Some(client_ca_pem))
+    }
+
+    fn tls_config(mut self, cert_pem: &str, key_pem: &str, client_ca: Option<&str>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs = |pem: &str| {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("PEM certificates")
+        };
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in certs(ca) {
+                    roots.add(c).expect("CA certificate");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("PEM key");
+        let mut config = builder
+            .with_single_cert(certs(cert_pem), key)
+            .expect("certificate and key");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        self.tls = Some(TlsAcceptor::from(Arc::new(config)));
+        self
+    }
+
     /// Waits this long before answering each request.
     pub fn delay(mut self, d: Duration) -> Self {
         if let Mode::Serve { delay, .. } = &mut self.mode {
@@ -216,9 +283,15 @@ impl UpstreamBuilder {
                 drop(listener);
                 Some(tokio::spawn(unreachable(addr)))
             }
-            mode => Some(tokio::spawn(serve(listener, mode, counters))),
+            mode => Some(tokio::spawn(serve(
+                listener,
+                mode,
+                self.tls.clone(),
+                counters,
+            ))),
         };
         UpstreamHandle {
+            scheme: if self.tls.is_some() { "https" } else { "http" },
             addr,
             connections,
             requests,
@@ -239,6 +312,7 @@ fn bind_reusing(addr: SocketAddr) -> TcpListener {
 async fn serve(
     listener: TcpListener,
     mode: Mode,
+    tls: Option<TlsAcceptor>,
     (connections, requests): (Arc<AtomicUsize>, Arc<AtomicUsize>),
 ) {
     let mode = Arc::new(mode);
@@ -256,25 +330,28 @@ async fn serve(
         let requests = requests.clone();
         match &*mode {
             Mode::Serve { .. } => {
+                let tls = tls.clone();
                 tasks.spawn(async move {
                     let Mode::Serve { handler, delay } = &*mode else {
                         return;
                     };
-                    let handler = handler.clone();
-                    let delay = *delay;
-                    let service = service_fn(move |req| {
-                        let handler = handler.clone();
-                        requests.fetch_add(1, Ordering::Relaxed);
-                        async move {
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                            Ok::<_, Infallible>(handler(req).await)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let Some(acceptor) = tls else {
+                        serve_http(stream, handler.clone(), *delay, None, requests).await;
+                        return;
+                    };
+                    // A failed handshake (an untrusted client) just closes.
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let (_, session) = stream.get_ref();
+                    let seen = TlsSeen {
+                        sni: session.server_name().map(str::to_owned),
+                        alpn: session
+                            .alpn_protocol()
+                            .map(|p| String::from_utf8_lossy(p).into_owned()),
+                        client_cert: session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                    };
+                    serve_http(stream, handler.clone(), *delay, Some(seen), requests).await;
                 });
             }
             Mode::Reset => {
@@ -301,6 +378,34 @@ async fn serve(
             Mode::Refuse | Mode::Unreachable => unreachable!("not served"),
         }
     }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (by preface) on one connection.
+async fn serve_http<I>(
+    io: I,
+    handler: Handler,
+    delay: Duration,
+    tls: Option<TlsSeen>,
+    requests: Arc<AtomicUsize>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let handler = handler.clone();
+        requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(seen) = &tls {
+            req.extensions_mut().insert(seen.clone());
+        }
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<_, Infallible>(handler(req).await)
+        }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await;
 }
 
 async fn read_head(stream: &mut TcpStream) {
@@ -337,6 +442,7 @@ async fn unreachable(addr: SocketAddr) {
 
 /// A running upstream; stops when dropped, closing its connections.
 pub struct UpstreamHandle {
+    scheme: &'static str,
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
@@ -348,9 +454,9 @@ impl UpstreamHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` when it serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Connections accepted so far.

@@ -462,3 +462,40 @@ async fn a_failing_jwks_endpoint_is_not_hammered() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn an_https_key_set_is_verified_against_jwks_ca() {
+    let pki = crate::pki::Ca::new("IdP CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::pki::write(dir.path(), "idp-ca.pem", &pki.pem());
+    let leaf = pki.server(&["127.0.0.1"]);
+    let keys = Arc::new(std::sync::Mutex::new(json!({"keys": [ed_jwk(1, "k1")]})));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let jwks = Upstream::from_fn(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let body = keys.lock().unwrap().to_string();
+        async move { http::Response::new(full_body(body.into())) }
+    })
+    .tls(&leaf.cert, &leaf.key)
+    .run()
+    .await;
+    assert!(jwks.url().starts_with("https://"));
+    let up = Upstream::echo().run().await;
+    let token = eddsa(&claims(json!({})), 1, "k1");
+
+    let jwt = format!(
+        "{{ jwks_uri: \"{}/jwks.json\", jwks_ca: \"{ca}\" }}",
+        jwks.url()
+    );
+    let node = TestNode::new().config(&config(&up.url(), &jwt)).run().await;
+    assert_eq!(get(&node, &token).await.status(), 200);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // Against the system roots the IdP's certificate does not verify: the
+    // handshake fails before any request, so no key, so the token fails.
+    let jwt = format!("{{ jwks_uri: \"{}/jwks.json\" }}", jwks.url());
+    let node = TestNode::new().config(&config(&up.url(), &jwt)).run().await;
+    problem(get(&node, &token).await, 401, "invalid-credential").await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,134 @@
+//! WebSocket upgrades on HTTP/1.1 pass through the gateway: the upstream
+//! gets the upgrade, its 101 reaches the client, and frames flow both ways.
+//! Authentication runs before the upgrade.
+
+use futures_util::{SinkExt, StreamExt};
+use portico_test::TestNode;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// A WebSocket echo server; reports the path and `x-portico-app` of each
+/// handshake it accepts.
+// The handshake callback's signature (and its large error) is tungstenite's.
+#[allow(clippy::result_large_err)]
+async fn ws_echo() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (record, seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let callback = |req: &Request, resp: Response| {
+                    let app = req
+                        .headers()
+                        .get("x-portico-app")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = record.send((req.uri().path().to_owned(), app));
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_close()
+                        || ((msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err())
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn config(upstream: &str) -> String {
+    format!(
+        r#"apis:
+  - name: chat
+    base_path: /chat
+    upstream: {{ targets: ["{upstream}"] }}
+    policies:
+      - api_key: {{}}
+products:
+  - {{ name: chat, apis: [chat] }}
+developers:
+  - {{ email: dev@example.com, name: Dev }}
+apps:
+  - {{ name: chat-app, developer: dev@example.com, products: [chat], api_keys: ["key-chat-00001"] }}
+"#
+    )
+}
+
+fn ws_url(node: &TestNode, path: &str) -> String {
+    format!("ws://{}{path}", node.proxy_addr())
+}
+
+#[tokio::test]
+async fn messages_echo_both_ways_through_the_gateway() {
+    let (up, mut seen) = ws_echo().await;
+    let node = TestNode::new().config(&config(&up)).run().await;
+    let mut req = ws_url(&node, "/chat/room/1").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", "key-chat-00001".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    assert!(resp.headers().contains_key("x-request-id"));
+    for i in 0..3 {
+        ws.send(Message::text(format!("ping {i}"))).await.unwrap();
+        let back = ws.next().await.unwrap().unwrap();
+        assert_eq!(back, Message::text(format!("ping {i}")));
+    }
+    let big = vec![7u8; 200_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    ws.close(None).await.unwrap();
+    // The upstream got the rewritten path and the resolved identity.
+    assert_eq!(
+        seen.try_recv().unwrap(),
+        ("/room/1".to_owned(), "chat-app".to_owned())
+    );
+    assert!(seen.try_recv().is_err(), "one handshake only");
+}
+
+#[tokio::test]
+async fn an_unauthenticated_upgrade_is_refused_with_401() {
+    let (up, mut seen) = ws_echo().await;
+    let node = TestNode::new().config(&config(&up)).run().await;
+    let err = tokio_tungstenite::connect_async(ws_url(&node, "/chat/room/1"))
+        .await
+        .unwrap_err();
+    let WsError::Http(resp) = err else {
+        panic!("expected an HTTP answer, got {err:?}");
+    };
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert!(seen.try_recv().is_err(), "the upstream was reached");
+}
+
+#[tokio::test]
+async fn an_upstream_that_declines_the_upgrade_answers_as_http() {
+    // A plain HTTP upstream ignores the upgrade and answers 200: the
+    // client's connection stays HTTP, and the answer is passed on.
+    let up = portico_test::Upstream::echo().run().await;
+    let node = TestNode::new().config(&config(&up.url())).run().await;
+    let mut req = ws_url(&node, "/chat/x").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", "key-chat-00001".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    let WsError::Http(resp) = err else {
+        panic!("expected an HTTP answer, got {err:?}");
+    };
+    assert_eq!(resp.status(), 200);
+    // The echo saw the upgrade request with its fields.
+    let body: serde_json::Value =
+        serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["headers"]["upgrade"][0], "websocket");
+    assert_eq!(body["headers"]["connection"][0], "upgrade");
+}
