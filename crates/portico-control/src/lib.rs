@@ -1,5 +1,8 @@
 //! The admin listener. It is a client of the gateway's state, never of the
 //! request path: a scrape or a probe takes no lock that requests wait on.
+//!
+//! `/healthz`, `/readyz` and `/metrics` are open; everything under
+//! `/admin/v1/` needs the admin bearer token ([`AdminAuth`]).
 
 use std::sync::Arc;
 
@@ -7,16 +10,31 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use portico_gateway::Gateway;
 
-/// The admin routes: `/healthz`, `/readyz` and `/metrics`.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+mod auth;
+mod problem;
+mod reload;
+
+pub use auth::{AdminAuth, MIN_TOKEN_LEN, TOKEN_ENV, TokenSource, WeakToken};
+pub use reload::{ConfigError, Reload, ReloadRefused, ReloadSummary};
+
+/// The admin routes: the open probes and the authenticated `/admin/v1` API.
+pub fn router(gateway: Arc<Gateway>, auth: AdminAuth, reloader: Arc<dyn Reload>) -> Router {
+    let v1 = Router::new()
+        .route("/reload", post(reload::reload))
+        .with_state(reloader)
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_bearer,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(gateway)
+        .nest("/admin/v1", v1)
 }
 
 /// Alive: the process answers.

@@ -82,6 +82,10 @@ error_codes! {
     UpstreamFailed = ("upstream-failed", 502, "Upstream failed", Upstream),
     /// The upstream did not accept the connection or answer within the API's timeout.
     UpstreamTimeout = ("upstream-timeout", 504, "Upstream timeout", Upstream),
+    /// A configuration handed to the admin API has errors; nothing of it was applied.
+    InvalidConfiguration = ("invalid-configuration", 422, "Invalid configuration", Downstream),
+    /// A reload was asked of a node that was not started from a configuration file.
+    ReloadUnavailable = ("reload-unavailable", 409, "Nothing to reload", Downstream),
     /// The node has no configuration loaded yet.
     NotReady = ("not-ready", 503, "Not ready", Internal),
     /// A failure inside Portico; the log has the request id.
