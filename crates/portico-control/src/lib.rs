@@ -25,6 +25,9 @@ pub fn router(gateway: Arc<Gateway>, auth: AdminAuth, reloader: Arc<dyn Reload>)
     let v1 = Router::new()
         .route("/reload", post(reload::reload))
         .with_state(reloader)
+        // Behind the token like the routes, so an anonymous caller cannot
+        // tell which admin paths exist.
+        .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             auth,
             auth::require_bearer,
@@ -35,6 +38,14 @@ pub fn router(gateway: Arc<Gateway>, auth: AdminAuth, reloader: Arc<dyn Reload>)
         .route("/metrics", get(metrics))
         .with_state(gateway)
         .nest("/admin/v1", v1)
+}
+
+async fn no_route() -> axum::response::Response {
+    problem::problem(
+        portico_model::ErrorCode::NoRoute,
+        "The admin API has no such resource.",
+        None,
+    )
 }
 
 /// Alive: the process answers.
