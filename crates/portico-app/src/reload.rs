@@ -101,6 +101,15 @@ impl NodeControl {
         if node.workers != self.node.workers {
             restart.push("server.workers");
         }
+        if node.header_timeout != self.node.header_timeout {
+            restart.push("server.header_timeout");
+        }
+        if node.max_connections != self.node.max_connections {
+            restart.push("server.max_connections");
+        }
+        if node.shutdown_timeout != self.node.shutdown_timeout {
+            restart.push("server.shutdown_timeout");
+        }
         if node.storage != self.node.storage || node.redis != self.node.redis {
             restart.push("storage");
         }

@@ -1,5 +1,6 @@
 //! Settings of the node itself (listeners, storage, logging), as opposed to
-//! the entities it serves. Changing these needs a restart; entities reload.
+//! the entities it serves. Changing these needs a restart, except the TLS
+//! files (certificates, keys, trust store), which reload with the entities.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

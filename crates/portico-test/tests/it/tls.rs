@@ -481,6 +481,9 @@ async fn tls_file_problems_name_the_key_and_line() {
     );
 }
 
+/// What one fresh connection saw: the served leaf and the status.
+type Outcome = Result<(CertificateDer<'static>, u16), String>;
+
 /// Keeps opening fresh TLS connections until told to stop; each result is
 /// (started after the reload?, outcome).
 fn traffic(
@@ -488,7 +491,7 @@ fn traffic(
     ca: CertificateDer<'static>,
     reloaded: Arc<std::sync::atomic::AtomicBool>,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<(bool, Result<(CertificateDer<'static>, u16), String>)>> {
+) -> tokio::task::JoinHandle<Vec<(bool, Outcome)>> {
     use std::sync::atomic::Ordering;
     tokio::spawn(async move {
         let mut seen = Vec::new();
