@@ -4,14 +4,23 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use portico_config::Compiled;
+use portico_control::TokenSource;
+use portico_gateway::tls::TlsTerminator;
 use portico_gateway::{AccessLogSink, Gateway, Metrics, ProxyServer};
 use portico_model::AccessLog;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+mod reload;
+
+pub use portico_control::AdminAuth;
+use reload::{AdminReload, NodeControl};
+pub use reload::{ReloadError, Reloaded, check_files};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,26 +35,34 @@ pub enum StartError {
     AccessLog(io::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] portico_gateway::tls::TlsError),
+    #[error("cannot set the admin token: {0}")]
+    AdminToken(#[from] portico_control::WeakToken),
 }
 
-/// Overrides applied on top of the configuration file.
+/// Overrides applied on top of the configuration file, and what the node
+/// needs to know besides it.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub proxy_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    /// The file the configuration was read from; SIGHUP and `POST
+    /// /admin/v1/reload` re-read it. `None`: the node cannot reload.
+    pub config_file: Option<PathBuf>,
+    /// The admin token. `None`: `PORTICO_ADMIN_TOKEN`, or a generated token
+    /// printed once on standard error.
+    pub admin_auth: Option<AdminAuth>,
 }
 
 /// A running node.
 #[derive(Debug)]
 pub struct App {
     gateway: Arc<Gateway>,
-    /// The node settings the listeners were started with.
-    node: portico_model::NodeSettings,
     proxy_addr: SocketAddr,
     admin_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    control: Arc<NodeControl>,
 }
 
 impl App {
@@ -73,16 +90,41 @@ impl App {
         let admin_addr = admin.local_addr().unwrap_or(admin_addr);
         let tls = match &node.proxy_tls {
             Some(settings) => {
-                let acceptor = portico_gateway::tls::acceptor(settings)?;
+                let terminator = Arc::new(TlsTerminator::new(settings)?);
                 let listener = bind("proxy TLS", settings.listen).await?;
-                Some((listener, acceptor))
+                Some((listener, terminator))
             }
             None => None,
         };
         let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        let admin_auth = match overrides.admin_auth {
+            Some(auth) => auth,
+            None => {
+                let (auth, source) = AdminAuth::from_env()?;
+                if let TokenSource::Generated(token) = source {
+                    // Shown once, on stderr and not through the log, which
+                    // may be shipped elsewhere.
+                    eprintln!(
+                        "Admin API token (shown once; set {} to choose it): {token}",
+                        portico_control::TOKEN_ENV
+                    );
+                }
+                auth
+            }
+        };
+        let control = Arc::new(NodeControl::new(
+            gateway.clone(),
+            node.clone(),
+            tls.as_ref().map(|(_, t)| t.clone()),
+            overrides.config_file,
+        ));
 
         let (stop, stopped) = watch::channel(false);
-        let admin_router = portico_control::router(gateway.clone());
+        let admin_router = portico_control::router(
+            gateway.clone(),
+            admin_auth,
+            Arc::new(AdminReload(control.clone())),
+        );
         let mut admin_stop = stopped.clone();
         let admin_task = tokio::spawn(async move {
             let serve = axum::serve(admin, admin_router).with_graceful_shutdown(async move {
@@ -96,10 +138,14 @@ impl App {
         gateway.install(Arc::new(snapshot));
         let mut tasks = vec![admin_task];
         let connections = Arc::new(tokio::sync::Semaphore::new(node.max_connections));
-        if let Some((listener, acceptor)) = tls {
+        if let Some((listener, terminator)) = tls {
+            let mut watch_stop = stopped.clone();
+            tasks.push(tokio::spawn(terminator.clone().watch(async move {
+                let _ = watch_stop.wait_for(|s| *s).await;
+            })));
             let mut tls_stop = stopped.clone();
             let server = ProxyServer::new(listener, gateway.clone())
-                .with_tls(acceptor)
+                .with_tls(terminator)
                 .with_drain_timeout(node.shutdown_timeout)
                 .with_connection_limit(connections.clone())
                 .with_header_timeout(node.header_timeout);
@@ -123,12 +169,12 @@ impl App {
         }
         Ok(App {
             gateway,
-            node,
             proxy_addr,
             admin_addr,
             tls_addr,
             stop,
             tasks,
+            control,
         })
     }
 
@@ -149,31 +195,23 @@ impl App {
         &self.gateway
     }
 
-    /// Publishes the entities of a newly compiled configuration in one swap;
-    /// requests in flight finish on the snapshot they started with, and
-    /// connection pools and counters of unchanged APIs carry over. Node
-    /// settings (listeners, storage, logging) need a restart: the ones that
-    /// differ are returned so the caller can say so.
-    pub fn reload(&self, config: Compiled) -> Vec<&'static str> {
-        let Compiled { node, snapshot } = config;
-        let mut restart = Vec::new();
-        if node.proxy_listen != self.node.proxy_listen || node.proxy_tls != self.node.proxy_tls {
-            restart.push("server.proxy");
-        }
-        if node.admin_listen != self.node.admin_listen {
-            restart.push("server.admin");
-        }
-        if node.access_log != self.node.access_log {
-            restart.push("server.access_log");
-        }
-        if node.workers != self.node.workers {
-            restart.push("server.workers");
-        }
-        if node.storage != self.node.storage || node.redis != self.node.redis {
-            restart.push("storage");
-        }
-        self.gateway.install(Arc::new(snapshot));
-        restart
+    /// Publishes a newly compiled configuration in one step: the entities
+    /// and the TLS certificates and trust store (whose files are read now).
+    /// If a TLS file is unusable nothing is applied and the errors come
+    /// back, placed like compiler diagnostics. Requests in flight finish on
+    /// the snapshot they started with, and connection pools and counters of
+    /// unchanged APIs carry over. Other node settings (listeners, storage,
+    /// logging) need a restart: the ones that differ are listed in the
+    /// result. Blocking file I/O: async callers want [`App::reload_file`].
+    pub fn reload(&self, config: Compiled) -> Result<Reloaded, portico_config::Diagnostics> {
+        self.control.apply(config)
+    }
+
+    /// Re-reads the file the node was started from, compiles it off the
+    /// request path and publishes it as [`App::reload`] does; the outcome
+    /// is logged. SIGHUP and `POST /admin/v1/reload` both come here.
+    pub async fn reload_file(&self) -> Result<Reloaded, ReloadError> {
+        self.control.reload_file().await
     }
 
     /// Stops accepting, drains in-flight exchanges (up to 30 s), and returns

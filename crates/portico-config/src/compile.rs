@@ -12,7 +12,9 @@ use portico_model::api::{
     Balance, CircuitBreaker, HashKey, HashRing, HealthCheck, Retries, RetryOn, wrr_schedule,
 };
 use portico_model::entities::{Approval, Limit, OAuthClient};
-use portico_model::node::{ClientAuth, Storage, TlsListener};
+use portico_model::node::{
+    CertificateFiles, ClientAuth, FileSetting, Origin, Storage, TlsListener,
+};
 use portico_model::policy::PolicyChain;
 use portico_model::{
     AccessLog, Api, ApiKeyEntry, App, BasicUser, Consumers, Developer, NodeSettings, Product,
@@ -45,6 +47,8 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 pub const DEFAULT_RETRY_BUDGET: u32 = 20;
 /// The most retries one request may make.
 const MAX_RETRIES: u32 = 10;
+/// Default period of the TLS file check (`server.proxy.tls.watch_interval`).
+pub const DEFAULT_TLS_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound of a target weight, which keeps the schedule small.
 const MAX_WEIGHT: u32 = 1000;
 
@@ -66,6 +70,18 @@ pub fn compile(text: &str) -> Result<Compiled, Diagnostics> {
         cx.errors
             .sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
         Err(Diagnostics(cx.errors))
+    }
+}
+
+/// A file path as written, with the place that named it.
+fn file_setting(path: Located<String>) -> FileSetting {
+    FileSetting {
+        path: PathBuf::from(path.value),
+        origin: Origin {
+            key: path.path,
+            line: path.at.map(|(l, _)| l),
+            column: path.at.map(|(_, c)| c),
+        },
     }
 }
 
@@ -287,14 +303,18 @@ impl Cx {
         }
     }
 
-    fn tls(&mut self, raw: raw::RawTls) -> Option<TlsListener> {
+    fn tls(&mut self, raw: Located<raw::RawTls>) -> Option<TlsListener> {
+        let place = raw.clone_place();
         let raw::RawTls {
             listen,
             cert,
             key,
+            certificates,
             client_ca,
             client_auth,
-        } = raw;
+            watch_interval,
+        } = raw.value;
+        let mut ok = true;
         let auth = match (&client_auth, &client_ca) {
             (None, None) => ClientAuth::None,
             // A trust store alone means: verify certificates that are sent.
@@ -307,17 +327,58 @@ impl Cx {
                 };
                 if auth != ClientAuth::None && ca.is_none() {
                     self.push(a.diag("client certificates need a `client_ca` trust store"));
-                    return None;
+                    ok = false;
                 }
                 auth
             }
         };
-        Some(TlsListener {
+        // The single `cert`/`key` pair comes first, so it is the default.
+        let mut pairs = Vec::new();
+        match (cert, key) {
+            (Some(cert), Some(key)) => pairs.push(CertificateFiles {
+                cert: file_setting(cert),
+                key: file_setting(key),
+            }),
+            (Some(cert), None) => {
+                self.push(cert.diag("`cert` needs a `key`"));
+                ok = false;
+            }
+            (None, Some(key)) => {
+                self.push(key.diag("`key` needs a `cert`"));
+                ok = false;
+            }
+            (None, None) => {}
+        }
+        for raw::RawCertificate { cert, key } in certificates.unwrap_or_default() {
+            pairs.push(CertificateFiles {
+                cert: file_setting(cert),
+                key: file_setting(key),
+            });
+        }
+        if pairs.is_empty() && ok {
+            self.push(
+                place.diag(
+                    "a TLS listener needs a certificate: `cert` and `key`, or `certificates`",
+                ),
+            );
+            ok = false;
+        }
+        let watch_interval = match watch_interval {
+            None => Some(DEFAULT_TLS_WATCH_INTERVAL),
+            Some(w) if w.value.0.is_zero() => None,
+            Some(w) if w.value.0 < Duration::from_secs(1) => {
+                self.push(w.diag("watch_interval must be at least 1s, or 0s to turn it off"));
+                ok = false;
+                None
+            }
+            Some(w) => Some(w.value.0),
+        };
+        ok.then(|| TlsListener {
             listen: listen.0,
-            cert: PathBuf::from(cert),
-            key: PathBuf::from(key),
-            client_ca: client_ca.map(PathBuf::from),
+            certificates: pairs,
+            client_ca: client_ca.map(file_setting),
             client_auth: auth,
+            watch_interval,
         })
     }
 

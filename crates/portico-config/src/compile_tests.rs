@@ -609,3 +609,76 @@ fn consistent_hash_keys_are_checked() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn tls_takes_one_certificate_or_several_and_records_where_each_was_named() {
+    let c = compile(
+        "server:\n  proxy:\n    tls:\n      listen: \"127.0.0.1:8443\"\n      cert: a.pem\n      key: a.key\n      certificates:\n        - { cert: b.pem, key: b.key }\n      client_ca: ca.pem\n      watch_interval: 30s\n",
+    )
+    .unwrap();
+    let tls = c.node.proxy_tls.unwrap();
+    let files: Vec<_> = tls
+        .certificates
+        .iter()
+        .map(|p| (p.cert.path.to_str().unwrap(), p.key.path.to_str().unwrap()))
+        .collect();
+    assert_eq!(files, [("a.pem", "a.key"), ("b.pem", "b.key")]);
+    let b = &tls.certificates[1].key.origin;
+    assert_eq!(b.key, "server.proxy.tls.certificates[0].key");
+    assert_eq!(b.line, Some(8));
+    assert_eq!(tls.certificates[0].cert.origin.key, "server.proxy.tls.cert");
+    assert_eq!(tls.certificates[0].cert.origin.line, Some(5));
+    assert_eq!(
+        tls.client_ca.unwrap().origin.key,
+        "server.proxy.tls.client_ca"
+    );
+    assert_eq!(tls.client_auth, ClientAuth::Optional);
+    assert_eq!(tls.watch_interval, Some(Duration::from_secs(30)));
+
+    let c = compile(
+        "server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\", certificates: [{ cert: a, key: b }], watch_interval: 0s }\n",
+    )
+    .unwrap();
+    let tls = c.node.proxy_tls.unwrap();
+    assert_eq!(tls.certificates.len(), 1);
+    assert_eq!(tls.watch_interval, None);
+    let c = compile("server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\", cert: a, key: b }\n")
+        .unwrap();
+    assert_eq!(
+        c.node.proxy_tls.unwrap().watch_interval,
+        Some(DEFAULT_TLS_WATCH_INTERVAL)
+    );
+}
+
+#[test]
+fn tls_errors_name_their_key() {
+    let e = errors("server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\" }\n");
+    assert_eq!(
+        e,
+        [
+            "server.proxy.tls: a TLS listener needs a certificate: `cert` and `key`, or `certificates` at line 3 column 10"
+        ]
+    );
+    let e = errors("server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\", cert: a.pem }\n");
+    assert_eq!(
+        e,
+        ["server.proxy.tls.cert: `cert` needs a `key` at line 3 column 41"]
+    );
+    let e = errors(
+        "server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\", certificates: [{ cert: a.pem }] }\n",
+    );
+    assert!(
+        e[0].starts_with("server.proxy.tls.certificates[0]: missing field `key`"),
+        "{e:?}"
+    );
+    let e = errors(
+        "server:\n  proxy:\n    tls: { listen: \"127.0.0.1:0\", cert: a, key: b, watch_interval: 10ms, client_auth: required }\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "server.proxy.tls.watch_interval: watch_interval must be at least 1s, or 0s to turn it off at line 3 column 68",
+            "server.proxy.tls.client_auth: client certificates need a `client_ca` trust store at line 3 column 87",
+        ]
+    );
+}

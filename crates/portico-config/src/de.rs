@@ -74,6 +74,15 @@ impl<T> Located<T> {
     pub(crate) fn diag(&self, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.path.clone(), message, self.at)
     }
+
+    /// The place alone, for diagnostics after the value has been taken apart.
+    pub(crate) fn clone_place(&self) -> Located<()> {
+        Located {
+            value: (),
+            at: self.at,
+            path: self.path.clone(),
+        }
+    }
 }
 
 const LOCATED: &str = "$portico::Located";

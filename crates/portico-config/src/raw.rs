@@ -54,17 +54,29 @@ pub(crate) struct RawListener {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProxyListener {
     pub listen: Option<ListenAddr>,
-    pub tls: Option<RawTls>,
+    pub tls: Option<Located<RawTls>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTls {
     pub listen: ListenAddr,
-    pub cert: String,
-    pub key: String,
-    pub client_ca: Option<String>,
+    /// The default certificate, in the single-certificate form.
+    pub cert: Option<Located<String>>,
+    pub key: Option<Located<String>>,
+    /// Further certificates, chosen by SNI.
+    pub certificates: Option<Vec<RawCertificate>>,
+    pub client_ca: Option<Located<String>>,
     pub client_auth: Option<Located<RawClientAuth>>,
+    /// How often the files are checked for changes (`0s`: never).
+    pub watch_interval: Option<Located<DurationValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    pub cert: Located<String>,
+    pub key: Located<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -1,27 +1,57 @@
 //! The admin listener. It is a client of the gateway's state, never of the
 //! request path: a scrape or a probe takes no lock that requests wait on.
+//!
+//! `/healthz`, `/readyz` and `/metrics` are open; everything under
+//! `/admin/v1/` needs the admin bearer token ([`AdminAuth`]).
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use portico_gateway::{Gateway, problem};
+use axum::routing::{get, post};
+use portico_gateway::Gateway;
 use portico_model::ErrorCode;
 
-/// The admin routes: `/healthz`, `/readyz`, `/metrics`, and the upstream
-/// health of the APIs.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+mod auth;
+mod problem;
+mod reload;
+
+pub use auth::{AdminAuth, MIN_TOKEN_LEN, TOKEN_ENV, TokenSource, WeakToken};
+pub use reload::{ConfigError, Reload, ReloadRefused, ReloadSummary};
+
+/// The admin routes: the open probes and the authenticated `/admin/v1` API.
+pub fn router(gateway: Arc<Gateway>, auth: AdminAuth, reloader: Arc<dyn Reload>) -> Router {
+    let health = Router::new()
+        .route("/upstreams", get(upstreams))
+        .route("/apis/{name}/health", get(api_health))
+        .with_state(gateway.clone());
+    let v1 = Router::new()
+        .route("/reload", post(reload::reload))
+        .with_state(reloader)
+        .merge(health)
+        // Behind the token like the routes, so an anonymous caller cannot
+        // tell which admin paths exist.
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_bearer,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/admin/v1/upstreams", get(upstreams))
-        .route("/admin/v1/apis/{name}/health", get(api_health))
         .with_state(gateway)
+        .nest("/admin/v1", v1)
+}
+
+async fn no_route() -> axum::response::Response {
+    problem::problem(
+        ErrorCode::NotFound,
+        "The admin API has no such resource.",
+        None,
+    )
 }
 
 /// Every API's targets: availability, health check verdict, circuit state.
@@ -36,14 +66,11 @@ async fn upstreams(State(gateway): State<Arc<Gateway>>) -> Response {
 async fn api_health(State(gateway): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
     match gateway.upstream_report(&name) {
         Some(report) => json(StatusCode::OK, &report),
-        None => {
-            let resp = problem::response(
-                ErrorCode::NotFound,
-                &format!("The live configuration has no API named `{name}`."),
-                "",
-            );
-            resp.map(Body::from)
-        }
+        None => problem::problem(
+            ErrorCode::NotFound,
+            &format!("The live configuration has no API named `{name}`."),
+            None,
+        ),
     }
 }
 

@@ -19,6 +19,7 @@ mod pipeline;
 pub mod problem;
 mod proxy;
 pub mod server;
+mod sni;
 mod state;
 mod time;
 pub mod tls;

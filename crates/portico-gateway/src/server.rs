@@ -13,11 +13,10 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
 
 use crate::headers::Hop;
 use crate::state::Gateway;
-use crate::tls::client_cert;
+use crate::tls::{TlsTerminator, client_cert};
 
 /// A client that sends no complete request head within this time is
 /// disconnected (slowloris).
@@ -50,7 +49,7 @@ impl ConnectionInfo {
 pub struct ProxyServer {
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsTerminator>>,
     drain: Duration,
     /// Shared by every proxy listener of the node.
     connections: Arc<Semaphore>,
@@ -105,9 +104,11 @@ impl ProxyServer {
         self
     }
 
-    /// Serves HTTPS (HTTP/1.1 and h2 by ALPN) with `acceptor`.
-    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
-        self.tls = Some(acceptor);
+    /// Serves HTTPS (HTTP/1.1 and h2 by ALPN). Each connection takes the
+    /// terminator's configuration of the moment it is accepted, so a reload
+    /// reaches new handshakes without rebinding.
+    pub fn with_tls(mut self, terminator: Arc<TlsTerminator>) -> Self {
+        self.tls = Some(terminator);
         self
     }
 
@@ -174,8 +175,8 @@ impl ProxyServer {
                         serve(&builder, watcher, gateway, info, stream, permit);
                     });
                 }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
+                Some(terminator) => {
+                    let acceptor = terminator.acceptor();
                     let builder = builder.clone();
                     let watcher = (graceful.watcher(), force_rx.clone());
                     tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! Settings of the node itself (listeners, storage, logging), as opposed to
-//! the entities it serves. Changing these needs a restart; entities reload.
+//! the entities it serves. Changing these needs a restart, except the TLS
+//! files (certificates, keys, trust store), which reload with the entities.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,18 +47,58 @@ impl Default for NodeSettings {
     }
 }
 
-/// A TLS proxy listener: certificate, key and, for client certificates,
-/// the trust store.
+/// A TLS proxy listener: certificates, keys and, for client certificates,
+/// the trust store. The files are read by the gateway, at start and at
+/// every reload; the compiler only records where each was named.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsListener {
     pub listen: SocketAddr,
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
+    /// Certificate and key pairs, never empty. A handshake gets the first
+    /// whose certificate names the SNI host; the first pair is the default
+    /// when the client sends no SNI or a name no certificate has.
+    pub certificates: Vec<CertificateFiles>,
     /// PEM CA certificates that client certificates must chain to.
-    pub client_ca: Option<PathBuf>,
+    pub client_ca: Option<FileSetting>,
     pub client_auth: ClientAuth,
+    /// How often the files are re-read to pick up a rotation without a
+    /// reload; `None` turns the check off.
+    pub watch_interval: Option<std::time::Duration>,
+}
+
+/// One certificate chain and its private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: FileSetting,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: FileSetting,
+}
+
+/// A file named in the configuration, with the place that named it, so
+/// problems found when it is read (after compiling) still point at the key
+/// and line, like compiler diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSetting {
+    pub path: PathBuf,
+    pub origin: Origin,
+}
+
+/// Where a setting was written: its key path and 1-based line and column.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub key: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key)?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, " (line {line} column {column})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether the TLS listener asks for client certificates.

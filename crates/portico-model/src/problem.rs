@@ -91,6 +91,10 @@ error_codes! {
     NoHealthyTarget = ("no-healthy-target", 503, "No healthy target", Upstream),
     /// Every target of the API that passes its checks has an open circuit.
     CircuitOpen = ("circuit-open", 503, "Circuit open", Upstream),
+    /// A configuration handed to the admin API has errors; nothing of it was applied.
+    InvalidConfiguration = ("invalid-configuration", 422, "Invalid configuration", Downstream),
+    /// A reload was asked of a node that was not started from a configuration file.
+    ReloadUnavailable = ("reload-unavailable", 409, "Nothing to reload", Downstream),
     /// The node has no configuration loaded yet.
     NotReady = ("not-ready", 503, "Not ready", Internal),
     /// A failure inside Portico; the log has the request id.

@@ -17,7 +17,7 @@ mod eventually;
 mod node;
 mod upstream;
 
-pub use node::{TestNode, TestNodeBuilder};
+pub use node::{ADMIN_TOKEN, TestNode, TestNodeBuilder};
 pub use upstream::{
     RecordedRequest, TestBody, TlsSeen, Upstream, UpstreamBuilder, UpstreamHandle, full_body,
     text_response,

@@ -1,9 +1,13 @@
 //! An in-process Portico node built from YAML.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use portico_app::{App, Overrides};
+use portico_app::{AdminAuth, App, Overrides};
 use portico_config::{Diagnostics, compile};
+
+/// The admin token of every test node.
+pub const ADMIN_TOKEN: &str = "portico-test-admin-token";
 
 /// Builds a [`TestNode`]. Listeners default to `127.0.0.1:0` whatever the
 /// YAML says, so tests never collide on ports; the access log defaults to
@@ -11,6 +15,7 @@ use portico_config::{Diagnostics, compile};
 #[derive(Debug, Default)]
 pub struct TestNodeBuilder {
     yaml: String,
+    file: Option<PathBuf>,
 }
 
 /// A running node; shut down when dropped (the runtime ends its tasks).
@@ -52,13 +57,51 @@ impl TestNode {
         self.app.as_ref().expect("node is running")
     }
 
-    /// Compiles `yaml` and publishes it, as SIGHUP does for `portico serve`.
+    /// Compiles `yaml` and publishes it (entities and TLS files), as a
+    /// reload does; returns the settings that need a restart.
     pub fn reload(&self, yaml: &str) -> Result<Vec<&'static str>, Diagnostics> {
         let mut compiled = compile(yaml)?;
         if !yaml.contains("access_log") {
             compiled.node.access_log = portico_config::AccessLog::Off;
         }
-        Ok(self.app().reload(compiled))
+        Ok(self.app().reload(compiled)?.restart)
+    }
+
+    /// `POST /admin/v1/reload` with the test admin token: the node re-reads
+    /// the file it was started from ([`TestNodeBuilder::config_file`]).
+    /// Returns the status and the JSON body.
+    pub async fn reload_via_admin(&self) -> (u16, serde_json::Value) {
+        self.admin_post("/admin/v1/reload", Some(ADMIN_TOKEN)).await
+    }
+
+    /// A bodiless POST to the admin listener with an optional bearer token;
+    /// the status and the body parsed as JSON (`null` if it is not).
+    pub async fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = http::Request::post(path).header("host", "admin");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("valid request");
+        let stream = tokio::net::TcpStream::connect(self.admin_addr())
+            .await
+            .expect("admin listener accepts");
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("HTTP/1 handshake");
+        tokio::spawn(conn);
+        let resp = send.send_request(req).await.expect("admin answers");
+        let status = resp.status().as_u16();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("admin body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Graceful shutdown: stop accepting, drain, close.
@@ -73,6 +116,15 @@ impl TestNodeBuilder {
     /// The configuration file's text.
     pub fn config(mut self, yaml: &str) -> Self {
         yaml.clone_into(&mut self.yaml);
+        self
+    }
+
+    /// Reads the configuration from `path` now, and again on every reload
+    /// through the admin API, as `portico serve -c FILE` does.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.yaml = std::fs::read_to_string(&path).expect("readable test configuration");
+        self.file = Some(path);
         self
     }
 
@@ -95,6 +147,8 @@ impl TestNodeBuilder {
         let overrides = Overrides {
             proxy_listen: Some(local),
             admin_listen: Some(local),
+            config_file: self.file,
+            admin_auth: Some(AdminAuth::from_token(ADMIN_TOKEN).expect("a strong test token")),
         };
         let app = App::start(compiled, overrides)
             .await

@@ -68,7 +68,8 @@ fn load(path: &Path) -> Result<Compiled, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    compile(&text).map_err(|diagnostics| {
+    let compiled = compile(&text).and_then(|c| portico_app::check_files(&c).map(|()| c));
+    compiled.map_err(|diagnostics| {
         for d in diagnostics.iter() {
             eprintln!("{}: {d}", path.display());
         }
@@ -131,7 +132,11 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
     }
     .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let app = App::start(compiled, Overrides::default()).await?;
+        let overrides = Overrides {
+            config_file: path.map(Path::to_path_buf),
+            ..Overrides::default()
+        };
+        let app = App::start(compiled, overrides).await?;
         let threads = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
         tracing::info!(workers = %threads, "Press Ctrl-C to stop.");
         let shutdown = shutdown_signal();
@@ -140,47 +145,14 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(()) = hangups.recv() => match path {
-                    Some(p) => reload(&app, p),
-                    None => tracing::warn!("SIGHUP ignored: the node runs on the embedded defaults, with no file to re-read."),
-                },
+                // The outcome is logged by the node, as for the admin API.
+                Some(()) = hangups.recv() => { let _ = app.reload_file().await; }
             }
         }
         tracing::info!("Shutting down: draining in-flight requests.");
         app.shutdown().await;
         Ok(())
     })
-}
-
-/// Re-reads and compiles the file; publishes it whole or keeps serving
-/// the running snapshot and logs every error.
-fn reload(app: &App, path: &Path) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(file = %path.display(), error = %e, "Reload refused: cannot read the configuration.");
-            return;
-        }
-    };
-    match compile(&text) {
-        Ok(compiled) => {
-            let apis = compiled.snapshot.apis.len();
-            let restart = app.reload(compiled);
-            tracing::info!(file = %path.display(), apis, "Configuration reloaded.");
-            if !restart.is_empty() {
-                tracing::warn!(keys = ?restart, "These settings changed and take effect at the next restart.");
-            }
-        }
-        Err(diagnostics) => {
-            for d in diagnostics.iter() {
-                tracing::error!(file = %path.display(), "{d}");
-            }
-            tracing::error!(
-                errors = diagnostics.len(),
-                "Reload refused: the configuration has errors; still serving the previous one."
-            );
-        }
-    }
 }
 
 /// SIGHUP as a stream; never fires where there are no such signals.

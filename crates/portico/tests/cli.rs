@@ -32,21 +32,33 @@ struct Serving {
 }
 
 /// Starts `portico serve -c path` and waits for "Portico is serving".
-#[allow(clippy::zombie_processes)] // The child goes to the caller, which waits for it.
 fn serve(path: &std::path::Path) -> Serving {
-    let mut child = portico()
+    serve_with_token(path, None).0
+}
+
+/// Starts `portico serve -c path` with `PORTICO_ADMIN_TOKEN` set to
+/// `token` (or unset), waits for "Portico is serving", and returns the
+/// lines printed on stderr before it.
+#[allow(clippy::zombie_processes)] // The child goes to the caller, which waits for it.
+fn serve_with_token(path: &std::path::Path, token: Option<&str>) -> (Serving, Vec<String>) {
+    let mut command = portico();
+    command
         .args(["serve", "--workers", "1", "-c"])
         .arg(path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => command.env("PORTICO_ADMIN_TOKEN", t),
+        None => command.env_remove("PORTICO_ADMIN_TOKEN"),
+    };
+    let mut child = command.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
+    let mut before = Vec::new();
     loop {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
-            "portico exited before serving"
+            "portico exited before serving: {before:?}"
         );
         if line.contains("Portico is serving") {
             let addr = |key: &str| -> SocketAddr {
@@ -60,14 +72,115 @@ fn serve(path: &std::path::Path) -> Serving {
                     .unwrap()
             };
             let (proxy, admin) = (addr("proxy="), addr("admin="));
-            return Serving {
+            let serving = Serving {
                 child,
                 stderr,
                 proxy,
                 admin,
             };
+            return (serving, before);
         }
+        before.push(line.clone());
     }
+}
+
+/// `POST /admin/v1/reload` with an optional bearer token; the status line's code.
+fn admin_reload(admin: SocketAddr, token: Option<&str>) -> String {
+    let mut conn = TcpStream::connect(admin).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        conn,
+        "POST /admin/v1/reload HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    resp.split(' ').nth(1).unwrap_or("").to_owned()
+}
+
+fn stop(mut child: std::process::Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+/// Without `PORTICO_ADMIN_TOKEN`, a token is generated and printed once;
+/// it opens the admin API and nothing else does.
+#[test]
+fn a_generated_admin_token_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &local_node(&dir));
+    let (
+        Serving {
+            child,
+            mut stderr,
+            admin,
+            ..
+        },
+        before,
+    ) = serve_with_token(&path, None);
+    let printed: Vec<&String> = before
+        .iter()
+        .filter(|l| l.contains("Admin API token"))
+        .collect();
+    assert_eq!(printed.len(), 1, "{before:?}");
+    let token = printed[0].trim().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(token.len(), 43, "{token}");
+    assert_eq!(admin_reload(admin, None), "401");
+    assert_eq!(admin_reload(admin, Some("not-the-token-at-all")), "401");
+    assert_eq!(admin_reload(admin, Some(&token)), "200");
+    stop(child);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(
+        !rest.contains(&token),
+        "the token was printed again: {rest}"
+    );
+}
+
+/// `PORTICO_ADMIN_TOKEN` sets the token, which is then never printed; a
+/// weak one stops the start.
+#[test]
+fn the_admin_token_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &local_node(&dir));
+    let token = "cli-test-admin-token-0001";
+    let (
+        Serving {
+            child,
+            stderr: _keep_open,
+            admin,
+            ..
+        },
+        before,
+    ) = serve_with_token(&path, Some(token));
+    assert!(
+        !before
+            .iter()
+            .any(|l| l.contains("Admin API token") || l.contains(token)),
+        "{before:?}"
+    );
+    assert_eq!(admin_reload(admin, Some(token)), "200");
+    stop(child);
+
+    let out = portico()
+        .args(["serve", "-c"])
+        .arg(&path)
+        .env("PORTICO_ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PORTICO_ADMIN_TOKEN must be at least 16"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use portico_test::{TestNode, Upstream, UpstreamHandle, assert_eventually, text_response};
+use portico_test::{
+    ADMIN_TOKEN, TestNode, Upstream, UpstreamHandle, assert_eventually, text_response,
+};
 
 use crate::support::{client, problem};
 
@@ -59,6 +61,7 @@ async fn body_of(c: &reqwest::Client, url: &str) -> (u16, String) {
 async fn health(node: &TestNode) -> serde_json::Value {
     let resp = client()
         .get(node.admin_url("/admin/v1/apis/a/health"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -472,13 +475,22 @@ async fn health_state_survives_a_reload_that_keeps_the_upstream() {
     .await;
     let resp = client()
         .get(node.admin_url("/admin/v1/apis/missing/health"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    // Health is part of the admin API: it needs the token.
+    let resp = client()
+        .get(node.admin_url("/admin/v1/upstreams"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
     let all: serde_json::Value = client()
         .get(node.admin_url("/admin/v1/upstreams"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
