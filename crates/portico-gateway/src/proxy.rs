@@ -320,7 +320,7 @@ impl Gateway {
                         Some(_) if tries.may_retry(rt) => {
                             tracing::debug!(request_id = ?id, target = %target.url, status, "Retrying after the target's answer.");
                         }
-                        _ => return Ok(self.respond(resp, upgrade.take(), chain, &cx)),
+                        _ => return Ok(self.respond(resp, upgrade.take(), conn, chain, &cx)),
                     }
                     attempt += 1;
                     backoff(retries, attempt).await;
@@ -375,10 +375,11 @@ impl Gateway {
         &self,
         mut resp: Response<Incoming>,
         upgrade: Option<upgrade::Upgrade>,
+        conn: &ConnectionInfo,
         chain: &portico_model::policy::PolicyChain,
         cx: &RequestContext<'_>,
     ) -> Response<GatewayBody> {
-        let switched = upgrade.and_then(|u| u.switch(&mut resp));
+        let switched = upgrade.and_then(|u| u.switch(&mut resp, &conn.scope));
         remove_hop_by_hop(resp.headers_mut());
         if let Some(s) = switched {
             s.restore(resp.headers_mut());

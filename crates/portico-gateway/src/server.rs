@@ -32,6 +32,28 @@ pub struct ConnectionInfo {
     pub(crate) hop: Hop,
     /// The verified client certificate, on TLS connections that sent one.
     pub client_cert: Option<ClientCert>,
+    /// What an upgraded connection taken over from this one must honour.
+    pub(crate) scope: ConnectionScope,
+}
+
+/// The connection's slot in `server.max_connections` and the shutdown
+/// signal, for the tasks that outlive its HTTP exchange (upgrades).
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionScope {
+    pub slot: Option<Arc<OwnedSemaphorePermit>>,
+    /// Becomes true when shutdown's drain is over.
+    pub closing: watch::Receiver<bool>,
+}
+
+impl Default for ConnectionScope {
+    fn default() -> Self {
+        // Never closes: for connections served outside a `ProxyServer`.
+        static NEVER: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+        Self {
+            slot: None,
+            closing: NEVER.get_or_init(|| watch::channel(false).0).subscribe(),
+        }
+    }
 }
 
 impl ConnectionInfo {
@@ -41,6 +63,7 @@ impl ConnectionInfo {
             scheme,
             hop: Hop::new(peer, scheme),
             client_cert: None,
+            scope: ConnectionScope::default(),
         }
     }
 }
@@ -226,6 +249,12 @@ fn serve<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = info.peer;
+    let permit = Arc::new(permit);
+    let mut info = info;
+    info.scope = ConnectionScope {
+        slot: Some(permit.clone()),
+        closing: force_close.clone(),
+    };
     let info = Arc::new(info);
     let service = service_fn(move |req| {
         let gateway = gateway.clone();

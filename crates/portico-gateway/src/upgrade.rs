@@ -17,6 +17,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::server::ConnectionScope;
+
 /// A client's request to switch protocols, taken before hop-by-hop removal.
 pub(crate) struct Upgrade {
     client: OnUpgrade,
@@ -80,7 +82,15 @@ impl Upgrade {
     /// two connections once the client has the `101`, and returns what the
     /// response needs back after hop-by-hop removal. Any other answer is
     /// passed on as it is, and the client's connection stays HTTP.
-    pub fn switch(self, resp: &mut Response<Incoming>) -> Option<Switched> {
+    ///
+    /// The joined connection still counts against `server.max_connections`
+    /// (it holds the client connection's slot) and is closed when a
+    /// shutdown's drain ends.
+    pub fn switch(
+        self,
+        resp: &mut Response<Incoming>,
+        scope: &ConnectionScope,
+    ) -> Option<Switched> {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return None;
         }
@@ -91,7 +101,10 @@ impl Upgrade {
             .unwrap_or(self.protocol);
         let upstream = hyper::upgrade::on(&mut *resp);
         let client = self.client;
+        let slot = scope.slot.clone();
+        let mut closing = scope.closing.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let (client, upstream) = match tokio::try_join!(client, upstream) {
                 Ok(both) => both,
                 Err(e) => {
@@ -100,11 +113,17 @@ impl Upgrade {
                 }
             };
             let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                Ok((up, down)) => {
-                    tracing::debug!(up, down, "Upgraded connection closed.");
+            tokio::select! {
+                joined = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match joined {
+                    Ok((up, down)) => {
+                        tracing::debug!(up, down, "Upgraded connection closed.");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "Upgraded connection ended with an error."),
+                },
+                // Shutdown: the drain is over, so both sides are dropped.
+                _ = closing.wait_for(|closed| *closed) => {
+                    tracing::debug!("Upgraded connection closed by shutdown.");
                 }
-                Err(e) => tracing::debug!(error = %e, "Upgraded connection ended with an error."),
             }
         });
         Some(Switched { protocol })

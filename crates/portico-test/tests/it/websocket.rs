@@ -132,3 +132,59 @@ async fn an_upstream_that_declines_the_upgrade_answers_as_http() {
     assert_eq!(body["headers"]["upgrade"][0], "websocket");
     assert_eq!(body["headers"]["connection"][0], "upgrade");
 }
+
+async fn open(node: &TestNode) -> WsStream {
+    let mut req = ws_url(node, "/chat/live").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", "key-chat-00001".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    ws
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[tokio::test]
+async fn an_upgraded_connection_keeps_its_place_in_max_connections() {
+    let (up, _seen) = ws_echo().await;
+    let yaml = format!("server:\n  max_connections: 1\n{}", config(&up));
+    let node = TestNode::new().config(&yaml).run().await;
+    let ws = open(&node).await;
+    // The one slot is the WebSocket's: another connection is closed at once.
+    let refused = reqwest::Client::new()
+        .get(node.proxy_url("/chat/x"))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a second connection was served: {refused:?}"
+    );
+    drop(ws);
+    portico_test::assert_eventually!(
+        reqwest::Client::new()
+            .get(node.proxy_url("/chat/x"))
+            .header("x-api-key", "key-chat-00001")
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_upgraded_connections() {
+    let (up, _seen) = ws_echo().await;
+    let node = TestNode::new().config(&config(&up)).run().await;
+    let mut ws = open(&node).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), node.shutdown())
+        .await
+        .expect("shutdown waited on the WebSocket");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+        .await
+        .expect("the WebSocket stayed open after shutdown");
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{end:?}"
+    );
+}
