@@ -84,3 +84,45 @@ async fn node_settings_changed_by_a_reload_are_reported() {
     );
     assert_eq!(node.reload(&yaml).unwrap(), vec!["server.workers"]);
 }
+
+#[tokio::test]
+async fn reloads_under_load_lose_no_request() {
+    let one = Upstream::echo().run().await;
+    let two = Upstream::echo().run().await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[one.url()])]))
+        .run()
+        .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (c, url, stop) = (client(), node.proxy_url("/a/x"), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = c.get(&url).send().await.map(|r| r.status().as_u16());
+                statuses.push(status.unwrap_or(0));
+            }
+            statuses
+        }));
+    }
+    // Each reload changes what `a` sends to, or the APIs around it.
+    let configs = [
+        apis(&[api("a", "/a", &[one.url(), two.url()])]),
+        apis(&[api("a", "/a", &[two.url()]), api("b", "/b", &[one.url()])]),
+        apis(&[api("b", "/b", &[two.url()]), api("a", "/a", &[one.url()])]),
+    ];
+    for round in 0..60 {
+        node.reload(&configs[round % configs.len()]).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for task in load {
+        let statuses = task.await.unwrap();
+        total += statuses.len();
+        assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    }
+    assert!(total > 20, "only {total} requests ran during the reloads");
+    assert!(one.connections() > 0 && two.connections() > 0);
+}
