@@ -6,6 +6,8 @@
 //! revoked, not expired at the time of the export) are listed under
 //! `api_key_hashes`, which the compiler reads beside `api_keys`.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 
@@ -65,20 +67,17 @@ impl Store {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        let mut by_app: HashMap<String, Vec<Value>> = HashMap::new();
+        for r in &rows {
+            by_app
+                .entry(r.try_get("app_name")?)
+                .or_default()
+                .push(Value::String(r.try_get("digest")?));
+        }
         if let Some(Value::Array(apps)) = document.get_mut("apps") {
             for app in apps.iter_mut() {
-                let name = app
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let hashes: Vec<Value> = rows
-                    .iter()
-                    .filter(|r| r.try_get::<String, _>("app_name").is_ok_and(|a| a == name))
-                    .filter_map(|r| r.try_get::<String, _>("digest").ok())
-                    .map(Value::String)
-                    .collect();
-                if !hashes.is_empty()
+                let name = app.get("name").and_then(Value::as_str).unwrap_or_default();
+                if let Some(hashes) = by_app.remove(name)
                     && let Value::Object(map) = app
                 {
                     map.insert("api_key_hashes".into(), Value::Array(hashes));
