@@ -849,6 +849,7 @@ impl Cx {
                 developer,
                 products: product_refs,
                 api_keys,
+                api_key_hashes: key_digests,
                 oauth_clients,
                 basic_auth,
                 certificates,
@@ -876,6 +877,20 @@ impl Cx {
                     continue;
                 }
                 let hash: [u8; 32] = Sha256::digest(k.value.as_bytes()).into();
+                if !keys.insert(hash) {
+                    self.push(
+                        k.diag("this API key is already used by another app or listed twice"),
+                    );
+                    ok = false;
+                }
+                api_key_hashes.push(hash);
+            }
+            for k in &key_digests {
+                let Some(hash) = parse_sha256_hex(&k.value) else {
+                    self.push(k.diag("an API key hash is a SHA-256 digest: 64 hexadecimal digits"));
+                    ok = false;
+                    continue;
+                };
                 if !keys.insert(hash) {
                     self.push(
                         k.diag("this API key is already used by another app or listed twice"),
@@ -1018,6 +1033,20 @@ impl<T> Located<T> {
             path: self.path,
         }
     }
+}
+
+/// A SHA-256 digest written as 64 hexadecimal digits (either case).
+fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
 }
 
 fn parse_target(raw: &RawTarget) -> Result<Target, String> {

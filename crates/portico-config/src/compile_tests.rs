@@ -453,6 +453,39 @@ apps:
 }
 
 #[test]
+fn apps_may_carry_api_key_digests() {
+    let plain: [u8; 32] = Sha256::digest(b"test-key-0001").into();
+    let hex: String = plain.iter().map(|b| format!("{b:02x}")).collect();
+    let other: String = "ab".repeat(32);
+    let yaml = format!(
+        "developers:\n  - {{ email: d@example.com, name: D }}\napps:\n  - {{ name: a, developer: d@example.com, api_key_hashes: [\"{other}\", \"{}\"] }}\n",
+        hex.to_uppercase()
+    );
+    let c = compile(&yaml).unwrap();
+    let app = &c.snapshot.consumers.apps[0];
+    assert_eq!(app.api_key_hashes, vec![[0xab; 32], plain]);
+    let entry = &c.snapshot.consumers.api_keys[&plain];
+    assert_eq!(entry.app, 0);
+
+    // A digest is refused when it collides with a plain key, or is not one.
+    let yaml = format!(
+        "developers:\n  - {{ email: d@example.com, name: D }}\napps:\n  - {{ name: a, developer: d@example.com, api_keys: [test-key-0001] }}\n  - {{ name: b, developer: d@example.com, api_key_hashes: [\"{hex}\", \"abc\", \"{}\"] }}\n",
+        "zz".repeat(32)
+    );
+    let errs = errors(&yaml);
+    for needle in [
+        "apps[1].api_key_hashes[0]: this API key is already used",
+        "apps[1].api_key_hashes[1]: an API key hash is a SHA-256 digest",
+        "apps[1].api_key_hashes[2]: an API key hash is a SHA-256 digest",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "missing {needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
 fn zero_windows_point_at_the_window() {
     let errs = errors("products:\n  - name: p\n    quota: { limit: 5, window: 0s }\n");
     assert_eq!(

@@ -353,6 +353,10 @@ pub(crate) struct RawApp {
     pub products: Vec<Located<String>>,
     #[serde(default)]
     pub api_keys: Vec<Located<String>>,
+    /// SHA-256 digests (64 hex digits) of API keys whose plain text is kept
+    /// nowhere, as the store exports them.
+    #[serde(default)]
+    pub api_key_hashes: Vec<Located<String>>,
     #[serde(default)]
     pub oauth_clients: Vec<RawOAuthClient>,
     #[serde(default)]
