@@ -285,7 +285,7 @@ impl Cx {
             Some(p) => p.value,
             None => DEFAULT_REDIS_PREFIX.to_owned(),
         };
-        ok.then(|| RedisSettings {
+        ok.then_some(RedisSettings {
             url: url.value,
             failure: match failure {
                 None | Some(raw::RawRedisFailure::Local) => RedisFailure::Local,
