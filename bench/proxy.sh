@@ -7,8 +7,14 @@
 #   medians reported, then the ratio portico / nginx.
 #
 # Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick] [--keys]
+#                       [--rate-limit] [--redis URL]
 #   --keys adds two Portico targets with the api_key policy: 10 keys and
 #   100,000 keys configured (every request carries a valid key).
+#   --rate-limit adds `portico-limits`: api_key + rate_limit (in-process,
+#   so generous that nothing is refused) + metrics + an access log written
+#   to a file: DESIGN.md's second performance target. With --redis URL it
+#   also adds `portico-limits-redis`, the same counting in that Redis, and
+#   prints the Redis round trips per request from /metrics.
 # Needs root for apt-get the first time (nginx, haproxy, wrk).
 set -euo pipefail
 
@@ -17,6 +23,8 @@ DURATION=10
 CONNS=32
 WARMUP=3
 KEYS=0
+LIMITS=0
+REDIS_URL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -24,6 +32,8 @@ while [ $# -gt 0 ]; do
     --connections) CONNS=$2; shift 2 ;;
     --quick) ROUNDS=1; DURATION=3; WARMUP=1; shift ;;
     --keys) KEYS=1; shift ;;
+    --rate-limit) LIMITS=1; shift ;;
+    --redis) REDIS_URL=$2; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -120,6 +130,50 @@ PY
   wait_port "$KEY_PORT_10"; wait_port "$KEY_PORT_100000"
 fi
 
+if [ "$LIMITS" = 1 ]; then
+  # api_key + a rate_limit nothing reaches + access log to a file; metrics
+  # are always on. One target in process, one in Redis when given.
+  limit_config() { # file port admin redis-line
+    cat > "$1" <<CONF
+server:
+  proxy: { listen: "127.0.0.1:$2" }
+  admin: { listen: "127.0.0.1:$3" }
+  access_log: "$work/access-$2.log"
+  workers: 1
+storage: "sqlite://$work/portico-data/portico.db"
+$4
+apis:
+  - name: bench
+    base_path: /
+    upstream: { targets: ["http://127.0.0.1:$UP"] }
+    policies:
+      - api_key: {}
+      - rate_limit: { limit: 1000000000, window: 1h, by: app }
+products:
+  - { name: all, apis: [bench] }
+developers:
+  - { email: bench@example.com, name: Bench }
+apps:
+  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["bench-key-limits-01"] }
+CONF
+  }
+  LIM_PORT=$(free_port); LIM_ADM=$(free_port)
+  limit_config "$work/portico-limits.yaml" "$LIM_PORT" "$LIM_ADM" ""
+  PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits.yaml" & pids+=($!)
+  LIM_PID=$!
+  TARGETS+=(portico-limits)
+  wait_port "$LIM_PORT"
+  if [ -n "$REDIS_URL" ]; then
+    LIMR_PORT=$(free_port); LIMR_ADM=$(free_port)
+    limit_config "$work/portico-limits-redis.yaml" "$LIMR_PORT" "$LIMR_ADM" \
+      "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
+    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits-redis.yaml" & pids+=($!)
+    LIMR_PID=$!
+    TARGETS+=(portico-limits-redis)
+    wait_port "$LIMR_PORT"
+  fi
+fi
+
 for p in $UP $NGX $HAP $POR; do wait_port "$p"; done
 for p in $UP $NGX $HAP $POR; do
   curl -sf "http://127.0.0.1:$p/" | grep -q hello || { echo "port $p does not proxy" >&2; exit 1; }
@@ -171,13 +225,20 @@ for r in $(seq "$ROUNDS"); do
     run portico-key10 "$KEY_PORT_10" "$KEY_PID_10" -H "x-api-key: bench-key-00000-007"
     run portico-key100000 "$KEY_PORT_100000" "$KEY_PID_100000" -H "x-api-key: bench-key-00777-042"
   fi
+  if [ "$LIMITS" = 1 ]; then
+    run portico-limits "$LIM_PORT" "$LIM_PID" -H "x-api-key: bench-key-limits-01"
+    if [ -n "$REDIS_URL" ]; then
+      run portico-limits-redis "$LIMR_PORT" "$LIMR_PID" -H "x-api-key: bench-key-limits-01"
+    fi
+  fi
   echo "round $r done" >&2
 done
 
 python3 - "$results" "$CONNS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-order = ["direct", "nginx", "haproxy", "portico", "portico-key10", "portico-key100000"]
+order = ["direct", "nginx", "haproxy", "portico", "portico-key10", "portico-key100000",
+         "portico-limits", "portico-limits-redis"]
 med = {}
 print(f"\nc={sys.argv[2]}, medians over {sum(r[0] == 'direct' for r in rows)} rounds")
 print(f"{'target':<10}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}{'sockerr':>8}{'cpu0%':>7}{'cpu1%':>7}{'cpu us/req':>11}")
@@ -196,4 +257,17 @@ if "portico-key10" in med and "portico-key100000" in med:
     p, k10, k100k = med["portico"], med["portico-key10"], med["portico-key100000"]
     print(f"api_key (10 keys) / plain portico: rps {k10[0] / p[0]:.3f}x, cpu per request {k10[7] / p[7]:.3f}x")
     print(f"api_key 100,000 keys / 10 keys: rps {k100k[0] / k10[0]:.3f}x, cpu per request {k100k[7] / k10[7]:.3f}x")
+for name in ["portico-limits", "portico-limits-redis"]:
+    if name in med and "nginx" in med:
+        l, n = med[name], med["nginx"]
+        print(f"{name} (api_key + rate_limit + metrics + access log) / nginx: rps {l[0] / n[0]:.3f}x"
+              + (" (target: at least 0.9x)" if name == "portico-limits" else "")
+              + f", non-2xx {l[3]:.0f}")
 PY
+if [ -n "$REDIS_URL" ] && [ "$LIMITS" = 1 ]; then
+  # Redis round trips per admitted request, from the node's own counters.
+  curl -sf "http://127.0.0.1:$LIMR_ADM/metrics" | awk '
+    /^portico_limit_redis_round_trips_total / { rt = $2 }
+    /^portico_requests_total\{api="bench",status_class="2xx"\}/ { ok = $2 }
+    END { if (ok > 0) printf "Redis round trips per request: %.3f (%d over %d requests)\n", rt / ok, rt, ok }'
+fi

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use portico_config::Compiled;
 use portico_control::TokenSource;
+use portico_counters::NodeCounters;
 use portico_gateway::tls::TlsTerminator;
 use portico_gateway::{AccessLogSink, Gateway, Metrics, ProxyServer};
 use portico_model::AccessLog;
@@ -37,6 +38,8 @@ pub enum StartError {
     Tls(#[from] portico_gateway::tls::TlsError),
     #[error("cannot set the admin token: {0}")]
     AdminToken(#[from] portico_control::WeakToken),
+    #[error("cannot set up the counters for limits: {0}")]
+    Counters(#[from] portico_counters::StartError),
 }
 
 /// Overrides applied on top of the configuration file, and what the node
@@ -63,6 +66,7 @@ pub struct App {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     control: Arc<NodeControl>,
+    counters: NodeCounters,
 }
 
 impl App {
@@ -80,7 +84,10 @@ impl App {
                 Some(AccessLogSink::file(path, metrics.clone()).map_err(StartError::AccessLog)?)
             }
         };
-        let gateway = Arc::new(Gateway::new(metrics, access_log));
+        // Node-wide, not per snapshot: counts survive reloads.
+        let counters = NodeCounters::start(node.redis.as_ref(), node.storage.data_dir()).await?;
+        let gateway =
+            Arc::new(Gateway::new(metrics, access_log).with_counters(counters.counters().clone()));
 
         let admin_addr = overrides.admin_listen.unwrap_or(node.admin_listen);
         let admin = bind("admin", admin_addr).await?;
@@ -175,6 +182,7 @@ impl App {
             stop,
             tasks,
             control,
+            counters,
         })
     }
 
@@ -221,6 +229,9 @@ impl App {
         for task in self.tasks {
             let _ = task.await;
         }
+        // After the drain, so the last requests are in the saved quotas.
+        let counters = self.counters;
+        let _ = tokio::task::spawn_blocking(move || counters.save()).await;
     }
 }
 

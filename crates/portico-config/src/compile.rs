@@ -11,9 +11,12 @@ use http::uri::Scheme;
 use portico_model::api::{
     Balance, CircuitBreaker, HashKey, HashRing, HealthCheck, Retries, RetryOn, wrr_schedule,
 };
+use portico_model::entities::{ApiAccess, ProductLimit};
 use portico_model::entities::{Approval, Limit, OAuthClient};
+use portico_model::limits::RedisFailure;
 use portico_model::node::{
-    CertificateFiles, ClientAuth, FileSetting, Origin, Storage, TlsListener,
+    CertificateFiles, ClientAuth, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, FileSetting, Origin,
+    RedisSettings, Storage, TlsListener,
 };
 use portico_model::policy::PolicyChain;
 use portico_model::{
@@ -177,20 +180,8 @@ impl Cx {
                 Err(m) => self.push(storage.diag(m)),
             }
         }
-        if let Some(redis) = sections
-            .get("redis")
-            .and_then(|n| self.read::<Option<Located<String>>>(n, "redis"))
-        {
-            node.redis = redis.and_then(|r| match r.value.split_once("://") {
-                Some(("redis" | "rediss", rest)) if !rest.is_empty() => Some(r.value),
-                _ => {
-                    self.push(r.diag(format!(
-                        "invalid Redis URL `{}`: expected redis://HOST[:PORT][/DB] or rediss://…",
-                        r.value
-                    )));
-                    None
-                }
-            });
+        if let Some(node_redis) = sections.get("redis") {
+            node.redis = self.redis(node_redis);
         }
 
         let raw_apis: Vec<RawApi> = self.read_list(sections.get("apis").copied(), "apis");
@@ -240,6 +231,70 @@ impl Cx {
                 consumers,
             },
         }
+    }
+
+    /// `redis:` as a URL, or a mapping with the URL and its settings.
+    fn redis(&mut self, node: &Spanned<Node>) -> Option<RedisSettings> {
+        let (url, failure, key_prefix, timeout) = match &node.value {
+            Node::Map(_) => {
+                let raw::RawRedis {
+                    url,
+                    failure,
+                    key_prefix,
+                    timeout,
+                } = self.read::<raw::RawRedis>(node, "redis")?;
+                (url, failure, key_prefix, timeout)
+            }
+            _ => (
+                self.read::<Option<Located<String>>>(node, "redis")??,
+                None,
+                None,
+                None,
+            ),
+        };
+        let mut ok = true;
+        match url.value.split_once("://") {
+            Some(("redis", rest)) if !rest.is_empty() => {}
+            Some(("rediss", _)) => {
+                self.push(url.diag("TLS to Redis (`rediss://`) is not supported by this version of Portico yet; use `redis://` on a trusted network"));
+                ok = false;
+            }
+            _ => {
+                self.push(url.diag(format!(
+                    "invalid Redis URL `{}`: expected redis://HOST[:PORT][/DB]",
+                    url.value
+                )));
+                ok = false;
+            }
+        }
+        let timeout = match timeout {
+            Some(t) if t.value.0.is_zero() => {
+                self.push(t.diag("a Redis timeout must be greater than zero"));
+                ok = false;
+                DEFAULT_REDIS_TIMEOUT
+            }
+            Some(t) => t.value.0,
+            None => DEFAULT_REDIS_TIMEOUT,
+        };
+        let key_prefix = match key_prefix {
+            Some(p) if p.value.chars().any(|c| c.is_control() || c == ' ') => {
+                self.push(p.diag("a key prefix has no spaces or control characters"));
+                ok = false;
+                String::new()
+            }
+            Some(p) => p.value,
+            None => DEFAULT_REDIS_PREFIX.to_owned(),
+        };
+        ok.then_some(RedisSettings {
+            url: url.value,
+            failure: match failure {
+                None | Some(raw::RawRedisFailure::Local) => RedisFailure::Local,
+                Some(raw::RawRedisFailure::Deny) => RedisFailure::Deny,
+                Some(raw::RawRedisFailure::Allow) => RedisFailure::Allow,
+            },
+            key_prefix,
+            timeout,
+        })
     }
 
     fn server(&mut self, raw: RawServer, node: &mut NodeSettings) {
@@ -410,6 +465,18 @@ impl Cx {
                     ok = false;
                 } else {
                     host_names.push(h.value.0);
+                }
+            }
+            let authenticates = policies
+                .iter()
+                .any(|p| p.value.0.phase() == portico_model::policy::Phase::Authentication);
+            for p in &policies {
+                if p.value.0.needs_identity() && !authenticates {
+                    self.push(p.diag(format!(
+                        "`{}` counts per app, developer or credential, so the API needs an authentication policy (`api_key`, `basic_auth`, `jwt`, `mtls`)",
+                        p.value.0.name()
+                    )));
+                    ok = false;
                 }
             }
             let Some(upstream) = self.upstream(upstream) else {
@@ -998,6 +1065,41 @@ impl Cx {
                     .collect();
                 callable.sort_unstable();
                 callable.dedup();
+                let access = callable
+                    .iter()
+                    .filter_map(|&api| {
+                        let api_name = &apis[api as usize].0.name;
+                        let granting: Vec<&Product> = product_refs
+                            .iter()
+                            .filter_map(|r| products.iter().find(|p| p.name == r.value))
+                            .filter(|p| p.apis.contains(api_name))
+                            .collect();
+                        let first = granting.first()?;
+                        let limits = granting
+                            .iter()
+                            .flat_map(|p| {
+                                let product: Arc<str> = p.name.as_str().into();
+                                [(false, p.rate_limit), (true, p.quota)]
+                                    .into_iter()
+                                    .filter_map(move |(quota, l)| {
+                                        let limit = l?;
+                                        let kind = if quota { "quota" } else { "rate_limit" };
+                                        Some(ProductLimit {
+                                            name: format!("{}.{kind}", p.name).into(),
+                                            product: product.clone(),
+                                            quota,
+                                            limit,
+                                        })
+                                    })
+                            })
+                            .collect();
+                        Some(ApiAccess {
+                            api,
+                            product: first.name.as_str().into(),
+                            limits,
+                        })
+                    })
+                    .collect();
                 for digest in &api_key_hashes {
                     out.api_keys
                         .insert(*digest, ApiKeyEntry::new(*digest, index));
@@ -1013,6 +1115,7 @@ impl Cx {
                     api_key_hashes,
                     oauth_clients: clients,
                     apis: callable,
+                    access,
                 }));
             }
         }
@@ -1140,3 +1243,7 @@ fn quoted(names: &[&str]) -> String {
 #[cfg(test)]
 #[path = "compile_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod limits_tests;

@@ -77,7 +77,10 @@ apps:
     assert_eq!(c.node.portal_title, "Acme APIs");
     assert_eq!(c.node.access_log, AccessLog::Off);
     assert_eq!(c.node.workers, Some(2));
-    assert_eq!(c.node.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+    let redis = c.node.redis.as_ref().unwrap();
+    assert_eq!(redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(redis.failure, portico_model::limits::RedisFailure::Local);
+    assert_eq!(redis.key_prefix, "portico:");
     assert_eq!(c.node.storage.data_dir(), Some(PathBuf::from("data")));
     let api = &c.snapshot.apis[0];
     assert_eq!(api.base_path, "/orders/v1");

@@ -322,6 +322,25 @@ pub(crate) struct RawProduct {
     pub description: Option<String>,
 }
 
+/// `redis:` written as a mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedis {
+    pub url: Located<String>,
+    /// `local` (default), `deny` or `allow`.
+    pub failure: Option<RawRedisFailure>,
+    pub key_prefix: Option<Located<String>>,
+    pub timeout: Option<Located<DurationValue>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRedisFailure {
+    Local,
+    Deny,
+    Allow,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimit {

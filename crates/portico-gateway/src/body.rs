@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use portico_model::App;
+use portico_model::limits::Permit;
 
 use crate::access_log::AccessLogSink;
 use crate::metrics::ApiMetrics;
@@ -141,6 +142,12 @@ pub(crate) struct Exchange {
     pub app: Option<Arc<App>>,
     /// Counts this exchange against its target until the exchange ends.
     pub in_flight: Option<InFlight>,
+    /// Concurrency slots of the API's limits, given back when the exchange
+    /// ends (body finished, failed or dropped) by dropping the permit.
+    pub permit: Option<Permit>,
+    /// `RateLimit-Policy` and `RateLimit` for the response, when the
+    /// request was under a limit.
+    pub rate_limit: Option<(HeaderValue, HeaderValue)>,
     pub metrics: Arc<ApiMetrics>,
     pub log: Option<LogContext>,
     pub status: u16,

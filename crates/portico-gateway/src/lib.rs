@@ -13,6 +13,7 @@ pub mod body;
 mod client;
 mod headers;
 mod health;
+mod limits;
 pub mod metrics;
 mod path;
 mod pipeline;

@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use portico_model::limits::{BackendStats, LimitPolicy};
+
 /// Metric names: the one place they are spelled.
 pub mod names {
     pub const REQUESTS_TOTAL: &str = "portico_requests_total";
@@ -29,6 +31,45 @@ pub mod names {
     pub const TARGET_AVAILABLE: &str = "portico_upstream_target_available";
     pub const TARGET_HEALTHY: &str = "portico_upstream_target_healthy";
     pub const CIRCUIT_OPENED: &str = "portico_upstream_circuit_opened_total";
+    pub const LIMIT_DECISIONS: &str = "portico_limit_decisions_total";
+    pub const LIMIT_BACKEND: &str = "portico_limit_backend_info";
+    pub const LIMIT_REDIS_UP: &str = "portico_limit_redis_up";
+    pub const LIMIT_REDIS_ERRORS: &str = "portico_limit_redis_errors_total";
+    pub const LIMIT_REDIS_ROUND_TRIPS: &str = "portico_limit_redis_round_trips_total";
+    pub const LIMIT_FALLBACKS: &str = "portico_limit_fallbacks_total";
+    pub const LIMIT_LOCAL_KEYS: &str = "portico_limit_local_keys";
+    pub const LIMIT_EVICTED: &str = "portico_limit_evicted_keys_total";
+}
+
+/// What became of one limit of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitOutcome {
+    /// The limit had room and counted the request.
+    Allowed,
+    /// The limit had no room: the request was refused (429).
+    Limited,
+    /// Redis was down and `redis.failure: deny` refused the request (503).
+    Unavailable,
+    /// Redis was down and `redis.failure: allow` admitted it uncounted.
+    Unmetered,
+}
+
+impl LimitOutcome {
+    const ALL: [LimitOutcome; 4] = [
+        LimitOutcome::Allowed,
+        LimitOutcome::Limited,
+        LimitOutcome::Unavailable,
+        LimitOutcome::Unmetered,
+    ];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            LimitOutcome::Allowed => "allowed",
+            LimitOutcome::Limited => "limited",
+            LimitOutcome::Unavailable => "unavailable",
+            LimitOutcome::Unmetered => "unmetered",
+        }
+    }
 }
 
 /// The `api` label of requests that matched no API.
@@ -94,9 +135,17 @@ pub struct ApiMetrics {
     pub upstream_duration: Histogram,
     retries: AtomicU64,
     retry_budget_exhausted: AtomicU64,
+    /// Limit decisions by policy kind and outcome.
+    limits: [[AtomicU64; 4]; LimitPolicy::ALL.len()],
 }
 
 impl ApiMetrics {
+    /// Counts one limit decision.
+    #[inline]
+    pub(crate) fn limit(&self, policy: LimitPolicy, outcome: LimitOutcome) {
+        self.limits[policy.index()][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a retry that was sent.
     pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +285,28 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP {} Limit decisions, by API, policy and outcome (series appear once counted).",
+            names::LIMIT_DECISIONS
+        );
+        let _ = writeln!(out, "# TYPE {} counter", names::LIMIT_DECISIONS);
+        for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
+            for policy in LimitPolicy::ALL {
+                for outcome in LimitOutcome::ALL {
+                    let n = m.limits[policy.index()][outcome as usize].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{}{{api=\"{api}\",policy=\"{}\",outcome=\"{}\"}} {n}",
+                            names::LIMIT_DECISIONS,
+                            policy.as_str(),
+                            outcome.as_str()
+                        );
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
             "# HELP {} Access log lines dropped because the writer fell behind.",
             names::ACCESS_LOG_DROPPED
         );
@@ -274,9 +345,97 @@ impl Metrics {
     }
 }
 
+/// The counter backend's own metrics.
+pub fn render_backend(out: &mut String, s: &BackendStats) {
+    let lines: [(&str, &str, &str, String); 6] = [
+        (
+            names::LIMIT_BACKEND,
+            "gauge",
+            "The counter backend of this node.",
+            format!("{{backend=\"{}\"}} 1", s.backend),
+        ),
+        (
+            names::LIMIT_REDIS_UP,
+            "gauge",
+            "1 while Redis answers (always 1 for in-process counters).",
+            format!(" {}", u8::from(s.redis_up)),
+        ),
+        (
+            names::LIMIT_REDIS_ERRORS,
+            "counter",
+            "Redis calls for limits that failed or timed out.",
+            format!(" {}", s.redis_errors),
+        ),
+        (
+            names::LIMIT_REDIS_ROUND_TRIPS,
+            "counter",
+            "Redis round trips made for limits (one per request with limits, plus concurrency releases).",
+            format!(" {}", s.redis_round_trips),
+        ),
+        (
+            names::LIMIT_LOCAL_KEYS,
+            "gauge",
+            "Limit keys held in this node's memory.",
+            format!(" {}", s.local_keys),
+        ),
+        (
+            names::LIMIT_EVICTED,
+            "counter",
+            "Idle limit keys removed from this node's memory.",
+            format!(" {}", s.evicted),
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{value}");
+    }
+    let name = names::LIMIT_FALLBACKS;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests whose limits were decided without Redis while it was down, by redis.failure mode."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (mode, n) in ["local", "deny", "allow"].iter().zip(s.fallbacks) {
+        let _ = writeln!(out, "{name}{{mode=\"{mode}\"}} {n}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_decisions_are_rendered() {
+        let m = Metrics::new();
+        let a = m.api("orders");
+        a.limit(LimitPolicy::RateLimit, LimitOutcome::Limited);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "portico_limit_decisions_total{api=\"orders\",policy=\"rate_limit\",outcome=\"limited\"} 1"
+            ),
+            "{text}"
+        );
+        let mut out = String::new();
+        render_backend(
+            &mut out,
+            &BackendStats {
+                backend: "redis",
+                fallbacks: [3, 0, 0],
+                ..BackendStats::default()
+            },
+        );
+        assert!(
+            out.contains("portico_limit_backend_info{backend=\"redis\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("portico_limit_fallbacks_total{mode=\"local\"} 3"),
+            "{out}"
+        );
+        assert!(out.contains("portico_limit_redis_up 0"), "{out}");
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

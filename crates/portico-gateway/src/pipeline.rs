@@ -4,7 +4,13 @@
 use http::header::{HeaderName, WWW_AUTHENTICATE};
 use http::{request, response};
 use portico_model::ErrorCode;
+use std::sync::Arc;
+
+use portico_model::limits::{Counters, Permit};
 use portico_model::policy::{Auth, Flow, Phase, PolicyChain, Rejection, RequestContext};
+
+use crate::limits::{self, Refusal, Refused};
+use crate::metrics::ApiMetrics;
 
 /// Request phases after authentication, in order.
 const LATER_REQUEST_PHASES: [Phase; 5] = [
@@ -22,6 +28,8 @@ pub(crate) static X_PORTICO_DEVELOPER: HeaderName = HeaderName::from_static("x-p
 #[derive(Debug)]
 pub(crate) enum Stop {
     Reject(Rejection),
+    /// A limit had no room (429).
+    Limited(Refusal),
     Respond(Box<http::Response<bytes::Bytes>>),
 }
 
@@ -36,12 +44,17 @@ fn check(flow: Flow) -> Result<(), Stop> {
 /// The request side: access, authentication (any of the API's
 /// authentication policies; the first that finds its credential decides),
 /// the subscription check, then the later phases. On success the identity,
-/// if any, is in `cx` and announced to the upstream.
+/// if any, is in `cx` and announced to the upstream. When the traffic phase
+/// ends, the limits it asked for (and the caller's product limits) are
+/// decided at once; concurrency slots land in `permit`.
 pub(crate) async fn on_request(
     chain: &PolicyChain,
     api_index: u32,
     req: &mut request::Parts,
     cx: &mut RequestContext<'_>,
+    counters: Option<&Arc<dyn Counters>>,
+    metrics: &ApiMetrics,
+    permit: &mut Option<Permit>,
 ) -> Result<(), Stop> {
     for p in chain.phase(Phase::Access) {
         check(p.on_request(req, cx))?;
@@ -52,6 +65,17 @@ pub(crate) async fn on_request(
     for phase in LATER_REQUEST_PHASES {
         for p in chain.phase(phase) {
             check(p.on_request(req, cx))?;
+        }
+        if phase == Phase::Traffic {
+            limits::add_product_limits(cx);
+            if !cx.limits.is_empty() {
+                *permit = limits::decide(counters, cx, metrics)
+                    .await
+                    .map_err(|r| match r {
+                        Refused::Limited(r) => Stop::Limited(r),
+                        Refused::Unavailable(r) => Stop::Reject(r),
+                    })?;
+            }
         }
     }
     Ok(())

@@ -33,9 +33,44 @@ pub fn body(code: ErrorCode, detail: &str, request_id: &str) -> Bytes {
         .unwrap_or_default()
 }
 
+/// The problem document for `code` with extension members (RFC 9457
+/// §3.2), such as `violated-policies`, after the standard ones.
+pub fn body_with(
+    code: ErrorCode,
+    detail: &str,
+    request_id: &str,
+    members: &[(&'static str, serde_json::Value)],
+) -> Bytes {
+    if members.is_empty() {
+        return body(code, detail, request_id);
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert("type".into(), code.type_uri().into());
+    doc.insert("title".into(), code.title().into());
+    doc.insert("status".into(), code.status().into());
+    doc.insert("detail".into(), detail.into());
+    doc.insert("request_id".into(), request_id.into());
+    for (name, value) in members {
+        doc.insert((*name).to_owned(), value.clone());
+    }
+    serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .unwrap_or_default()
+}
+
 /// A complete response for `code`. The caller adds `x-request-id`.
 pub fn response(code: ErrorCode, detail: &str, request_id: &str) -> Response<Bytes> {
-    let mut resp = Response::new(body(code, detail, request_id));
+    response_with(code, detail, request_id, &[])
+}
+
+/// [`response`] with extension members in the document.
+pub fn response_with(
+    code: ErrorCode,
+    detail: &str,
+    request_id: &str,
+    members: &[(&'static str, serde_json::Value)],
+) -> Response<Bytes> {
+    let mut resp = Response::new(body_with(code, detail, request_id, members));
     *resp.status_mut() =
         StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -48,6 +83,20 @@ pub fn response(code: ErrorCode, detail: &str, request_id: &str) -> Response<Byt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_exceeded_uses_the_iana_type_and_members() {
+        let members = [("violated-policies", serde_json::json!(["app"]))];
+        let resp = response_with(ErrorCode::QuotaExceeded, "No room.", "abc", &members);
+        assert_eq!(resp.status(), 429);
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(
+            v["type"],
+            "https://iana.org/assignments/http-problem-types#quota-exceeded"
+        );
+        assert_eq!(v["violated-policies"], serde_json::json!(["app"]));
+        assert_eq!(v["request_id"], "abc");
+    }
 
     #[test]
     fn problem_document_shape() {

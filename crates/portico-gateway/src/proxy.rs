@@ -20,6 +20,7 @@ use crate::headers::{
     traceparent,
 };
 use crate::health::{self, Unavailable, UpstreamHealth};
+use crate::limits::{self, Refusal};
 use crate::path;
 use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
@@ -33,7 +34,12 @@ struct Failure {
     code: ErrorCode,
     detail: String,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extension members of the problem document (`violated-policies`).
+    members: Vec<(&'static str, serde_json::Value)>,
 }
+
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 impl Failure {
     fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
@@ -41,11 +47,32 @@ impl Failure {
             code,
             detail: detail.into(),
             headers: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// The 429 of a limit without room.
+    fn limited(r: Refusal) -> Self {
+        let violated = r
+            .violated
+            .iter()
+            .map(|n| serde_json::Value::from(&**n))
+            .collect();
+        Self {
+            code: ErrorCode::QuotaExceeded,
+            detail: r.detail,
+            headers: vec![(header::RETRY_AFTER, HeaderValue::from(r.retry_after))],
+            members: vec![("violated-policies", serde_json::Value::Array(violated))],
         }
     }
 
     fn into_response(self, id: &HeaderValue) -> Response<GatewayBody> {
-        let mut resp = problem::response(self.code, &self.detail, id.to_str().unwrap_or(""));
+        let mut resp = problem::response_with(
+            self.code,
+            &self.detail,
+            id.to_str().unwrap_or(""),
+            &self.members,
+        );
         for (name, value) in self.headers {
             resp.headers_mut().append(name, value);
         }
@@ -59,6 +86,7 @@ impl From<Rejection> for Failure {
             code: r.code,
             detail: r.detail,
             headers: r.headers,
+            members: Vec::new(),
         }
     }
 }
@@ -86,6 +114,8 @@ impl Gateway {
             api: None,
             app: None,
             in_flight: None,
+            permit: None,
+            rate_limit: None,
             metrics: self.metrics.unmatched().clone(),
             log,
             status: 0,
@@ -106,6 +136,10 @@ impl Gateway {
         };
         exchange.status = response.status().as_u16();
         response.headers_mut().insert(&X_REQUEST_ID, id);
+        if let Some((policy, state)) = exchange.rate_limit.take() {
+            response.headers_mut().insert(&RATELIMIT_POLICY, policy);
+            response.headers_mut().insert(&RATELIMIT, state);
+        }
         response.map(|b| b.with_exchange(exchange))
     }
 
@@ -191,12 +225,31 @@ impl Gateway {
         }
         let chain = &rt.api.policies;
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
+        cx.api_index = matched.api;
         cx.client_cert = conn.client_cert.as_ref();
         if !chain.is_empty() {
-            let stopped = pipeline::on_request(chain, matched.api, &mut parts, &mut cx).await;
+            let stopped = pipeline::on_request(
+                chain,
+                matched.api,
+                &mut parts,
+                &mut cx,
+                self.counters.as_ref(),
+                &rt.metrics,
+                &mut exchange.permit,
+            )
+            .await;
             exchange.app = cx.identity.as_ref().map(|i| i.app.clone());
+            if !cx.limits.is_empty() {
+                // Every answer from here on carries the RateLimit fields.
+                exchange.rate_limit = limits::fields(&cx.limits);
+            }
             match stopped {
                 Ok(()) => {}
+                Err(Stop::Limited(r)) => {
+                    let (mut head, body) = Failure::limited(r).into_response(id).into_parts();
+                    pipeline::on_response(chain, &mut head, &cx);
+                    return Ok(Response::from_parts(head, body));
+                }
                 Err(Stop::Reject(r)) => {
                     // A refusal still passes the response side, so that a
                     // browser can read it (CORS).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use portico_model::Snapshot;
+use portico_model::limits::Counters;
 
 use std::fmt::Write as _;
 
@@ -38,6 +39,9 @@ pub struct Gateway {
     runtime: ArcSwapOption<Runtime>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: Option<AccessLogSink>,
+    /// The node's counters for limits: made by the node, kept across
+    /// snapshots so counts survive reloads.
+    pub(crate) counters: Option<Arc<dyn Counters>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -56,7 +60,15 @@ impl Gateway {
             runtime: ArcSwapOption::empty(),
             metrics,
             access_log,
+            counters: None,
         }
+    }
+
+    /// The counters limits count in. Without them, a request to an API
+    /// with limits is refused (503 `limits-unavailable`): fail closed.
+    pub fn with_counters(mut self, counters: Arc<dyn Counters>) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     /// Builds the runtime for `snapshot` off the request path and publishes
@@ -116,6 +128,9 @@ impl Gateway {
     /// target of the live configuration.
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
+        if let Some(c) = &self.counters {
+            crate::metrics::render_backend(&mut out, &c.stats());
+        }
         let reports = self.upstream_reports();
         let gauges = [
             (

@@ -56,12 +56,47 @@ pub struct App {
     pub apis: Vec<u32>,
     /// `x-portico-app` and `x-portico-developer` as sent upstream, made once.
     pub identity_headers: [http::HeaderValue; 2],
+    /// For each API the app may call, sorted by API index: the product that
+    /// grants it and the product limits that apply.
+    pub access: Vec<ApiAccess>,
+}
+
+/// How an app reaches one API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiAccess {
+    /// Index into `Snapshot::apis`.
+    pub api: u32,
+    /// The first of the app's products (in the app's order) that includes
+    /// the API; quotas count per app and per this product.
+    pub product: Arc<str>,
+    /// `rate_limit` and `quota` of every subscribed product that includes
+    /// the API.
+    pub limits: Vec<ProductLimit>,
+}
+
+/// A product's `rate_limit` or `quota`, as it applies to one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductLimit {
+    pub product: Arc<str>,
+    /// The identifier in the RateLimit fields: `PRODUCT.rate_limit` or
+    /// `PRODUCT.quota`.
+    pub name: Arc<str>,
+    pub quota: bool,
+    pub limit: Limit,
 }
 
 impl App {
     /// Whether the app's subscriptions include the API at `index`.
     pub fn may_call(&self, index: u32) -> bool {
         self.apis.binary_search(&index).is_ok()
+    }
+
+    /// The app's way to the API at `index`, if it may call it.
+    pub fn access(&self, index: u32) -> Option<&ApiAccess> {
+        self.access
+            .binary_search_by_key(&index, |a| a.api)
+            .ok()
+            .map(|i| &self.access[i])
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod entities;
+pub mod limits;
 pub mod node;
 pub mod policy;
 pub mod problem;

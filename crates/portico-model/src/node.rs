@@ -15,7 +15,8 @@ pub struct NodeSettings {
     pub portal_listen: SocketAddr,
     pub portal_title: String,
     pub storage: Storage,
-    pub redis: Option<String>,
+    /// Shared counters; `None`: in-process counters.
+    pub redis: Option<RedisSettings>,
     pub access_log: AccessLog,
     /// Runtime worker threads; `None` means one per core.
     pub workers: Option<usize>,
@@ -46,6 +47,24 @@ impl Default for NodeSettings {
         }
     }
 }
+
+/// The Redis server that holds shared counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://HOST[:PORT][/DB]`.
+    pub url: String,
+    /// What limits do while Redis is unreachable.
+    pub failure: crate::limits::RedisFailure,
+    /// Put in front of every key, so several deployments can share a server.
+    pub key_prefix: String,
+    /// How long one Redis call may take before it counts as a failure.
+    pub timeout: std::time::Duration,
+}
+
+/// Default `redis.timeout`.
+pub const DEFAULT_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+/// Default `redis.key_prefix`.
+pub const DEFAULT_REDIS_PREFIX: &str = "portico:";
 
 /// A TLS proxy listener: certificates, keys and, for client certificates,
 /// the trust store. The files are read by the gateway, at start and at

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, request, response};
 
+use crate::limits::Limits;
 use crate::{Api, App, ErrorCode, Snapshot};
 
 /// The phases of DESIGN.md "Policies", in the order they run.
@@ -132,6 +133,9 @@ pub struct RequestContext<'a> {
     /// balancer) work out the client from this and their own settings.
     pub client: SocketAddr,
     pub api: &'a Api,
+    /// The API's index in `snapshot.apis` (set by the gateway; `u32::MAX`
+    /// until then).
+    pub api_index: u32,
     /// Behind its `Arc`, so a pending check can keep it.
     pub snapshot: &'a Arc<Snapshot>,
     pub identity: Option<Identity>,
@@ -143,6 +147,10 @@ pub struct RequestContext<'a> {
     /// Per-request data a policy keeps between its request and response
     /// methods (the CORS origin, for one). Allocates only when used.
     pub extensions: http::Extensions,
+    /// Limits the traffic phase asks for; the gateway checks them all at
+    /// once when the phase ends and keeps the outcomes for the RateLimit
+    /// fields. Allocates only when used.
+    pub limits: Limits,
 }
 
 impl<'a> RequestContext<'a> {
@@ -150,11 +158,13 @@ impl<'a> RequestContext<'a> {
         Self {
             client,
             api,
+            api_index: u32::MAX,
             snapshot,
             identity: None,
             client_cert: None,
             body_limit: None,
             extensions: http::Extensions::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -166,6 +176,12 @@ pub trait Policy: Send + Sync + Debug {
 
     /// The phase this policy runs in.
     fn phase(&self) -> Phase;
+
+    /// Whether this policy needs an authenticated consumer (it counts per
+    /// app, say). The compiler refuses it on an API without authentication.
+    fn needs_identity(&self) -> bool {
+        false
+    }
 
     /// Request phases other than authentication.
     fn on_request(&self, _req: &mut request::Parts, _cx: &mut RequestContext<'_>) -> Flow {

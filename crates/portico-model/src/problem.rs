@@ -5,8 +5,13 @@
 /// Base of every problem `type` URI; the code is appended.
 pub const PROBLEM_BASE: &str = "https://portico.dev/problems/";
 
+/// Problem types registered with IANA (RFC 9457 §4.2) that Portico answers
+/// with instead of its own URI.
+pub const IANA_QUOTA_EXCEEDED: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $title:literal, $source:ident), )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal, $title:literal, $source:ident $(, $uri:expr)?), )*) => {
         /// A kind of failure a client can see.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -38,12 +43,16 @@ macro_rules! error_codes {
                 match self { $(ErrorCode::$variant => ErrorSource::$source,)* }
             }
 
-            /// The full problem `type` URI: [`PROBLEM_BASE`] followed by the code.
+            /// The full problem `type` URI: [`PROBLEM_BASE`] followed by the
+            /// code, unless the code answers with a registered type (IANA's
+            /// `quota-exceeded`).
             pub const fn type_uri(self) -> &'static str {
-                match self { $(ErrorCode::$variant => concat!("https://portico.dev/problems/", $code),)* }
+                match self { $(ErrorCode::$variant => error_codes!(@uri $code $(, $uri)?),)* }
             }
         }
     };
+    (@uri $code:literal) => { concat!("https://portico.dev/problems/", $code) };
+    (@uri $code:literal, $uri:expr) => { $uri };
 }
 
 /// Where a failure came from (Pingora's classification).
@@ -95,6 +104,13 @@ error_codes! {
     InvalidConfiguration = ("invalid-configuration", 422, "Invalid configuration", Downstream),
     /// A reload was asked of a node that was not started from a configuration file.
     ReloadUnavailable = ("reload-unavailable", 409, "Nothing to reload", Downstream),
+    /// A limit (`rate_limit`, `spike_arrest`, `quota`, `concurrency`, or a
+    /// product's) has no room for the request. Answers with the type IANA
+    /// registered for it, not a `portico.dev` URI.
+    QuotaExceeded = ("quota-exceeded", 429, "Request cannot be satisfied as assigned quota has been exceeded", Downstream, IANA_QUOTA_EXCEEDED),
+    /// The shared counters (Redis) are unreachable and `redis.failure: deny`
+    /// refuses requests under a limit until they are back.
+    LimitsUnavailable = ("limits-unavailable", 503, "Limits unavailable", Internal),
     /// The node has no configuration loaded yet.
     NotReady = ("not-ready", 503, "Not ready", Internal),
     /// A failure inside Portico; the log has the request id.
@@ -117,7 +133,11 @@ mod tests {
                     .all(|ch| ch.is_ascii_lowercase() || ch == '-')
             );
             assert!((400..600).contains(&c.status()));
-            assert_eq!(c.type_uri(), format!("{PROBLEM_BASE}{}", c.code()));
+            if *c == ErrorCode::QuotaExceeded {
+                assert_eq!(c.type_uri(), IANA_QUOTA_EXCEEDED);
+            } else {
+                assert_eq!(c.type_uri(), format!("{PROBLEM_BASE}{}", c.code()));
+            }
             let client = c.source() == ErrorSource::Downstream;
             assert_eq!(
                 client,

@@ -6,13 +6,18 @@
 
 mod api_key;
 pub mod basic_auth;
+mod concurrency;
 mod cors;
 mod ip_filter;
 mod jwt;
+mod limits;
 mod mtls;
 mod net;
+mod quota;
+mod rate_limit;
 pub mod registry;
 mod request_size;
+mod spike_arrest;
 
 pub use registry::{BUILT, PLANNED, build};
 

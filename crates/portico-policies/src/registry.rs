@@ -6,27 +6,30 @@ use portico_model::policy::Policy;
 use serde::Deserializer;
 use serde::de::Error as _;
 
-use crate::{api_key, basic_auth, cors, ip_filter, jwt, mtls, request_size};
+use crate::{
+    api_key, basic_auth, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit, request_size,
+    spike_arrest,
+};
 
 /// Policies this build can run.
 pub const BUILT: &[&str] = &[
     "api_key",
     "basic_auth",
+    "concurrency",
     "cors",
     "ip_filter",
     "jwt",
     "mtls",
+    "quota",
+    "rate_limit",
     "request_size",
+    "spike_arrest",
 ];
 
 /// Policies of the product contract that are not built yet. A configuration
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
     "oauth2",
-    "rate_limit",
-    "spike_arrest",
-    "quota",
-    "concurrency",
     "validate",
     "cache",
     "headers",
@@ -49,6 +52,10 @@ pub fn build<'de, D: Deserializer<'de>>(
         "jwt" => jwt::build(settings),
         "mtls" => mtls::build(settings),
         "request_size" => request_size::build(settings),
+        "rate_limit" => rate_limit::build(settings),
+        "spike_arrest" => spike_arrest::build(settings),
+        "quota" => quota::build(settings),
+        "concurrency" => concurrency::build(settings),
         planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
             "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
         ))),

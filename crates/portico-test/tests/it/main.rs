@@ -14,6 +14,7 @@ mod jwt;
 mod paths;
 mod pki;
 mod proxy;
+mod ratelimit;
 mod reload;
 mod resilience;
 mod shutdown;

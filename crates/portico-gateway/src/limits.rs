@@ -1,0 +1,271 @@
+//! Limits on the request path: the product limits of the caller's
+//! subscription are added to the batch the traffic policies built, the
+//! whole batch goes to the node's counters once, and the outcome becomes
+//! either a 429 or the RateLimit fields of the response
+//! (draft-ietf-httpapi-ratelimit-headers-11).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use portico_model::ErrorCode;
+use portico_model::limits::{
+    Acquire, Algorithm, Counters, Decision, LimitPolicy, Limits, Outcome, Permit, ceil_secs,
+};
+use portico_model::policy::{Rejection, RequestContext};
+
+use crate::metrics::{ApiMetrics, LimitOutcome};
+
+/// A request refused by a limit: what the 429 says.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub detail: String,
+    /// Identifiers of the limits without room, for `violated-policies`.
+    pub violated: Vec<Arc<str>>,
+    /// Whole seconds, at least 1 and never less than a violated limit's `t`.
+    pub retry_after: u64,
+}
+
+/// How the batch ended, when it did not admit the request.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    Limited(Refusal),
+    Unavailable(Rejection),
+}
+
+/// Adds the caller's product limits to the batch: a product's `rate_limit`
+/// (a window per app) and `quota` (epoch-aligned windows per app).
+pub(crate) fn add_product_limits(cx: &mut RequestContext<'_>) {
+    let Some(id) = cx.identity.as_ref() else {
+        return;
+    };
+    let Some(access) = id.app.access(cx.api_index) else {
+        return;
+    };
+    if access.limits.is_empty() {
+        return;
+    }
+    let now_ms = unix_ms();
+    let mut limits = std::mem::take(&mut cx.limits);
+    for pl in &access.limits {
+        let window_ms = u64::try_from(pl.limit.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let (policy, algorithm, start) = if pl.quota {
+            let start = now_ms - now_ms % window_ms;
+            let ends_in = Duration::from_millis(start.saturating_add(window_ms) - now_ms);
+            (
+                LimitPolicy::ProductQuota,
+                Algorithm::Period {
+                    limit: pl.limit.limit,
+                    period: pl.limit.window,
+                    ends_in,
+                },
+                Some(start),
+            )
+        } else {
+            (
+                LimitPolicy::ProductRateLimit,
+                Algorithm::Window {
+                    limit: pl.limit.limit,
+                    window: pl.limit.window,
+                },
+                None,
+            )
+        };
+        limits.push(&pl.name, policy, algorithm, |k| {
+            k.push_str(if pl.quota { "pq:" } else { "prl:" });
+            k.push_str(&pl.product);
+            let _ = write!(k, ":{}:{window_ms}:", pl.limit.limit);
+            if let Some(start) = start {
+                let _ = write!(k, "{start}:");
+            }
+            k.push_str(&id.app.name);
+        });
+    }
+    cx.limits = limits;
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Decides the batch in `cx.limits` (one backend call). On admission the
+/// outcomes stay in `cx.limits` for the RateLimit fields and the permit
+/// (concurrency slots) is returned.
+pub(crate) async fn decide(
+    counters: Option<&Arc<dyn Counters>>,
+    cx: &mut RequestContext<'_>,
+    metrics: &ApiMetrics,
+) -> Result<Option<Permit>, Refused> {
+    let Some(counters) = counters else {
+        tracing::error!(api = %cx.api.name, "The API has limits but the node has no counters; refusing.");
+        return Err(Refused::Unavailable(Rejection::new(
+            ErrorCode::LimitsUnavailable,
+            "This node cannot count limits.",
+        )));
+    };
+    let decision = match counters.acquire(&cx.limits) {
+        Acquire::Ready(d) => d,
+        Acquire::Pending(wait) => wait.await,
+    };
+    let limits = &mut cx.limits;
+    match decision {
+        Decision::Admitted { outcomes, permit } => {
+            for c in limits.checks() {
+                metrics.limit(c.policy, LimitOutcome::Allowed);
+            }
+            limits.outcomes = outcomes;
+            Ok(permit)
+        }
+        Decision::Limited { outcomes } => {
+            limits.outcomes = outcomes;
+            Err(Refused::Limited(refusal(limits, metrics)))
+        }
+        Decision::Unavailable => {
+            for c in limits.checks() {
+                metrics.limit(c.policy, LimitOutcome::Unavailable);
+            }
+            Err(Refused::Unavailable(Rejection::new(
+                ErrorCode::LimitsUnavailable,
+                "The shared counters are unreachable, and this node refuses requests under a limit until they are back.",
+            )))
+        }
+        Decision::Unmetered => {
+            for c in limits.checks() {
+                metrics.limit(c.policy, LimitOutcome::Unmetered);
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn refusal(limits: &Limits, metrics: &ApiMetrics) -> Refusal {
+    let mut violated = Vec::new();
+    let mut retry_after = 1;
+    let mut detail = String::new();
+    for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
+        if o.allowed {
+            continue;
+        }
+        metrics.limit(check.policy, LimitOutcome::Limited);
+        let t = ceil_secs(o.reset);
+        retry_after = retry_after.max(t);
+        if violated.is_empty() {
+            detail = describe(&check.name, check.algorithm, t);
+        }
+        violated.push(check.name.clone());
+    }
+    Refusal {
+        detail,
+        violated,
+        retry_after,
+    }
+}
+
+fn describe(name: &str, algorithm: Algorithm, t: u64) -> String {
+    let again = if t > 0 {
+        format!("; try again in {t} s")
+    } else {
+        String::new()
+    };
+    match algorithm {
+        Algorithm::Window { limit, window } => format!(
+            "The limit `{name}` allows {limit} requests per {} s{again}.",
+            window.as_secs()
+        ),
+        Algorithm::Period { limit, period, .. } => format!(
+            "The quota `{name}` of {limit} requests per {} s is used up{again}.",
+            period.as_secs()
+        ),
+        Algorithm::Gcra { rate, per, .. } => format!(
+            "The limit `{name}` admits {rate} requests per {} s, evenly spaced{again}.",
+            per.as_secs()
+        ),
+        Algorithm::Concurrency { limit } => format!(
+            "The limit `{name}` allows {limit} requests in flight at once; try again shortly."
+        ),
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` for the outcomes of `limits`: one
+/// list member per limit, in batch order.
+pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
+    if limits.outcomes.len() != limits.len() || limits.is_empty() {
+        return None;
+    }
+    let mut policy = String::with_capacity(32 * limits.len());
+    let mut state = String::with_capacity(32 * limits.len());
+    for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            state.push_str(", ");
+        }
+        write_member(&mut policy, &mut state, &check.name, check.algorithm, o);
+    }
+    Some((
+        HeaderValue::try_from(policy).ok()?,
+        HeaderValue::try_from(state).ok()?,
+    ))
+}
+
+fn write_member(policy: &mut String, state: &mut String, name: &str, a: Algorithm, o: &Outcome) {
+    let _ = write!(policy, "\"{name}\";q={}", a.quota());
+    if let Some(w) = a.window_secs() {
+        let _ = write!(policy, ";w={w}");
+    }
+    let _ = write!(state, "\"{name}\";r={}", o.remaining);
+    if !matches!(a, Algorithm::Concurrency { .. }) {
+        let _ = write!(state, ";t={}", ceil_secs(o.reset));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_follow_the_draft() {
+        let mut l = Limits::default();
+        let app: Arc<str> = "app".into();
+        let cc: Arc<str> = "concurrency".into();
+        l.push(
+            &app,
+            LimitPolicy::RateLimit,
+            Algorithm::Window {
+                limit: 100,
+                window: Duration::from_secs(60),
+            },
+            |k| k.push('a'),
+        );
+        l.push(
+            &cc,
+            LimitPolicy::Concurrency,
+            Algorithm::Concurrency { limit: 4 },
+            |k| k.push('b'),
+        );
+        assert!(fields(&l).is_none(), "no outcomes yet");
+        l.outcomes = vec![
+            Outcome {
+                allowed: false,
+                remaining: 0,
+                reset: Duration::from_millis(41_200),
+            },
+            Outcome {
+                allowed: true,
+                remaining: 3,
+                reset: Duration::ZERO,
+            },
+        ];
+        let (p, s) = fields(&l).unwrap();
+        assert_eq!(p, "\"app\";q=100;w=60, \"concurrency\";q=4");
+        assert_eq!(s, "\"app\";r=0;t=42, \"concurrency\";r=3");
+        let r = refusal(&l, &ApiMetrics::default());
+        assert_eq!(r.violated, vec![app]);
+        assert_eq!(r.retry_after, 42);
+        assert!(r.detail.contains("100 requests per 60 s"), "{}", r.detail);
+    }
+}

@@ -1,0 +1,88 @@
+//! `rate_limit`: at most `limit` requests per `window` for each key (`by`).
+//! The window opens with the key's first request, so the count is exact:
+//! `limit` requests are admitted in any `window` that starts with a first
+//! request, never one more. Several limits on one API are several entries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request;
+use portico_model::limits::{Algorithm, LimitPolicy};
+use portico_model::policy::{Flow, Phase, Policy, RequestContext};
+use portico_model::units::parse_duration;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use crate::limits::{By, name};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    limit: u64,
+    window: String,
+    /// `app` unless set.
+    by: Option<String>,
+    /// The identifier in the RateLimit fields; the `by` value unless set.
+    name: Option<String>,
+}
+
+pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, D::Error> {
+    let Settings {
+        limit,
+        window,
+        by,
+        name: label,
+    } = Settings::deserialize(d)?;
+    if limit == 0 {
+        return Err(D::Error::custom("`limit` must be at least 1"));
+    }
+    let window = parse_duration(&window).map_err(D::Error::custom)?;
+    if window < Duration::from_secs(1) {
+        return Err(D::Error::custom("`window` must be at least 1s"));
+    }
+    let by = By::parse(by.as_deref().unwrap_or("app")).map_err(D::Error::custom)?;
+    let name = name(label, by.label())?;
+    let tag = format!("{name}:{limit}:{}:", window.as_millis());
+    Ok(Arc::new(RateLimit {
+        name,
+        by,
+        algorithm: Algorithm::Window { limit, window },
+        tag,
+    }))
+}
+
+#[derive(Debug)]
+struct RateLimit {
+    name: Arc<str>,
+    by: By,
+    algorithm: Algorithm,
+    /// The part of the key fixed at build time.
+    tag: String,
+}
+
+impl Policy for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Traffic
+    }
+
+    fn needs_identity(&self) -> bool {
+        self.by.needs_identity()
+    }
+
+    fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
+        let mut limits = std::mem::take(&mut cx.limits);
+        limits.push(&self.name, LimitPolicy::RateLimit, self.algorithm, |k| {
+            k.push_str("rl:");
+            k.push_str(&cx.api.name);
+            k.push(':');
+            k.push_str(&self.tag);
+            self.by.write(k, req, cx);
+        });
+        cx.limits = limits;
+        Flow::Continue
+    }
+}
