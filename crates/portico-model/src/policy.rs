@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, request, response};
 
-use crate::{Api, App, ErrorCode, Snapshot};
+use crate::{Api, ApiOperation, App, ErrorCode, Snapshot};
 
 /// The phases of DESIGN.md "Policies", in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +132,11 @@ pub struct RequestContext<'a> {
     /// balancer) work out the client from this and their own settings.
     pub client: SocketAddr,
     pub api: &'a Api,
+    /// The spec operation the request matched, when the API has a spec
+    /// (always, under `routing: spec`, except for an `OPTIONS` request to a
+    /// path that declares no `OPTIONS` operation: it reaches the access
+    /// phase so that `cors` can answer a preflight).
+    pub operation: Option<&'a ApiOperation>,
     /// Behind its `Arc`, so a pending check can keep it.
     pub snapshot: &'a Arc<Snapshot>,
     pub identity: Option<Identity>,
@@ -150,6 +155,7 @@ impl<'a> RequestContext<'a> {
         Self {
             client,
             api,
+            operation: None,
             snapshot,
             identity: None,
             client_cert: None,

@@ -17,6 +17,7 @@ mod proxy;
 mod reload;
 mod resilience;
 mod shutdown;
+mod spec;
 mod support;
 mod tls;
 mod upstream_tls;
