@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use portico_config::{Compiled, Diagnostic, Diagnostics, compile};
+use portico_config::{Compiled, Diagnostic, Diagnostics, compile_in};
 use portico_control::{ConfigError, Reload, ReloadRefused, ReloadSummary};
 use portico_gateway::Gateway;
 use portico_gateway::tls::{self, TlsError, TlsTerminator};
@@ -148,7 +148,11 @@ impl NodeControl {
                 path: file.clone(),
                 diagnostics,
             };
-            let compiled = compile(&text).map_err(invalid)?;
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let compiled = compile_in(&text, dir).map_err(invalid)?;
             this.apply(compiled).map_err(invalid)
         })
         .await

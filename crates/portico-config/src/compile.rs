@@ -2,7 +2,7 @@
 //! collected, before the caller learns the outcome.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,21 +18,23 @@ use portico_model::node::{
     CertificateFiles, ClientAuth, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, FileSetting, Origin,
     RedisSettings, Storage, TlsListener,
 };
+use portico_model::operation::OperationTable;
 use portico_model::policy::PolicyChain;
 use portico_model::{
     AccessLog, Api, ApiKeyEntry, App, BasicUser, Consumers, Developer, NodeSettings, Product,
-    RouteError, RouteTableBuilder, Snapshot, Target, Upstream,
+    RouteError, RouteTableBuilder, Routing, Snapshot, Target, Upstream,
 };
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use crate::de::{Located, from_node};
 use crate::raw::{
-    self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawServer, RawTarget,
+    self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawRouting, RawServer, RawTarget,
     RetryCondition, SECTIONS,
 };
+use crate::spec;
 use crate::upstream_tls;
-use crate::values::DurationValue;
+use crate::values::{BasePath, DurationValue, Name};
 use crate::yaml::{Node, at, parse};
 use crate::{Diagnostic, Diagnostics};
 
@@ -63,9 +65,20 @@ pub struct Compiled {
 }
 
 /// Compiles a configuration file. On failure, returns every problem found.
+/// Spec files are read relative to the current directory; a configuration
+/// read from a file should use [`compile_in`].
 pub fn compile(text: &str) -> Result<Compiled, Diagnostics> {
+    compile_in(text, Path::new("."))
+}
+
+/// Compiles a configuration file whose directory is `dir`: the files that
+/// `apis[].spec` names are read relative to it.
+pub fn compile_in(text: &str, dir: &Path) -> Result<Compiled, Diagnostics> {
     let root = parse(text).map_err(|d| Diagnostics(vec![d]))?;
-    let mut cx = Cx::default();
+    let mut cx = Cx {
+        errors: Vec::new(),
+        dir: dir.to_path_buf(),
+    };
     let compiled = cx.document(&root);
     if cx.errors.is_empty() {
         Ok(compiled)
@@ -88,9 +101,10 @@ fn file_setting(path: Located<String>) -> FileSetting {
     }
 }
 
-#[derive(Default)]
 struct Cx {
     errors: Vec<Diagnostic>,
+    /// The configuration file's directory.
+    dir: PathBuf,
 }
 
 impl Cx {
@@ -446,6 +460,7 @@ impl Cx {
                 base_path,
                 hosts,
                 spec,
+                routing,
                 upstream,
                 policies,
             } = api;
@@ -454,10 +469,14 @@ impl Cx {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
-            if let Some(spec) = spec {
-                self.push(spec.diag("OpenAPI specs are not supported by this version of Portico yet; remove `spec` to proxy the whole base path"));
-                ok = false;
-            }
+            let (operations, routing, base_path) =
+                match self.api_spec(&name, spec, routing, base_path) {
+                    Some(s) => s,
+                    None => {
+                        ok = false;
+                        (None, Routing::Passthrough, None)
+                    }
+                };
             let mut host_names = Vec::new();
             for h in hosts {
                 if host_names.contains(&h.value.0) {
@@ -482,23 +501,71 @@ impl Cx {
             let Some(upstream) = self.upstream(upstream) else {
                 continue;
             };
-            if !ok {
+            let Some(base_path) = base_path.filter(|_| ok) else {
                 continue;
-            }
+            };
             out.push((
                 Api {
                     name: name.value.0.clone(),
-                    base_path: base_path.value.0.clone(),
+                    base_path: base_path.value.clone(),
                     hosts: host_names,
                     upstream,
                     policies: PolicyChain::new(policies.into_iter().map(|p| p.value.0).collect()),
+                    operations: operations.map(Arc::new),
+                    routing,
                 },
-                ApiPlaces {
-                    base_path: base_path.map(|b| b.0),
-                },
+                ApiPlaces { base_path },
             ));
         }
         out
+    }
+
+    /// The spec side of an API: its operation table, its routing, and its
+    /// base path (written, or from the spec's first server). `None` when
+    /// something is wrong (already reported).
+    #[allow(clippy::type_complexity)]
+    fn api_spec(
+        &mut self,
+        name: &Located<Name>,
+        spec: Option<Located<serde_json::Value>>,
+        routing: Option<Located<RawRouting>>,
+        base_path: Option<Located<BasePath>>,
+    ) -> Option<(Option<OperationTable>, Routing, Option<Located<String>>)> {
+        let written = base_path.map(|b| b.map(|b| b.0));
+        let Some(spec) = spec else {
+            if let Some(r) = &routing {
+                self.push(r.diag("`routing` applies to an API with a `spec`"));
+                return None;
+            }
+            let Some(written) = written else {
+                let api = name.path.strip_suffix(".name").unwrap_or(&name.path);
+                self.push(Diagnostic::new(
+                    format!("{api}.base_path"),
+                    "missing field `base_path` (it may be left out only when a `spec` gives one through `servers`)",
+                    name.at,
+                ));
+                return None;
+            };
+            return Some((None, Routing::Passthrough, Some(written)));
+        };
+        let loaded = spec::load(&spec, &self.dir, &mut self.errors)?;
+        let table = spec::operations(&loaded, &spec, &mut self.errors)?;
+        let base_path = match written {
+            Some(w) => w,
+            None => {
+                let from_server = spec::server_base_path(&loaded, &spec, &mut self.errors)?;
+                Located {
+                    value: from_server,
+                    at: spec.at,
+                    path: spec.path.clone(),
+                }
+            }
+        };
+        let routing = match routing.map(|r| r.value) {
+            None | Some(RawRouting::Spec) => Routing::Spec,
+            Some(RawRouting::Passthrough) => Routing::Passthrough,
+        };
+        Some((Some(table), routing, Some(base_path)))
     }
 
     fn upstream(&mut self, raw: raw::RawUpstream) -> Option<Upstream> {

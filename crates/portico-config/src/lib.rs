@@ -15,11 +15,12 @@ mod compile;
 mod de;
 mod diagnostic;
 mod raw;
+mod spec;
 mod upstream_tls;
 mod values;
 mod yaml;
 
-pub use compile::{Compiled, compile};
+pub use compile::{Compiled, compile, compile_in};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use portico_model::units::{parse_duration, parse_size};
 pub use portico_model::{AccessLog, Snapshot};

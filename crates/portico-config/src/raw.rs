@@ -98,13 +98,24 @@ pub(crate) struct RawPortal {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApi {
     pub name: Located<Name>,
-    pub base_path: Located<BasePath>,
+    /// Required unless a spec gives one through `servers`.
+    pub base_path: Option<Located<BasePath>>,
     #[serde(default)]
     pub hosts: Vec<Located<HostName>>,
-    pub spec: Option<Located<IgnoredAny>>,
+    /// A file path relative to the configuration file, or the document inline.
+    pub spec: Option<Located<serde_json::Value>>,
+    /// `spec` (default with a spec) or `passthrough`.
+    pub routing: Option<Located<RawRouting>>,
     pub upstream: RawUpstream,
     #[serde(default)]
     pub policies: Vec<Located<RawPolicy>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRouting {
+    Spec,
+    Passthrough,
 }
 
 #[derive(Debug, Deserialize)]

@@ -83,7 +83,7 @@ string_value!(
     parse_host
 );
 
-fn parse_base_path(s: &str) -> Result<String, String> {
+pub(crate) fn parse_base_path(s: &str) -> Result<String, String> {
     if !s.starts_with('/') {
         return Err(format!("invalid base path `{s}`: it must start with `/`"));
     }

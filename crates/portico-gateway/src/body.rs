@@ -138,6 +138,8 @@ pub(crate) struct Exchange {
     pub start: Instant,
     pub request_id: HeaderValue,
     pub api: Option<Arc<str>>,
+    /// The spec operation matched (its `operationId`, or `METHOD template`).
+    pub operation: Option<Arc<str>>,
     /// The authenticated app, if any.
     pub app: Option<Arc<App>>,
     /// Counts this exchange against its target until the exchange ends.
@@ -172,6 +174,7 @@ struct Line<'a> {
     time: &'a str,
     request_id: &'a str,
     api: Option<&'a str>,
+    operation: Option<&'a str>,
     app: Option<&'a str>,
     method: &'a str,
     path: &'a str,
@@ -199,6 +202,7 @@ impl Exchange {
                 time: &time,
                 request_id: self.request_id.to_str().unwrap_or(""),
                 api: self.api.as_deref(),
+                operation: self.operation.as_deref(),
                 app: self.app.as_deref().map(|a| a.name.as_str()),
                 method: log.method.as_str(),
                 path: &log.path,

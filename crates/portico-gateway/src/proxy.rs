@@ -11,8 +11,8 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use portico_model::ErrorCode;
 use portico_model::policy::{Rejection, RequestContext};
+use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 
 use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody};
 use crate::headers::{
@@ -91,6 +91,44 @@ impl From<Rejection> for Failure {
     }
 }
 
+/// The spec operation of a request to `api`. Under `routing: spec` an
+/// undeclared path is a 404 and an undeclared method a 405, except for
+/// `OPTIONS`, whose `Allow` value is handed back so that the access
+/// policies (`cors`) may answer it first. Under `routing: passthrough` a
+/// request that matches no operation goes on without one.
+fn match_operation<'a>(
+    api: &'a Api,
+    method: &Method,
+    path: &str,
+) -> Result<(Option<&'a ApiOperation>, Option<&'a HeaderValue>), Failure> {
+    let Some(table) = &api.operations else {
+        return Ok((None, None));
+    };
+    match table.lookup(method, api.rest_of(path)) {
+        OperationMatch::Found(op) => Ok((Some(op), None)),
+        _ if api.routing == Routing::Passthrough => Ok((None, None)),
+        OperationMatch::NoPath => Err(Failure::new(
+            ErrorCode::NoOperation,
+            format!("API `{}` declares no operation at {path}.", api.name),
+        )),
+        OperationMatch::NoMethod { allow } if method == Method::OPTIONS => Ok((None, Some(allow))),
+        OperationMatch::NoMethod { allow } => Err(method_not_allowed(api, method, path, allow)),
+    }
+}
+
+fn method_not_allowed(api: &Api, method: &Method, path: &str, allow: &HeaderValue) -> Failure {
+    let mut f = Failure::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "API `{}` declares no {method} operation at {path}; allowed: {}.",
+            api.name,
+            allow.to_str().unwrap_or("")
+        ),
+    );
+    f.headers.push((header::ALLOW, allow.clone()));
+    f
+}
+
 impl Gateway {
     /// Serves one request. Never fails: every error becomes a problem+json
     /// response here.
@@ -112,6 +150,7 @@ impl Gateway {
             start,
             request_id: id.clone(),
             api: None,
+            operation: None,
             app: None,
             in_flight: None,
             permit: None,
@@ -212,6 +251,12 @@ impl Gateway {
         let rt: &ApiRuntime = &runtime.apis[matched.api as usize];
         exchange.api = Some(rt.name.clone());
         exchange.metrics = rt.metrics.clone();
+        let (operation, undeclared_options) = match_operation(&rt.api, &parts.method, &path)?;
+        exchange.operation = operation.map(|op| op.label.clone());
+        // Made now, while the path is at hand; rare (OPTIONS on a path that
+        // declares none).
+        let deferred_405 = undeclared_options
+            .map(|allow| method_not_allowed(&rt.api, &parts.method, &path, allow));
 
         // Identity headers, and headers the API's policies set, are
         // Portico's to set, never the client's.
@@ -227,6 +272,7 @@ impl Gateway {
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
         cx.api_index = matched.api;
         cx.client_cert = conn.client_cert.as_ref();
+        cx.operation = operation;
         if !chain.is_empty() {
             let stopped = pipeline::on_request(
                 chain,
@@ -259,6 +305,12 @@ impl Gateway {
                 }
                 Err(Stop::Respond(resp)) => return Ok((*resp).map(GatewayBody::full)),
             }
+        }
+        if let Some(failure) = deferred_405 {
+            // No policy answered the OPTIONS request (a CORS preflight).
+            let (mut head, body) = failure.into_response(id).into_parts();
+            pipeline::on_response(chain, &mut head, &cx);
+            return Ok(Response::from_parts(head, body));
         }
 
         let headers = &mut parts.headers;

@@ -1,9 +1,11 @@
 //! A compiled API proxy: where it is mounted and where it sends traffic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 
+use crate::operation::OperationTable;
 use crate::policy::PolicyChain;
 
 /// One API proxy, validated and normalised.
@@ -18,26 +20,46 @@ pub struct Api {
     pub upstream: Upstream,
     /// Compiled policies, sorted by phase.
     pub policies: PolicyChain,
+    /// The spec's operations, when the API has a spec.
+    pub operations: Option<Arc<OperationTable>>,
+    pub routing: Routing,
+}
+
+/// How requests inside an API's base path are routed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// Everything under the base path goes upstream. With a spec, a
+    /// request that matches an operation is still known by it.
+    #[default]
+    Passthrough,
+    /// Only the spec's operations are routed: any other path is 404, any
+    /// other method on a declared path 405.
+    Spec,
 }
 
 impl Api {
-    /// The path to send upstream for `path` (which matched `base_path`):
-    /// the base path is stripped and the target's own path prefix is put in
-    /// front. The result always starts with `/`.
-    pub fn upstream_path<'a>(&self, target: &'a Target, path: &'a str) -> UpstreamPath<'a> {
+    /// The part of `path` (which matched `base_path`) after the base path:
+    /// `""` or a path starting with `/`.
+    pub fn rest_of<'a>(&self, path: &'a str) -> &'a str {
         // Strip as many segments as the base path has (not bytes: a matched
         // segment may carry matrix parameters, `/v1;x`).
         let segments = self.base_path.matches('/').count() - usize::from(self.base_path == "/");
-        let rest = if segments == 0 {
+        if segments == 0 {
             path
         } else {
             path.match_indices('/')
                 .nth(segments)
                 .map_or("", |(i, _)| &path[i..])
-        };
+        }
+    }
+
+    /// The path to send upstream for `path` (which matched `base_path`):
+    /// the base path is stripped and the target's own path prefix is put in
+    /// front. The result always starts with `/`.
+    pub fn upstream_path<'a>(&self, target: &'a Target, path: &'a str) -> UpstreamPath<'a> {
         UpstreamPath {
             prefix: &target.path_prefix,
-            rest,
+            rest: self.rest_of(path),
         }
     }
 }
@@ -490,6 +512,8 @@ mod tests {
             base_path: "/orders/v1".into(),
             hosts: vec![],
             policies: PolicyChain::default(),
+            operations: None,
+            routing: Routing::Passthrough,
             upstream: Upstream {
                 targets: vec![],
                 schedule: vec![],

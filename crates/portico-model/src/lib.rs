@@ -6,15 +6,17 @@ pub mod api;
 pub mod entities;
 pub mod limits;
 pub mod node;
+pub mod operation;
 pub mod policy;
 pub mod problem;
 pub mod route;
 pub mod snapshot;
 pub mod units;
 
-pub use api::{Api, Target, Upstream};
+pub use api::{Api, Routing, Target, Upstream};
 pub use entities::{ApiKeyEntry, App, BasicUser, Consumers, Developer, Product};
 pub use node::{AccessLog, NodeSettings};
+pub use operation::{ApiOperation, OperationMatch, OperationTable, OperationTableBuilder};
 pub use problem::ErrorCode;
 pub use route::{RouteError, RouteMatch, RouteTable, RouteTableBuilder};
 pub use snapshot::Snapshot;

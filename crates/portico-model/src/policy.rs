@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, request, response};
 
 use crate::limits::Limits;
-use crate::{Api, App, ErrorCode, Snapshot};
+use crate::{Api, ApiOperation, App, ErrorCode, Snapshot};
 
 /// The phases of DESIGN.md "Policies", in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,6 +136,11 @@ pub struct RequestContext<'a> {
     /// The API's index in `snapshot.apis` (set by the gateway; `u32::MAX`
     /// until then).
     pub api_index: u32,
+    /// The spec operation the request matched, when the API has a spec
+    /// (always, under `routing: spec`, except for an `OPTIONS` request to a
+    /// path that declares no `OPTIONS` operation: it reaches the access
+    /// phase so that `cors` can answer a preflight).
+    pub operation: Option<&'a ApiOperation>,
     /// Behind its `Arc`, so a pending check can keep it.
     pub snapshot: &'a Arc<Snapshot>,
     pub identity: Option<Identity>,
@@ -159,6 +164,7 @@ impl<'a> RequestContext<'a> {
             client,
             api,
             api_index: u32::MAX,
+            operation: None,
             snapshot,
             identity: None,
             client_cert: None,

@@ -85,6 +85,10 @@ error_codes! {
     PayloadTooLarge = ("payload-too-large", 413, "Payload too large", Downstream),
     /// No API is mounted at this host and path.
     NoRoute = ("no-route", 404, "No route", Downstream),
+    /// The API routes by its spec, and the spec declares no operation at this path.
+    NoOperation = ("no-operation", 404, "No operation", Downstream),
+    /// The API routes by its spec, and the spec declares the path but not this method.
+    MethodNotAllowed = ("method-not-allowed", 405, "Method not allowed", Downstream),
     /// The admin API has no resource at this path.
     NotFound = ("not-found", 404, "Not found", Downstream),
     /// The upstream refused or dropped the connection attempt.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use portico_app::{AdminAuth, App, Overrides};
-use portico_config::{Diagnostics, compile};
+use portico_config::{Diagnostics, compile, compile_in};
 
 /// The admin token of every test node.
 pub const ADMIN_TOKEN: &str = "portico-test-admin-token";
@@ -139,7 +139,10 @@ impl TestNodeBuilder {
 
     /// Compiles and starts the node, or returns the diagnostics.
     pub async fn try_run(self) -> Result<TestNode, Diagnostics> {
-        let mut compiled = compile(&self.yaml)?;
+        let mut compiled = match self.file.as_deref().and_then(std::path::Path::parent) {
+            Some(dir) => compile_in(&self.yaml, dir)?,
+            None => compile(&self.yaml)?,
+        };
         if !self.yaml.contains("access_log") {
             compiled.node.access_log = portico_config::AccessLog::Off;
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use portico_app::{App, Overrides};
-use portico_config::{Compiled, compile};
+use portico_config::{Compiled, compile_in};
 
 /// Portico: API gateway, control plane and developer portal in one binary.
 #[derive(Parser)]
@@ -59,6 +59,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The directory spec files are read relative to.
+fn config_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Reads and compiles `path`, printing every diagnostic on failure.
 fn load(path: &Path) -> Result<Compiled, ExitCode> {
     let text = match std::fs::read_to_string(path) {
@@ -68,7 +75,8 @@ fn load(path: &Path) -> Result<Compiled, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    let compiled = compile(&text).and_then(|c| portico_app::check_files(&c).map(|()| c));
+    let dir = config_dir(path);
+    let compiled = compile_in(&text, dir).and_then(|c| portico_app::check_files(&c).map(|()| c));
     compiled.map_err(|diagnostics| {
         for d in diagnostics.iter() {
             eprintln!("{}: {d}", path.display());

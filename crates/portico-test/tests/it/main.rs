@@ -18,6 +18,7 @@ mod ratelimit;
 mod reload;
 mod resilience;
 mod shutdown;
+mod spec;
 mod support;
 mod tls;
 mod upstream_tls;

@@ -1,0 +1,21 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+// The spec loader must never panic on any text, YAML or JSON. No base
+// directory: file references are refused, so a run never reads files.
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match portico_spec::load_str(text, portico_spec::LoadOptions::default()) {
+        Ok(spec) => {
+            for op in &spec.operations {
+                let _ = portico_spec::template_names(&op.path).count();
+            }
+        }
+        Err(errors) => {
+            let _ = errors.to_string();
+        }
+    }
+});
