@@ -96,6 +96,7 @@ fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
         // senders find no one waiting and queue without a wake-up call, so
         // a busy node pays one wake-up and one write per window instead of
         // one per line (the writer often shares the proxy's core).
+        #[allow(clippy::disallowed_methods)] // A thread of its own, not a runtime worker.
         std::thread::sleep(BATCH_WINDOW);
         while let Ok(line) = rx.try_recv() {
             ok &= write_line(&mut out, &line);
