@@ -130,11 +130,19 @@ impl Cx {
         let Some(node) = node else { return Vec::new() };
         match &node.value {
             Node::Null => Vec::new(),
-            Node::Seq(items) => items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| self.read(item, &format!("{path}[{i}]")))
-                .collect(),
+            Node::Seq(items) => {
+                // Sized up front: raw entries are large, and growing a
+                // vector of 10,000 of them by doubling copied tens of
+                // megabytes on every reload.
+                let mut out = Vec::with_capacity(items.len());
+                out.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| self.read(item, &format!("{path}[{i}]"))),
+                );
+                out
+            }
             other => {
                 self.push(Diagnostic::new(
                     path,
