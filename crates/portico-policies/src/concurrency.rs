@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use http::request;
 use portico_model::limits::{Algorithm, LimitPolicy};
-use portico_model::policy::{Flow, Phase, Policy, RequestContext};
+use portico_model::policy::Policy;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::limits::{By, name};
+use crate::limits::{By, Counted, name};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,46 +33,13 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     let by = By::parse(by.as_deref().unwrap_or("api")).map_err(D::Error::custom)?;
     let name = name(label, "concurrency".into())?;
     let tag = format!("{name}:{limit}:");
-    Ok(Arc::new(Concurrency {
+    Ok(Arc::new(Counted {
+        policy: "concurrency",
+        kind: LimitPolicy::Concurrency,
+        prefix: "cc:",
         name,
         by,
-        limit,
+        algorithm: Algorithm::Concurrency { limit },
         tag,
     }))
-}
-
-#[derive(Debug)]
-struct Concurrency {
-    name: Arc<str>,
-    by: By,
-    limit: u64,
-    tag: String,
-}
-
-impl Policy for Concurrency {
-    fn name(&self) -> &'static str {
-        "concurrency"
-    }
-
-    fn phase(&self) -> Phase {
-        Phase::Traffic
-    }
-
-    fn needs_identity(&self) -> bool {
-        self.by.needs_identity()
-    }
-
-    fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        let algorithm = Algorithm::Concurrency { limit: self.limit };
-        let mut limits = std::mem::take(&mut cx.limits);
-        limits.push(&self.name, LimitPolicy::Concurrency, algorithm, |k| {
-            k.push_str("cc:");
-            k.push_str(&cx.api.name);
-            k.push(':');
-            k.push_str(&self.tag);
-            self.by.write(k, req, cx);
-        });
-        cx.limits = limits;
-        Flow::Continue
-    }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, request};
-use portico_model::policy::RequestContext;
+use portico_model::limits::{Algorithm, LimitPolicy};
+use portico_model::policy::{Flow, Phase, Policy, RequestContext};
 
 /// Header values longer than this count by their first bytes only, which
 /// bounds the size of a key a client can make.
@@ -236,5 +237,50 @@ mod tests {
         );
         assert!(By::parse("cookie:x").is_err());
         assert!(By::parse("header:bad header").is_err());
+    }
+}
+
+/// A traffic policy that counts each request against one counter chosen by
+/// `by`. `rate_limit`, `spike_arrest` and `concurrency` are this, with
+/// their own algorithm and key prefix; each module only reads its settings.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    /// The policy's name in the configuration.
+    pub policy: &'static str,
+    pub kind: LimitPolicy,
+    /// Starts every key, so the policies' counters never meet.
+    pub prefix: &'static str,
+    /// The identifier in the RateLimit fields.
+    pub name: Arc<str>,
+    pub by: By,
+    pub algorithm: Algorithm,
+    /// The part of the key fixed at build time.
+    pub tag: String,
+}
+
+impl Policy for Counted {
+    fn name(&self) -> &'static str {
+        self.policy
+    }
+
+    fn phase(&self) -> Phase {
+        Phase::Traffic
+    }
+
+    fn needs_identity(&self) -> bool {
+        self.by.needs_identity()
+    }
+
+    fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
+        let mut limits = std::mem::take(&mut cx.limits);
+        limits.push(&self.name, self.kind, self.algorithm, |k| {
+            k.push_str(self.prefix);
+            k.push_str(&cx.api.name);
+            k.push(':');
+            k.push_str(&self.tag);
+            self.by.write(k, req, cx);
+        });
+        cx.limits = limits;
+        Flow::Continue
     }
 }

@@ -6,14 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::request;
 use portico_model::limits::{Algorithm, LimitPolicy};
-use portico_model::policy::{Flow, Phase, Policy, RequestContext};
+use portico_model::policy::Policy;
 use portico_model::units::parse_duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::limits::{By, name};
+use crate::limits::{By, Counted, name};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,46 +42,13 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     let by = By::parse(by.as_deref().unwrap_or("app")).map_err(D::Error::custom)?;
     let name = name(label, by.label())?;
     let tag = format!("{name}:{limit}:{}:", window.as_millis());
-    Ok(Arc::new(RateLimit {
+    Ok(Arc::new(Counted {
+        policy: "rate_limit",
+        kind: LimitPolicy::RateLimit,
+        prefix: "rl:",
         name,
         by,
         algorithm: Algorithm::Window { limit, window },
         tag,
     }))
-}
-
-#[derive(Debug)]
-struct RateLimit {
-    name: Arc<str>,
-    by: By,
-    algorithm: Algorithm,
-    /// The part of the key fixed at build time.
-    tag: String,
-}
-
-impl Policy for RateLimit {
-    fn name(&self) -> &'static str {
-        "rate_limit"
-    }
-
-    fn phase(&self) -> Phase {
-        Phase::Traffic
-    }
-
-    fn needs_identity(&self) -> bool {
-        self.by.needs_identity()
-    }
-
-    fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        let mut limits = std::mem::take(&mut cx.limits);
-        limits.push(&self.name, LimitPolicy::RateLimit, self.algorithm, |k| {
-            k.push_str("rl:");
-            k.push_str(&cx.api.name);
-            k.push(':');
-            k.push_str(&self.tag);
-            self.by.write(k, req, cx);
-        });
-        cx.limits = limits;
-        Flow::Continue
-    }
 }

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::request;
 use portico_model::limits::{Algorithm, LimitPolicy};
-use portico_model::policy::{Flow, Phase, Policy, RequestContext};
+use portico_model::policy::Policy;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::limits::{By, name};
+use crate::limits::{By, Counted, name};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +57,10 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     let by = By::parse(by.as_deref().unwrap_or("api")).map_err(D::Error::custom)?;
     let name = name(label, "spike".into())?;
     let tag = format!("{name}:{}:{burst}:", interval.as_micros());
-    Ok(Arc::new(SpikeArrest {
+    Ok(Arc::new(Counted {
+        policy: "spike_arrest",
+        kind: LimitPolicy::SpikeArrest,
+        prefix: "sa:",
         name,
         by,
         algorithm: Algorithm::Gcra {
@@ -69,41 +71,6 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         },
         tag,
     }))
-}
-
-#[derive(Debug)]
-struct SpikeArrest {
-    name: Arc<str>,
-    by: By,
-    algorithm: Algorithm,
-    tag: String,
-}
-
-impl Policy for SpikeArrest {
-    fn name(&self) -> &'static str {
-        "spike_arrest"
-    }
-
-    fn phase(&self) -> Phase {
-        Phase::Traffic
-    }
-
-    fn needs_identity(&self) -> bool {
-        self.by.needs_identity()
-    }
-
-    fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        let mut limits = std::mem::take(&mut cx.limits);
-        limits.push(&self.name, LimitPolicy::SpikeArrest, self.algorithm, |k| {
-            k.push_str("sa:");
-            k.push_str(&cx.api.name);
-            k.push(':');
-            k.push_str(&self.tag);
-            self.by.write(k, req, cx);
-        });
-        cx.limits = limits;
-        Flow::Continue
-    }
 }
 
 #[cfg(test)]
