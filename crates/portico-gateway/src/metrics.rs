@@ -211,12 +211,12 @@ impl Metrics {
                 .chain(std::iter::once((UNMATCHED, self.unmatched.as_ref())))
         };
         let mut out = String::with_capacity(4096);
-        let _ = writeln!(
-            out,
-            "# HELP {} Portico build information.",
-            names::BUILD_INFO
+        family(
+            &mut out,
+            names::BUILD_INFO,
+            "gauge",
+            "Portico build information.",
         );
-        let _ = writeln!(out, "# TYPE {} gauge", names::BUILD_INFO);
         let _ = writeln!(
             out,
             "{}{{version=\"{}\"}} 1",
@@ -224,12 +224,12 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
 
-        let _ = writeln!(
-            out,
-            "# HELP {} Requests answered, by API and status class.",
-            names::REQUESTS_TOTAL
+        family(
+            &mut out,
+            names::REQUESTS_TOTAL,
+            "counter",
+            "Requests answered, by API and status class.",
         );
-        let _ = writeln!(out, "# TYPE {} counter", names::REQUESTS_TOTAL);
         for (api, m) in all() {
             for (i, c) in m.by_class.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
@@ -241,22 +241,22 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} Time from receiving a request to sending the last response byte.",
-            names::REQUEST_DURATION
+        family(
+            &mut out,
+            names::REQUEST_DURATION,
+            "histogram",
+            "Time from receiving a request to sending the last response byte.",
         );
-        let _ = writeln!(out, "# TYPE {} histogram", names::REQUEST_DURATION);
         for (api, m) in all() {
             m.request_duration
                 .render(&mut out, names::REQUEST_DURATION, api);
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} Time from sending a request upstream to receiving its response headers.",
-            names::UPSTREAM_DURATION
+        family(
+            &mut out,
+            names::UPSTREAM_DURATION,
+            "histogram",
+            "Time from sending a request upstream to receiving its response headers.",
         );
-        let _ = writeln!(out, "# TYPE {} histogram", names::UPSTREAM_DURATION);
         for (api, m) in all() {
             m.upstream_duration
                 .render(&mut out, names::UPSTREAM_DURATION, api);
@@ -273,8 +273,7 @@ impl Metrics {
                 |m: &ApiMetrics| &m.retry_budget_exhausted,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+            family(&mut out, name, "counter", help);
             for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
                 let _ = writeln!(
                     out,
@@ -283,12 +282,12 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} Limit decisions, by API, policy and outcome (series appear once counted).",
-            names::LIMIT_DECISIONS
+        family(
+            &mut out,
+            names::LIMIT_DECISIONS,
+            "counter",
+            "Limit decisions, by API, policy and outcome (series appear once counted).",
         );
-        let _ = writeln!(out, "# TYPE {} counter", names::LIMIT_DECISIONS);
         for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
             for policy in LimitPolicy::ALL {
                 for outcome in LimitOutcome::ALL {
@@ -305,36 +304,36 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} Access log lines dropped because the writer fell behind.",
-            names::ACCESS_LOG_DROPPED
+        family(
+            &mut out,
+            names::ACCESS_LOG_DROPPED,
+            "counter",
+            "Access log lines dropped because the writer fell behind.",
         );
-        let _ = writeln!(out, "# TYPE {} counter", names::ACCESS_LOG_DROPPED);
         let _ = writeln!(
             out,
             "{} {}",
             names::ACCESS_LOG_DROPPED,
             self.access_log_dropped.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "# HELP {} Connections closed at accept because server.max_connections were open.",
-            names::CONNECTIONS_REFUSED
+        family(
+            &mut out,
+            names::CONNECTIONS_REFUSED,
+            "counter",
+            "Connections closed at accept because server.max_connections were open.",
         );
-        let _ = writeln!(out, "# TYPE {} counter", names::CONNECTIONS_REFUSED);
         let _ = writeln!(
             out,
             "{} {}",
             names::CONNECTIONS_REFUSED,
             self.connections_refused.load(Ordering::Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "# HELP {} APIs in the live snapshot.",
-            names::SNAPSHOT_APIS
+        family(
+            &mut out,
+            names::SNAPSHOT_APIS,
+            "gauge",
+            "APIs in the live snapshot.",
         );
-        let _ = writeln!(out, "# TYPE {} gauge", names::SNAPSHOT_APIS);
         let _ = writeln!(
             out,
             "{} {}",
@@ -343,6 +342,12 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Starts a metric family: its `# HELP` and `# TYPE` lines.
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// The counter backend's own metrics.
@@ -386,16 +391,16 @@ pub fn render_backend(out: &mut String, s: &BackendStats) {
         ),
     ];
     for (name, kind, help, value) in lines {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+        family(out, name, kind, help);
         let _ = writeln!(out, "{name}{value}");
     }
     let name = names::LIMIT_FALLBACKS;
-    let _ = writeln!(
+    family(
         out,
-        "# HELP {name} Requests whose limits were decided without Redis while it was down, by redis.failure mode."
+        name,
+        "counter",
+        "Requests whose limits were decided without Redis while it was down, by redis.failure mode.",
     );
-    let _ = writeln!(out, "# TYPE {name} counter");
     for (mode, n) in ["local", "deny", "allow"].iter().zip(s.fallbacks) {
         let _ = writeln!(out, "{name}{{mode=\"{mode}\"}} {n}");
     }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::access_log::AccessLogSink;
 use crate::health::{self, TargetReport};
-use crate::metrics::{Metrics, names};
+use crate::metrics::{Metrics, family, names};
 use crate::upstream::ApiRuntime;
 
 /// What a request needs, built from one [`Snapshot`]: the snapshot itself
@@ -150,8 +150,7 @@ impl Gateway {
             ),
         ];
         for (name, kind, help) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            family(&mut out, name, kind, help);
             for r in &reports {
                 for t in &r.targets {
                     let value = match name {
