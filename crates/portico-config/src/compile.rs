@@ -329,7 +329,18 @@ impl Cx {
             shutdown_timeout,
             max_connections,
             header_timeout,
+            cache,
         } = raw;
+        if let Some(raw::RawNodeCache {
+            max_size: Some(m),
+        }) = cache
+        {
+            if m.value.0 < 1024 * 1024 {
+                self.push(m.diag("server.cache.max_size must be at least 1MiB"));
+            } else {
+                node.cache_max_size = m.value.0;
+            }
+        }
         if let Some(t) = header_timeout {
             if t.value.0.is_zero() {
                 self.push(t.diag("header_timeout must be greater than zero"));
