@@ -84,10 +84,15 @@ impl Gateway {
         if !runtime.apis.iter().any(|rt| rt.api.name == name) {
             return None;
         }
-        Some(match &self.cache {
+        let purged = match &self.cache {
             Some(cache) => cache.purge(name).await,
             None => Ok(()),
-        })
+        };
+        match &purged {
+            Ok(()) => tracing::info!(api = %name, "Response cache purged."),
+            Err(e) => tracing::warn!(api = %name, error = %e, "Response cache purge failed."),
+        }
+        Some(purged)
     }
 
     /// The counters limits count in. Without them, a request to an API

@@ -38,7 +38,7 @@ use crate::body::GatewayBody;
 use crate::metrics::{ApiMetrics, CacheResult};
 
 pub(crate) use self::freshness::Directives;
-use self::freshness::{NotStored, RequestFacts, satisfies, storable, unix_ms, vary_names};
+use self::freshness::{RequestFacts, satisfies, storable, unix_ms, vary_names};
 pub(crate) use self::tee::Tee;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -553,6 +553,7 @@ pub(crate) fn too_large(plan: &Plan) {
 
 #[cfg(test)]
 mod tests {
+    use super::freshness::NotStored;
     use super::*;
 
     #[test]
