@@ -524,20 +524,22 @@ fn finish(plan: Plan, status: StatusCode, mut headers: HeaderMap, body: Bytes, f
         });
     }
     metrics.cache(CacheResult::Stored);
+    // Made now: the in-process store inserts when called, so the entry is
+    // there before the client has read the end of the body.
+    let marker = marker.map(|m| store.put(&api, generation, &primary, m, ttl));
+    let put = store.put(&api, generation, &key, Stored::Response(entry), ttl);
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
     rt.spawn(async move {
-        if let Some(m) = marker
-            && let Err(e) = store.put(&api, generation, &primary, m, ttl).await
-        {
-            tracing::debug!(api = %api, error = %e, "A cache entry could not be stored.");
-            return;
-        }
-        if let Err(e) = store
-            .put(&api, generation, &key, Stored::Response(entry), ttl)
-            .await
-        {
+        let stored = match marker {
+            Some(m) => match m.await {
+                Ok(()) => put.await,
+                Err(e) => Err(e),
+            },
+            None => put.await,
+        };
+        if let Err(e) = stored {
             tracing::debug!(api = %api, error = %e, "A cache entry could not be stored.");
         }
         // Held until stored: a request arriving meanwhile waits for this

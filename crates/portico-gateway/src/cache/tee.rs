@@ -70,18 +70,25 @@ impl Tee {
                 }
             }
             Some(Err(_)) => self.capture = None,
-            None => {
-                if let Some(c) = self.capture.take() {
-                    let Capture {
-                        plan,
-                        status,
-                        headers,
-                        fresh,
-                        buf,
-                    } = *c;
-                    finish(plan, status, headers, buf.freeze(), fresh);
-                }
-            }
+            None => self.complete(),
+        }
+        // A body of known length is over with its last byte: hyper stops
+        // polling there, so the copy must not wait for the end frame.
+        if self.inner.as_ref().is_some_and(Body::is_end_stream) {
+            self.complete();
+        }
+    }
+
+    fn complete(&mut self) {
+        if let Some(c) = self.capture.take() {
+            let Capture {
+                plan,
+                status,
+                headers,
+                fresh,
+                buf,
+            } = *c;
+            finish(plan, status, headers, buf.freeze(), fresh);
         }
     }
 }
@@ -104,8 +111,9 @@ impl Body for Tee {
     }
 
     fn is_end_stream(&self) -> bool {
-        // Reported false until the end was polled, so that the copy sees it.
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream()) && self.capture.is_none()
+        // Reported false until the copy saw the end (an empty body is
+        // polled once, so that it is stored).
+        self.inner.as_ref().is_none_or(Body::is_end_stream) && self.capture.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
