@@ -87,7 +87,8 @@ impl App {
         // Node-wide, not per snapshot: counts survive reloads.
         let counters = NodeCounters::start(node.redis.as_ref(), node.storage.data_dir()).await?;
         // Node-wide too: cached responses survive reloads.
-        let cache = portico_counters::cache::cache_stores(node.redis.as_ref(), node.cache_max_size)?;
+        let cache =
+            portico_counters::cache::cache_stores(node.redis.as_ref(), node.cache_max_size)?;
         let gateway = Arc::new(
             Gateway::new(metrics, access_log)
                 .with_counters(counters.counters().clone())

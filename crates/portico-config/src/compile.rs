@@ -331,10 +331,7 @@ impl Cx {
             header_timeout,
             cache,
         } = raw;
-        if let Some(raw::RawNodeCache {
-            max_size: Some(m),
-        }) = cache
-        {
+        if let Some(raw::RawNodeCache { max_size: Some(m) }) = cache {
             if m.value.0 < 1024 * 1024 {
                 self.push(m.diag("server.cache.max_size must be at least 1MiB"));
             } else {

@@ -15,14 +15,17 @@ use crate::problem::problem;
 
 /// 204 once purged; 404 when the live configuration has no such API; 503
 /// when Redis could not be reached (the in-process entries are gone).
-pub(crate) async fn purge(State(gateway): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
+pub(crate) async fn purge(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+) -> Response {
     match gateway.purge_cache(&name).await {
         Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
         Some(Err(e)) => problem(
-                ErrorCode::CacheUnavailable,
-                &format!("The cache of API `{name}` could not be purged in Redis: {e}. Retry."),
-                None,
-            ),
+            ErrorCode::CacheUnavailable,
+            &format!("The cache of API `{name}` could not be purged in Redis: {e}. Retry."),
+            None,
+        ),
         None => problem(
             ErrorCode::NotFound,
             &format!("The live configuration has no API named `{name}`."),

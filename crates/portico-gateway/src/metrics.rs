@@ -610,8 +610,14 @@ mod tests {
                 },
             ],
         );
-        assert!(out.contains("portico_cache_backend_errors_total{backend=\"redis\"} 2"), "{out}");
-        assert!(out.contains("portico_cache_entries{backend=\"memory\"} 3"), "{out}");
+        assert!(
+            out.contains("portico_cache_backend_errors_total{backend=\"redis\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("portico_cache_entries{backend=\"memory\"} 3"),
+            "{out}"
+        );
     }
 
     #[test]

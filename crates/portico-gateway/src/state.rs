@@ -134,8 +134,12 @@ impl Gateway {
                 continue;
             };
             match &self.cache {
-                None => tracing::warn!(api = %api.name, "The API has a cache policy but the node has no response cache; responses are not cached."),
-                Some(c) if settings.backend == CacheBackend::Redis && c.stores().redis.is_none() => {
+                None => {
+                    tracing::warn!(api = %api.name, "The API has a cache policy but the node has no response cache; responses are not cached.")
+                }
+                Some(c)
+                    if settings.backend == CacheBackend::Redis && c.stores().redis.is_none() =>
+                {
                     tracing::warn!(api = %api.name, "The API's cache asks for Redis but the node has no `redis:`; it caches in memory.");
                 }
                 Some(_) => {}

@@ -68,9 +68,8 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     }
     let mut names = Vec::with_capacity(vary.len());
     for v in vary {
-        let name = HeaderName::from_bytes(v.trim().as_bytes()).map_err(|_| {
-            D::Error::custom(format!("`vary`: `{v}` is not a header name"))
-        })?;
+        let name = HeaderName::from_bytes(v.trim().as_bytes())
+            .map_err(|_| D::Error::custom(format!("`vary`: `{v}` is not a header name")))?;
         if name == http::header::AUTHORIZATION {
             return Err(D::Error::custom(
                 "`vary`: `authorization` cannot be a key part; set `authorization: true` to cache authorized requests (keys include the app)",
@@ -121,20 +120,28 @@ mod tests {
     use super::*;
 
     fn settings(pairs: Vec<(&'static str, serde_json::Value)>) -> Result<CacheSettings, String> {
-        let map: serde_json::Map<String, serde_json::Value> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let map: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let p = build(serde_json::Value::Object(map)).map_err(|e| e.to_string())?;
         Ok((**p.cache().unwrap()).clone())
     }
 
     #[test]
     fn defaults_and_vary() {
-        let s = settings(vec![("vary", serde_json::json!(["Accept-Language", "accept"]))]).unwrap();
+        let s = settings(vec![(
+            "vary",
+            serde_json::json!(["Accept-Language", "accept"]),
+        )])
+        .unwrap();
         assert_eq!(s.ttl, DEFAULT_CACHE_TTL);
         assert_eq!(s.max_entry_size, DEFAULT_MAX_ENTRY_SIZE);
-        assert_eq!(&*s.vary, &[HeaderName::from_static("accept"), HeaderName::from_static("accept-language")]);
+        assert_eq!(
+            &*s.vary,
+            &[
+                HeaderName::from_static("accept"),
+                HeaderName::from_static("accept-language")
+            ]
+        );
         assert_eq!(s.backend, CacheBackend::Auto);
         assert!(!s.authorization && !s.cookies);
     }

@@ -7,8 +7,8 @@ use serde::Deserializer;
 use serde::de::Error as _;
 
 use crate::{
-    api_key, basic_auth, cache, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit, request_size,
-    spike_arrest,
+    api_key, basic_auth, cache, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit,
+    request_size, spike_arrest,
 };
 
 /// Policies this build can run.

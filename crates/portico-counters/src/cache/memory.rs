@@ -95,10 +95,8 @@ impl MemoryCache {
             // Purged since the lookup: the response may predate the purge.
             return;
         }
-        self.entries.insert(
-            Self::full_key(api, generation, key),
-            Entry { value, ttl },
-        );
+        self.entries
+            .insert(Self::full_key(api, generation, key), Entry { value, ttl });
     }
 
     /// Bumps the API's generation; older entries are never found again
@@ -178,14 +176,26 @@ mod tests {
         let c = MemoryCache::new(1 << 20);
         let f = c.lookup("orders", "k");
         assert_eq!(f.stored, None);
-        c.insert("orders", f.generation, "k", response(b"a"), Duration::from_secs(60));
+        c.insert(
+            "orders",
+            f.generation,
+            "k",
+            response(b"a"),
+            Duration::from_secs(60),
+        );
         c.insert("users", 0, "k", response(b"b"), Duration::from_secs(60));
         assert_eq!(c.lookup("orders", "k").stored, Some(response(b"a")));
         c.purge_now("orders");
         assert_eq!(c.lookup("orders", "k").stored, None);
         assert_eq!(c.lookup("users", "k").stored, Some(response(b"b")));
         // A store begun before the purge is dropped.
-        c.insert("orders", f.generation, "k", response(b"a"), Duration::from_secs(60));
+        c.insert(
+            "orders",
+            f.generation,
+            "k",
+            response(b"a"),
+            Duration::from_secs(60),
+        );
         assert_eq!(c.lookup("orders", "k").stored, None);
     }
 
@@ -194,9 +204,19 @@ mod tests {
         let c = MemoryCache::new(10_000);
         static BODY: [u8; 1000] = [b'x'; 1000];
         for i in 0..100 {
-            c.insert("a", 0, &format!("k{i}"), response(&BODY), Duration::from_secs(60));
+            c.insert(
+                "a",
+                0,
+                &format!("k{i}"),
+                response(&BODY),
+                Duration::from_secs(60),
+            );
         }
         c.entries.run_pending_tasks();
-        assert!(c.entries.weighted_size() <= 10_000, "{}", c.entries.weighted_size());
+        assert!(
+            c.entries.weighted_size() <= 10_000,
+            "{}",
+            c.entries.weighted_size()
+        );
     }
 }

@@ -165,10 +165,14 @@ impl RedisCache {
         let reply = reply.map_err(|e| self.failed("lookup", &e))?;
         self.answered();
         let Value::Array(mut items) = reply else {
-            return Err(CacheError("unexpected reply from the cache script".to_owned()));
+            return Err(CacheError(
+                "unexpected reply from the cache script".to_owned(),
+            ));
         };
         if items.len() != 2 {
-            return Err(CacheError("unexpected reply from the cache script".to_owned()));
+            return Err(CacheError(
+                "unexpected reply from the cache script".to_owned(),
+            ));
         }
         let entry = items.pop();
         let generation = match items.pop() {
@@ -186,12 +190,7 @@ impl RedisCache {
         Ok(Found { generation, stored })
     }
 
-    async fn store(
-        self,
-        key: String,
-        value: Vec<u8>,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
+    async fn store(self, key: String, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = Cmd::new();
         cmd.arg("SET").arg(key).arg(value).arg("PX").arg(ms);

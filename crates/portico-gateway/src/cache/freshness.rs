@@ -62,10 +62,10 @@ impl Directives {
             }
         }
         if !any
-            && headers
-                .get_all(PRAGMA)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|t| t.to_ascii_lowercase().contains("no-cache")))
+            && headers.get_all(PRAGMA).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|t| t.to_ascii_lowercase().contains("no-cache"))
+            })
         {
             d.no_cache = true;
         }
@@ -198,7 +198,8 @@ pub(crate) fn storable(
     if vary_names(headers).is_err() {
         return Err(NotStored::VaryStar);
     }
-    if status.is_informational() || status == StatusCode::PARTIAL_CONTENT
+    if status.is_informational()
+        || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         return Err(NotStored::Status);
@@ -288,7 +289,7 @@ pub(crate) fn satisfies(req: &Directives, age: Duration, ttl: Duration) -> bool 
     {
         return false;
     }
-    !req.min_fresh.is_some_and(|m| ttl < Duration::from_secs(m))
+    req.min_fresh.is_none_or(|m| ttl >= Duration::from_secs(m))
 }
 
 /// Unix milliseconds of `t`.
@@ -354,7 +355,10 @@ mod tests {
         let e = http_date(NOW + 1000);
         let f = check(
             200,
-            &[("cache-control", "max-age=10, s-maxage=30"), ("expires", &e)],
+            &[
+                ("cache-control", "max-age=10, s-maxage=30"),
+                ("expires", &e),
+            ],
         )
         .unwrap();
         assert_eq!(f.lifetime, Duration::from_secs(30));
@@ -388,7 +392,10 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(check(200, &[("cache-control", "no-store")]), Err(NotStored::NoStore));
+        assert_eq!(
+            check(200, &[("cache-control", "no-store")]),
+            Err(NotStored::NoStore)
+        );
         assert_eq!(
             check(200, &[("cache-control", "private, max-age=60")]),
             Err(NotStored::Private)
@@ -397,8 +404,14 @@ mod tests {
             check(200, &[("cache-control", "no-cache=\"set-cookie, x\"")]),
             Err(NotStored::NoCache)
         );
-        assert_eq!(check(200, &[("set-cookie", "a=b")]), Err(NotStored::SetCookie));
-        assert_eq!(check(200, &[("vary", "accept, *")]), Err(NotStored::VaryStar));
+        assert_eq!(
+            check(200, &[("set-cookie", "a=b")]),
+            Err(NotStored::SetCookie)
+        );
+        assert_eq!(
+            check(200, &[("vary", "accept, *")]),
+            Err(NotStored::VaryStar)
+        );
         assert_eq!(
             check(200, &[("cache-control", "max-age=abc")]),
             Err(NotStored::NoFreshness)
@@ -408,12 +421,18 @@ mod tests {
     #[test]
     fn age_is_the_larger_of_age_and_date() {
         let d = http_date(NOW - 3);
-        let f = check(200, &[("age", "10"), ("date", &d), ("cache-control", "max-age=60")])
-            .unwrap();
+        let f = check(
+            200,
+            &[("age", "10"), ("date", &d), ("cache-control", "max-age=60")],
+        )
+        .unwrap();
         assert_eq!(f.initial_age, Duration::from_secs(10));
         assert_eq!(f.ttl(), Duration::from_secs(50));
-        let f = check(200, &[("age", "1"), ("date", &d), ("cache-control", "max-age=60")])
-            .unwrap();
+        let f = check(
+            200,
+            &[("age", "1"), ("date", &d), ("cache-control", "max-age=60")],
+        )
+        .unwrap();
         assert_eq!(f.initial_age, Duration::from_secs(3));
         assert_eq!(
             check(200, &[("age", "60"), ("cache-control", "max-age=60")]),
@@ -443,22 +462,44 @@ mod tests {
         let d = Directives::of(&headers(&[("cache-control", "max-age=0")]));
         assert!(!satisfies(&d, Duration::ZERO, Duration::from_secs(5)));
         let d = Directives::of(&headers(&[("cache-control", "max-age=10")]));
-        assert!(satisfies(&d, Duration::from_secs(10), Duration::from_secs(5)));
-        assert!(!satisfies(&d, Duration::from_secs(11), Duration::from_secs(5)));
+        assert!(satisfies(
+            &d,
+            Duration::from_secs(10),
+            Duration::from_secs(5)
+        ));
+        assert!(!satisfies(
+            &d,
+            Duration::from_secs(11),
+            Duration::from_secs(5)
+        ));
         let d = Directives::of(&headers(&[("cache-control", "min-fresh=10")]));
         assert!(!satisfies(&d, Duration::ZERO, Duration::from_secs(5)));
         let d = Directives::of(&headers(&[("pragma", "no-cache")]));
         assert!(d.no_cache);
-        let d = Directives::of(&headers(&[("pragma", "no-cache"), ("cache-control", "max-age=5")]));
+        let d = Directives::of(&headers(&[
+            ("pragma", "no-cache"),
+            ("cache-control", "max-age=5"),
+        ]));
         assert!(!d.no_cache);
-        assert!(satisfies(&Directives::default(), Duration::from_secs(100), Duration::from_secs(1)));
-        assert!(!satisfies(&Directives::default(), Duration::from_secs(100), Duration::ZERO));
+        assert!(satisfies(
+            &Directives::default(),
+            Duration::from_secs(100),
+            Duration::from_secs(1)
+        ));
+        assert!(!satisfies(
+            &Directives::default(),
+            Duration::from_secs(100),
+            Duration::ZERO
+        ));
     }
 
     #[test]
     fn vary_lists() {
         assert_eq!(
-            vary_names(&headers(&[("vary", "Accept-Language, accept"), ("vary", "accept")])),
+            vary_names(&headers(&[
+                ("vary", "Accept-Language, accept"),
+                ("vary", "accept")
+            ])),
             Ok(vec![
                 HeaderName::from_static("accept"),
                 HeaderName::from_static("accept-language")

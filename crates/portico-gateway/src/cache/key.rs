@@ -68,7 +68,10 @@ pub(crate) fn normalize_query(query: &str) -> String {
 pub(crate) fn primary(parts: &KeyParts<'_>, vary: &[HeaderName], headers: &HeaderMap) -> String {
     let mut h = Sha256::new();
     h.update(b"portico-cache-v1");
-    field(&mut h, parts.host.unwrap_or("").to_ascii_lowercase().as_bytes());
+    field(
+        &mut h,
+        parts.host.unwrap_or("").to_ascii_lowercase().as_bytes(),
+    );
     field(&mut h, parts.path.as_bytes());
     match parts.query {
         Some(q) => field(&mut h, normalize_query(q).as_bytes()),
@@ -127,7 +130,10 @@ mod tests {
         let vary = [HeaderName::from_static("accept-language")];
         let p = parts(None, Some("app-a"));
         assert_ne!(primary(&p, &vary, &en), primary(&p, &vary, &fr));
-        assert_ne!(primary(&p, &vary, &en), primary(&p, &vary, &HeaderMap::new()));
+        assert_ne!(
+            primary(&p, &vary, &en),
+            primary(&p, &vary, &HeaderMap::new())
+        );
         assert_eq!(primary(&p, &[], &en), primary(&p, &[], &fr));
         assert_ne!(
             primary(&parts(None, Some("app-b")), &[], &en),

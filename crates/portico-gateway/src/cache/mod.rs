@@ -432,7 +432,10 @@ fn hit(
     head_only: bool,
     status: &str,
 ) -> Response<GatewayBody> {
-    let not_modified = match (req.get(header::IF_NONE_MATCH), entry.headers.get(header::ETAG)) {
+    let not_modified = match (
+        req.get(header::IF_NONE_MATCH),
+        entry.headers.get(header::ETAG),
+    ) {
         (Some(inm), Some(etag)) => etag_matches(inm, etag),
         _ => false,
     };
@@ -480,7 +483,13 @@ fn etag_matches(inm: &HeaderValue, etag: &HeaderValue) -> bool {
 }
 
 /// Called by the body copy when the whole body has arrived.
-fn finish(plan: Plan, status: StatusCode, mut headers: HeaderMap, body: Bytes, fresh: freshness::Freshness) {
+fn finish(
+    plan: Plan,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: Bytes,
+    fresh: freshness::Freshness,
+) {
     let Plan {
         store,
         api,
@@ -589,7 +598,11 @@ mod tests {
             NotStored::Status,
             NotStored::NoFreshness,
         ] {
-            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+            );
         }
     }
 }

@@ -236,7 +236,11 @@ async fn hit_and_miss(backend: Backend) {
     assert_eq!(hit.body, first.body, "the stored answer");
     assert_eq!(hit.status, 200);
     assert_eq!(hit.headers["etag"], "\"v1\"");
-    assert!(hit.age.is_some_and(|a| a <= 2), "Age on a hit: {:?}", hit.age);
+    assert!(
+        hit.age.is_some_and(|a| a <= 2),
+        "Age on a hit: {:?}",
+        hit.age
+    );
     let ttl: u64 = hit
         .cache_status
         .strip_prefix("Portico; hit; ttl=")
@@ -251,8 +255,18 @@ async fn hit_and_miss(backend: Backend) {
     // Age counts the upstream's Age.
     let _ = get(&node, "/c/age").await;
     let hit = eventual_hit(&node, "/c/age").await;
-    assert!(hit.age.is_some_and(|a| (5..=7).contains(&a)), "{:?}", hit.age);
-    let ttl: u64 = hit.cache_status.rsplit('=').next().unwrap().parse().unwrap();
+    assert!(
+        hit.age.is_some_and(|a| (5..=7).contains(&a)),
+        "{:?}",
+        hit.age
+    );
+    let ttl: u64 = hit
+        .cache_status
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((53..=55).contains(&ttl), "ttl={ttl}");
 
     // A conditional request is answered 304 from the entry.
@@ -309,7 +323,11 @@ async fn never_stored(backend: Backend) {
                 .header("authorization", "Bearer abc"),
         )
         .await;
-        assert!(a.cache_status.contains("detail=authorization"), "{}", a.cache_status);
+        assert!(
+            a.cache_status.contains("detail=authorization"),
+            "{}",
+            a.cache_status
+        );
     }
     assert_eq!(up.requests() - before, 3);
     let _ = send(
@@ -339,7 +357,11 @@ async fn cookies_true_stores_set_cookie() {
     let up = origin().await;
     let node = node(Backend::Memory, "cookies", &up, "cookies: true").await;
     let first = get(&node, "/c/cookie").await;
-    assert!(first.cache_status.ends_with("stored"), "{}", first.cache_status);
+    assert!(
+        first.cache_status.ends_with("stored"),
+        "{}",
+        first.cache_status
+    );
     let hit = eventual_hit(&node, "/c/cookie").await;
     assert_eq!(hit.headers["set-cookie"], "session=1");
 }
@@ -417,7 +439,11 @@ async fn response_vary_and_configured_vary_split_entries() {
     let node2 = self::node(Backend::Memory, "vary-star", &up2, "").await;
     for _ in 0..3 {
         let a = get(&node2, "/c/s").await;
-        assert!(a.cache_status.contains("detail=vary-star"), "{}", a.cache_status);
+        assert!(
+            a.cache_status.contains("detail=vary-star"),
+            "{}",
+            a.cache_status
+        );
     }
     assert_eq!(up2.requests(), 3);
 }
@@ -494,7 +520,11 @@ async fn single_flight(backend: Backend) {
         tokio::spawn(async move { send(client().get(url)).await })
     });
     let answers: Vec<Answer> = futures_join(calls).await;
-    assert_eq!(up.requests(), 1, "{backend:?}: concurrent misses made one upstream request");
+    assert_eq!(
+        up.requests(),
+        1,
+        "{backend:?}: concurrent misses made one upstream request"
+    );
     for a in &answers {
         assert_eq!(a.status, 200);
         assert_eq!(a.body, "slow");
@@ -503,7 +533,11 @@ async fn single_flight(backend: Backend) {
         .iter()
         .filter(|a| a.cache_status.contains("collapsed"))
         .count();
-    assert!(collapsed >= 1, "{:?}", answers.iter().map(|a| &a.cache_status).collect::<Vec<_>>());
+    assert!(
+        collapsed >= 1,
+        "{:?}",
+        answers.iter().map(|a| &a.cache_status).collect::<Vec<_>>()
+    );
 }
 
 async fn futures_join(
@@ -542,7 +576,10 @@ async fn purge(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert!(get(&node, "/c/x").await.is_hit(), "refused purge kept entries");
+    assert!(
+        get(&node, "/c/x").await.is_hit(),
+        "refused purge kept entries"
+    );
     let resp = admin(
         reqwest::Method::DELETE,
         "/admin/v1/apis/c/cache",
@@ -662,7 +699,11 @@ async fn two_nodes_share_redis_entries_and_purges() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let after = get_host(&a).await;
-    assert!(!after.is_hit(), "the purge reached node a: {}", after.cache_status);
+    assert!(
+        !after.is_hit(),
+        "the purge reached node a: {}",
+        after.cache_status
+    );
 }
 
 #[tokio::test]
@@ -682,7 +723,11 @@ async fn redis_down_is_a_miss_not_an_error() {
         let a = get(&node, "/c/x").await;
         assert_eq!(a.status, 200);
         assert!(!a.is_hit());
-        assert!(a.cache_status.contains("backend-error"), "{}", a.cache_status);
+        assert!(
+            a.cache_status.contains("backend-error"),
+            "{}",
+            a.cache_status
+        );
     }
     assert_eq!(up.requests(), 3);
     let metrics = client()
