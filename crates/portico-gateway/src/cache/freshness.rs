@@ -493,6 +493,30 @@ mod tests {
         ));
     }
 
+    /// Header values come from clients and upstreams: no input panics.
+    #[test]
+    fn arbitrary_values_never_panic() {
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz-=,\" *0123456789\t";
+        let mut rng = fastrand::Rng::with_seed(9111);
+        for _ in 0..5000 {
+            let len = rng.usize(0..40);
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            let Ok(value) = HeaderValue::from_bytes(&text) else {
+                continue;
+            };
+            let mut h = HeaderMap::new();
+            for name in ["cache-control", "vary", "expires", "date", "age", "pragma"] {
+                h.insert(name, value.clone());
+            }
+            let _ = Directives::of(&h);
+            let _ = vary_names(&h);
+            let _ = storable(&settings(), facts(), StatusCode::OK, &h, at(NOW));
+            let _ = crate::cache::key::normalize_query(std::str::from_utf8(&text).unwrap());
+        }
+    }
+
     #[test]
     fn vary_lists() {
         assert_eq!(
