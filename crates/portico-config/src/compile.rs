@@ -213,7 +213,7 @@ impl Cx {
             self.read_list(sections.get("developers").copied(), "developers");
         let raw_apps: Vec<RawApp> = self.read_list(sections.get("apps").copied(), "apps");
 
-        let apis = self.apis(raw_apis);
+        let apis = self.apis(raw_apis, node.redis.is_some());
         let mut routes = RouteTableBuilder::new();
         for (i, (api, places)) in apis.iter().enumerate() {
             let index = u32::try_from(i).expect("fewer than 2^32 APIs");
@@ -467,7 +467,9 @@ impl Cx {
         })
     }
 
-    fn apis(&mut self, raw: Vec<RawApi>) -> Vec<(Api, ApiPlaces)> {
+    /// `has_redis`: the node has `redis:`, which `cache` with
+    /// `backend: redis` needs.
+    fn apis(&mut self, raw: Vec<RawApi>, has_redis: bool) -> Vec<(Api, ApiPlaces)> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
         for api in raw {
@@ -511,6 +513,19 @@ impl Cx {
                         "`{}` counts per app, developer or credential, so the API needs an authentication policy (`api_key`, `basic_auth`, `jwt`, `mtls`)",
                         p.value.0.name()
                     )));
+                    ok = false;
+                }
+            }
+            for p in &policies {
+                let wants_redis = p
+                    .value
+                    .0
+                    .cache()
+                    .is_some_and(|c| c.backend == portico_model::cache::CacheBackend::Redis);
+                if wants_redis && !has_redis {
+                    self.push(p.diag(
+                        "`cache` with `backend: redis` needs the node's `redis:` setting (or use `backend: memory`)",
+                    ));
                     ok = false;
                 }
             }
@@ -1330,3 +1345,7 @@ mod tests;
 #[cfg(test)]
 #[path = "limits_tests.rs"]
 mod limits_tests;
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod cache_tests;
