@@ -190,10 +190,15 @@ impl RedisCache {
         Ok(Found { generation, stored })
     }
 
-    async fn store(self, key: String, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError> {
+    async fn store(self, key: String, value: Stored, ttl: Duration) -> Result<(), CacheError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = Cmd::new();
-        cmd.arg("SET").arg(key).arg(value).arg("PX").arg(ms);
+        // Encoded here, on the store's own task, not on the response path.
+        cmd.arg("SET")
+            .arg(key)
+            .arg(format::encode(&value))
+            .arg("PX")
+            .arg(ms);
         self.query(&cmd)
             .await
             .map_err(|e| self.failed("store", &e))?;
@@ -236,7 +241,7 @@ impl CacheStore for RedisCache {
             return Box::pin(std::future::ready(Err(self.unavailable())));
         }
         let full = format!("{}{generation}:{key}", self.api_prefix(api));
-        Box::pin(self.clone().store(full, format::encode(&value), ttl))
+        Box::pin(self.clone().store(full, value, ttl))
     }
 
     fn purge(&self, api: &str) -> CacheFuture<()> {

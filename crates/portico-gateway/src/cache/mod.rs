@@ -505,7 +505,12 @@ fn finish(
         Err(()) => return,
     };
     headers.remove(header::AGE);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if status == StatusCode::NO_CONTENT {
+        // RFC 9110 §8.6: never on a 204.
+        headers.remove(header::CONTENT_LENGTH);
+    } else {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
     let entry = Arc::new(CachedResponse {
         status,
         headers,

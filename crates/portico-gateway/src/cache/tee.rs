@@ -47,7 +47,12 @@ impl Tee {
         if let (Some(c), Some(n)) = (self.capture.as_mut(), body.size_hint().exact()) {
             c.buf.reserve(usize::try_from(n).unwrap_or(0));
         }
+        let empty = body.is_end_stream();
         self.inner = Some(body);
+        if empty {
+            // No body (204, or an empty one): the server may never poll it.
+            self.complete();
+        }
         self
     }
 

@@ -778,3 +778,23 @@ async fn cache_settings_errors_name_the_key_and_line() {
     let text = err.to_string();
     assert!(text.contains("max_size"), "{text}");
 }
+
+#[tokio::test]
+async fn not_found_and_no_content_are_cacheable_by_default() {
+    let up = origin().await;
+    let node = node(Backend::Memory, "statuses", &up, "").await;
+    for (path, status) in [("/c/status/404", 404), ("/c/status/204", 204)] {
+        let first = get(&node, path).await;
+        assert_eq!(first.status, status);
+        let hit = eventual_hit(&node, path).await;
+        assert_eq!(hit.status, status);
+        if status == 204 {
+            assert!(
+                !hit.headers.contains_key("content-length"),
+                "{:?}",
+                hit.headers
+            );
+        }
+    }
+    assert_eq!(up.requests(), 2);
+}
