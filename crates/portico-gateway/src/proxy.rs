@@ -316,7 +316,8 @@ impl Gateway {
             return Ok(Response::from_parts(head, body));
         }
         let mut cached = None;
-        if let (Some(settings), Some(node)) = (chain.cache(), &self.cache) {
+        // An upgrade (WebSocket) is never answered from, or stored in, the cache.
+        if let (Some(settings), Some(node), None) = (chain.cache(), &self.cache, &upgrade) {
             let api = cache::ApiCache {
                 node,
                 settings,

@@ -798,3 +798,18 @@ async fn not_found_and_no_content_are_cacheable_by_default() {
     }
     assert_eq!(up.requests(), 2);
 }
+
+#[tokio::test]
+async fn an_upgrade_is_never_answered_from_the_cache() {
+    let up = origin().await;
+    let node = node(Backend::Memory, "upgrade", &up, "").await;
+    let _ = get(&node, "/c/ws").await;
+    let _ = eventual_hit(&node, "/c/ws").await;
+    let request = b"GET /c/ws HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: close\r\n\r\n";
+    let (head, _) = crate::support::raw(node.proxy_addr(), request).await;
+    assert!(
+        !head.to_ascii_lowercase().contains("cache-status"),
+        "{head}"
+    );
+    assert_eq!(up.requests(), 2, "the upgrade went upstream");
+}
