@@ -31,7 +31,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, request, response};
-use portico_model::cache::{CacheSettings, CacheStore, CacheStores, CachedResponse, Stored};
+use portico_model::cache::{CacheSettings, CacheStore, CacheStores, CachedResponse, Found, Stored};
 use tokio::sync::watch;
 
 use crate::body::GatewayBody;
@@ -323,23 +323,21 @@ pub(crate) async fn lookup(c: ApiCache<'_>, req: Request<'_>) -> Looked {
         None => None,
         Some(Stored::Response(r)) => Some(r),
         Some(Stored::Variants(names)) => {
+            // The response varies: its variants live under secondary keys.
+            fwd = "vary-miss";
             let secondary = key::secondary(&primary, &names, &parts.headers);
             match store.get(c.api, &secondary).await {
-                Ok(f) if f.generation == generation => match f.stored {
-                    Some(Stored::Response(r)) => Some(r),
-                    _ => None,
-                },
+                Ok(Found {
+                    generation: g,
+                    stored: Some(Stored::Response(r)),
+                }) if g == generation => Some(r),
                 Ok(_) => None,
                 Err(e) => {
                     tracing::debug!(api = %c.api, error = %e, "Cache lookup failed; a miss.");
                     c.metrics.cache(CacheResult::Miss);
-                    return Looked::Forward(Forward::bypass("vary-miss", Some("backend-error")));
+                    return Looked::Forward(Forward::bypass(fwd, Some("backend-error")));
                 }
             }
-            .or_else(|| {
-                fwd = "vary-miss";
-                None
-            })
         }
     };
     if let Some(entry) = entry {
