@@ -75,11 +75,16 @@ pub fn compile(text: &str) -> Result<Compiled, Diagnostics> {
 /// `apis[].spec` names are read relative to it.
 pub fn compile_in(text: &str, dir: &Path) -> Result<Compiled, Diagnostics> {
     let root = parse(text).map_err(|d| Diagnostics(vec![d]))?;
+    compile_node(&root, dir)
+}
+
+/// Compiles a parsed document.
+pub(crate) fn compile_node(root: &Spanned<Node>, dir: &Path) -> Result<Compiled, Diagnostics> {
     let mut cx = Cx {
         errors: Vec::new(),
         dir: dir.to_path_buf(),
     };
-    let compiled = cx.document(&root);
+    let compiled = cx.document(root);
     if cx.errors.is_empty() {
         Ok(compiled)
     } else {
