@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde_json::{Map, Number, Value};
 use serde_saphyr::{Location, Spanned};
+use sha2::{Digest, Sha256};
 
 use crate::compile::{Compiled, compile_node};
 use crate::yaml::{Node, parse};
@@ -48,6 +49,13 @@ pub fn entity_documents(text: &str, dir: &Path) -> Result<Value, Diagnostics> {
             Value::Array(items) => items,
             _ => Vec::new(),
         };
+        if key.value == "apps" {
+            for (i, app) in items.iter_mut().enumerate() {
+                if let Err(message) = hash_secrets(app) {
+                    errors.push(Diagnostic::new(format!("apps[{i}]"), message, None));
+                }
+            }
+        }
         if key.value == "apis" {
             for (i, api) in items.iter_mut().enumerate() {
                 if let Err(message) = inline_spec(api, dir) {
@@ -81,6 +89,58 @@ fn inline_spec(api: &mut Value, dir: &Path) -> Result<(), String> {
     };
     *spec = Value::String(text);
     Ok(())
+}
+
+/// Replaces an app's plain-text secrets by the hashes the store keeps:
+/// OAuth client secrets by their SHA-256, basic-auth passwords by argon2
+/// hashes. The argon2 salt is derived from the app, the user and the
+/// password, so the same file gives the same document and seeding it again
+/// changes nothing; it is still unique to each credential.
+fn hash_secrets(app: &mut Value) -> Result<(), String> {
+    let name = app
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(Value::Array(clients)) = app.get_mut("oauth_clients") {
+        for client in clients.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(Value::String(secret)) = client.remove("client_secret") {
+                let digest = Sha256::digest(secret.as_bytes());
+                client.insert("client_secret_hash".into(), Value::String(hex(&digest)));
+            }
+        }
+    }
+    if let Some(Value::Array(users)) = app.get_mut("basic_auth") {
+        for user in users.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(Value::String(password)) = user.remove("password") else {
+                continue;
+            };
+            let username = user
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut salt = Sha256::new();
+            for part in ["portico basic_auth", &name, username, &password] {
+                salt.update(part.as_bytes());
+                salt.update([0]);
+            }
+            let salt = salt.finalize();
+            let hash =
+                portico_policies::basic_auth::hash_password_with_salt(&password, &salt[..16])?;
+            user.insert("password_hash".into(), Value::String(hash));
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Whether a `spec` string is the document itself rather than a file path:

@@ -35,7 +35,10 @@ fn documents_hold_the_entities_with_the_spec_text_inlined() {
     write_spec(dir.path());
     let docs = entity_documents(FILE, dir.path()).unwrap();
     assert_eq!(docs["apis"][0]["spec"], json!(SPEC));
-    assert_eq!(docs["apis"][0]["policies"][1]["rate_limit"]["limit"], json!(100));
+    assert_eq!(
+        docs["apis"][0]["policies"][1]["rate_limit"]["limit"],
+        json!(100)
+    );
     assert_eq!(docs["apps"][0]["api_keys"], json!(["key-0001-abcdefgh"]));
     assert_eq!(docs["developers"][0]["email"], json!("dev@example.com"));
     // Node settings are not entities.

@@ -174,9 +174,12 @@ impl Store {
     }
 }
 
-/// The desired documents per kind, named and normalised.
+/// A desired entity: its normalised name and its document.
+type Named = (String, Map<String, Value>);
+
+/// The desired documents per kind.
 struct Desired {
-    by_kind: HashMap<Kind, Vec<(String, Map<String, Value>)>>,
+    by_kind: HashMap<Kind, Vec<Named>>,
 }
 
 impl Desired {
@@ -234,7 +237,7 @@ impl Desired {
         Ok(Self { by_kind })
     }
 
-    fn of(&self, kind: Kind) -> &[(String, Map<String, Value>)] {
+    fn of(&self, kind: Kind) -> &[Named] {
         self.by_kind.get(&kind).map_or(&[], Vec::as_slice)
     }
 }

@@ -7,6 +7,7 @@ mod admin;
 mod attacks;
 mod auth;
 mod basic;
+mod control;
 mod errors;
 mod grpc;
 mod headers;
