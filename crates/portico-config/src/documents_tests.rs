@@ -112,3 +112,42 @@ fn a_spec_given_as_text_is_loaded_not_opened() {
     let c = compile_with("", empty.path(), &entities).unwrap();
     assert!(c.snapshot.apis[0].operations.is_some());
 }
+
+#[test]
+fn secrets_are_hashed_the_same_way_every_time() {
+    let file = r#"
+apis:
+  - { name: a, base_path: /a, upstream: { targets: ["http://127.0.0.1:9"] }, policies: [{ basic_auth: {} }] }
+developers:
+  - { email: dev@example.com, name: Dev }
+apps:
+  - name: one
+    developer: dev@example.com
+    basic_auth: [{ username: alice, password: "correct horse" }]
+    oauth_clients: [{ client_id: one, client_secret: "s3cret-s3cret" }]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let first = entity_documents(file, dir.path()).unwrap();
+    let second = entity_documents(file, dir.path()).unwrap();
+    assert_eq!(first, second, "seeding the same file twice must be a no-op");
+    let app = &first["apps"][0];
+    assert!(app["basic_auth"][0].get("password").is_none());
+    assert!(
+        app["basic_auth"][0]["password_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2")
+    );
+    assert!(app["oauth_clients"][0].get("client_secret").is_none());
+    let digest: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"s3cret-s3cret")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(app["oauth_clients"][0]["client_secret_hash"], json!(digest));
+    // The hashed documents compile, and the password still verifies.
+    let compiled = compile_with("", dir.path(), &first).unwrap();
+    assert_eq!(compiled.snapshot.consumers.apps.len(), 1);
+}
