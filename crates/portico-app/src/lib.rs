@@ -13,15 +13,19 @@ use portico_counters::NodeCounters;
 use portico_gateway::tls::TlsTerminator;
 use portico_gateway::{AccessLogSink, Gateway, Metrics, ProxyServer};
 use portico_model::AccessLog;
+use portico_model::node::Storage;
+use portico_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod publish;
 mod reload;
 
 pub use portico_control::AdminAuth;
+pub use publish::DEFAULT_POLL;
 use reload::{AdminReload, NodeControl};
-pub use reload::{ReloadError, Reloaded, check_files};
+pub use reload::{ConfigSource, ReloadError, Reloaded, check_files};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,10 @@ pub enum StartError {
     AdminToken(#[from] portico_control::WeakToken),
     #[error("cannot set up the counters for limits: {0}")]
     Counters(#[from] portico_counters::StartError),
+    #[error("cannot open the store: {0}")]
+    Store(#[source] portico_store::Error),
+    #[error("{0}")]
+    Config(#[source] ReloadError),
 }
 
 /// Overrides applied on top of the configuration file, and what the node
@@ -54,6 +62,13 @@ pub struct Overrides {
     /// The admin token. `None`: `PORTICO_ADMIN_TOKEN`, or a generated token
     /// printed once on standard error.
     pub admin_auth: Option<AdminAuth>,
+    /// Where the access log goes, instead of the file's `server.access_log`.
+    pub access_log: Option<AccessLog>,
+    /// Where the store is, instead of the file's `storage`.
+    pub storage: Option<Storage>,
+    /// How often the store's configuration version is polled (default
+    /// [`DEFAULT_POLL`]); PostgreSQL's notifications arrive sooner.
+    pub poll_interval: Option<std::time::Duration>,
 }
 
 /// A running node.
@@ -70,12 +85,25 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the proxy and admin listeners, installs the snapshot and starts
-    /// serving on the current Tokio runtime.
-    pub async fn start(config: Compiled, overrides: Overrides) -> Result<App, StartError> {
-        let Compiled { node, snapshot } = config;
+    /// Opens the store, seeds it with the entities of `source` (the file
+    /// `config` was compiled from), binds the proxy and admin listeners,
+    /// publishes the snapshot built from the store and starts serving on
+    /// the current Tokio runtime.
+    pub async fn start(
+        config: Compiled,
+        source: ConfigSource,
+        overrides: Overrides,
+    ) -> Result<App, StartError> {
+        let Compiled { node, snapshot: _ } = config;
+        let storage = overrides
+            .storage
+            .clone()
+            .unwrap_or_else(|| node.storage.clone());
+        let store = Store::open(&storage_url(&storage))
+            .await
+            .map_err(StartError::Store)?;
         let metrics = Arc::new(Metrics::new());
-        let access_log = match &node.access_log {
+        let access_log = match overrides.access_log.as_ref().unwrap_or(&node.access_log) {
             AccessLog::Off => None,
             AccessLog::Stdout => {
                 Some(AccessLogSink::stdout(metrics.clone()).map_err(StartError::AccessLog)?)
@@ -85,7 +113,7 @@ impl App {
             }
         };
         // Node-wide, not per snapshot: counts survive reloads.
-        let counters = NodeCounters::start(node.redis.as_ref(), node.storage.data_dir()).await?;
+        let counters = NodeCounters::start(node.redis.as_ref(), storage.data_dir()).await?;
         // Node-wide too: cached responses survive reloads.
         let cache =
             portico_counters::cache::cache_stores(node.redis.as_ref(), node.cache_max_size)?;
@@ -130,7 +158,11 @@ impl App {
             node.clone(),
             tls.as_ref().map(|(_, t)| t.clone()),
             overrides.config_file,
+            store,
+            source.clone(),
         ));
+        control.seed(&source).await.map_err(StartError::Config)?;
+        control.rebuild().await.map_err(StartError::Config)?;
 
         let (stop, stopped) = watch::channel(false);
         let admin_router = portico_control::router(
@@ -148,8 +180,12 @@ impl App {
             }
         });
 
-        gateway.install(Arc::new(snapshot));
         let mut tasks = vec![admin_task];
+        tasks.push(tokio::spawn(publish::run(
+            control.clone(),
+            overrides.poll_interval.unwrap_or(DEFAULT_POLL),
+            stopped.clone(),
+        )));
         let connections = Arc::new(tokio::sync::Semaphore::new(node.max_connections));
         if let Some((listener, terminator)) = tls {
             let mut watch_stop = stopped.clone();
@@ -209,16 +245,27 @@ impl App {
         &self.gateway
     }
 
-    /// Publishes a newly compiled configuration in one step: the entities
-    /// and the TLS certificates and trust store (whose files are read now).
-    /// If a TLS file is unusable nothing is applied and the errors come
-    /// back, placed like compiler diagnostics. Requests in flight finish on
-    /// the snapshot they started with, and connection pools and counters of
+    /// Publishes a new configuration text as a reload of the node's file
+    /// does: its entities seed the store (what an earlier version of the
+    /// text put there and this one drops is deleted), then the snapshot is
+    /// rebuilt from the store and published in one step with the TLS
+    /// certificates and trust store (whose files are read now). If anything
+    /// is refused nothing is published. Requests in flight finish on the
+    /// snapshot they started with, and connection pools and counters of
     /// unchanged APIs carry over. Other node settings (listeners, storage,
-    /// logging) need a restart: the ones that differ are listed in the
-    /// result. Blocking file I/O: async callers want [`App::reload_file`].
-    pub fn reload(&self, config: Compiled) -> Result<Reloaded, portico_config::Diagnostics> {
-        self.control.apply(config)
+    /// logging) need a restart: the ones that differ are listed.
+    pub async fn reload(&self, source: ConfigSource) -> Result<Reloaded, ReloadError> {
+        self.control.reload_source(source).await
+    }
+
+    /// The store the node publishes from.
+    pub fn store(&self) -> &Store {
+        &self.control.store
+    }
+
+    /// The configuration version the live snapshot was built from.
+    pub fn config_version(&self) -> i64 {
+        self.control.published_version()
     }
 
     /// Re-reads the file the node was started from, compiles it off the
@@ -238,6 +285,14 @@ impl App {
         // After the drain, so the last requests are in the saved quotas.
         let counters = self.counters;
         let _ = tokio::task::spawn_blocking(move || counters.save()).await;
+    }
+}
+
+/// The store URL of a `storage` setting.
+fn storage_url(storage: &Storage) -> String {
+    match storage {
+        Storage::Sqlite(path) => format!("sqlite://{}", path.display()),
+        Storage::Postgres(url) => url.clone(),
     }
 }
 

@@ -6,11 +6,19 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use portico_config::{Compiled, Diagnostic, Diagnostics, compile_in};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use arc_swap::ArcSwap;
+use std::time::Duration;
+
+use portico_config::{Compiled, Diagnostic, Diagnostics, compile_with, entity_documents};
 use portico_control::{ConfigError, Reload, ReloadRefused, ReloadSummary};
 use portico_gateway::Gateway;
 use portico_gateway::tls::{self, TlsError, TlsTerminator};
 use portico_model::NodeSettings;
+use portico_store::{Actor, ApplyOptions, Diff, Prune, Store};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
 
 /// What a reload published.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,10 +46,29 @@ pub enum ReloadError {
         path: PathBuf,
         diagnostics: Diagnostics,
     },
+    #[error("the store refused the change or cannot be reached: {0}")]
+    Store(#[source] portico_store::Error),
 }
 
-/// The parts of a running node that a reload changes, shared with the
-/// admin listener.
+/// The configuration file a node runs with: its text supplies the node's
+/// own settings, and its entities seed the store.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The file's text; `None` on the embedded defaults (nothing to seed).
+    pub text: Option<String>,
+    /// The directory relative paths in the file are read from.
+    pub dir: PathBuf,
+}
+
+impl ConfigSource {
+    /// The text the node's settings are compiled from.
+    fn base(&self) -> &str {
+        self.text.as_deref().unwrap_or("")
+    }
+}
+
+/// The parts of a running node that a reload or a publication changes,
+/// shared with the admin listener.
 #[derive(Debug)]
 pub(crate) struct NodeControl {
     gateway: Arc<Gateway>,
@@ -49,9 +76,28 @@ pub(crate) struct NodeControl {
     node: NodeSettings,
     tls: Option<Arc<TlsTerminator>>,
     file: Option<PathBuf>,
-    /// One file reload at a time, so two cannot interleave their swaps.
+    pub(crate) store: Store,
+    /// The configuration the node's settings come from; replaced when the
+    /// file is reloaded.
+    source: ArcSwap<ConfigSource>,
+    /// One rebuild at a time, so two cannot interleave their swaps.
     reloading: tokio::sync::Mutex<()>,
+    /// The configuration version the live snapshot was built from.
+    published: watch::Sender<i64>,
+    /// Asks the publication loop to look at the store now.
+    pub(crate) nudge: Notify,
+    /// The version whose compile failed, so the loop does not retry it
+    /// every poll.
+    failed: AtomicI64,
+    /// When the earliest key of the live snapshot expires (ms since the
+    /// epoch; `i64::MAX` for none): the loop rebuilds then.
+    pub(crate) next_expiry: AtomicI64,
 }
+
+/// The actor the audit log names for changes a node's file makes.
+const FILE_ACTOR: &str = "file";
+/// The seeding source of node configuration files ([`Prune::Source`]).
+const FILE_SOURCE: &str = "file";
 
 impl NodeControl {
     pub(crate) fn new(
@@ -59,14 +105,141 @@ impl NodeControl {
         node: NodeSettings,
         tls: Option<Arc<TlsTerminator>>,
         file: Option<PathBuf>,
+        store: Store,
+        source: ConfigSource,
     ) -> Self {
         Self {
             gateway,
             node,
             tls,
             file,
+            store,
+            source: ArcSwap::from_pointee(source),
             reloading: tokio::sync::Mutex::new(()),
+            published: watch::channel(-1).0,
+            nudge: Notify::new(),
+            failed: AtomicI64::new(-1),
+            next_expiry: AtomicI64::new(i64::MAX),
         }
+    }
+
+    fn source(&self) -> Arc<ConfigSource> {
+        self.source.load_full()
+    }
+
+    /// The configuration version the live snapshot was built from.
+    pub(crate) fn published_version(&self) -> i64 {
+        *self.published.borrow()
+    }
+
+    /// Waits until the live snapshot reflects `version` or later, nudging
+    /// the publication loop; gives up after `wait`.
+    #[allow(dead_code, reason = "called by the admin API's `Plane`, wired next")]
+    pub(crate) async fn wait_published(&self, version: i64, wait: Duration) -> bool {
+        self.nudge.notify_one();
+        let mut rx = self.published.subscribe();
+        tokio::time::timeout(wait, rx.wait_for(|v| *v >= version))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Compiles `entities` with the node's settings, off the runtime's
+    /// workers: what the admin API runs before it commits a change.
+    #[allow(dead_code, reason = "called by the admin API's `Plane`, wired next")]
+    pub(crate) async fn check_entities(&self, entities: Value) -> Result<(), Diagnostics> {
+        let source = self.source();
+        tokio::task::spawn_blocking(move || {
+            compile_with(source.base(), &source.dir, &entities).map(drop)
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_failed(&e)))
+    }
+
+    /// Makes the store hold the entities of `source`'s file: creates and
+    /// updates what differs, deletes what an earlier version of the file
+    /// put there and this one no longer lists. Entities made through the
+    /// admin API stay.
+    pub(crate) async fn seed(&self, source: &ConfigSource) -> Result<Diff, ReloadError> {
+        let Some(text) = source.text.clone() else {
+            return Ok(Diff::default());
+        };
+        let dir = source.dir.clone();
+        let documents = tokio::task::spawn_blocking(move || entity_documents(&text, &dir))
+            .await
+            .unwrap_or_else(|e| Err(join_failed(&e)))
+            .map_err(|diagnostics| ReloadError::Invalid {
+                path: self.file_path(),
+                diagnostics,
+            })?;
+        let options = ApplyOptions {
+            prune: Prune::Source(FILE_SOURCE.to_owned()),
+            dry_run: false,
+        };
+        let diff = self
+            .store
+            .apply(&Actor::new(FILE_ACTOR), &documents, &options)
+            .await
+            .map_err(ReloadError::Store)?;
+        if !diff.is_empty() {
+            tracing::info!(
+                changes = diff.changes.len(),
+                "The configuration file updated the store."
+            );
+        }
+        Ok(diff)
+    }
+
+    fn file_path(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(configuration)"))
+    }
+
+    /// Builds a snapshot from the store's entities and the node's settings
+    /// and publishes it. The store's state is read in one transaction, so
+    /// the snapshot reflects exactly one configuration version.
+    pub(crate) async fn rebuild(&self) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        self.rebuild_locked().await
+    }
+
+    async fn rebuild_locked(&self) -> Result<Reloaded, ReloadError> {
+        let export = self.store.export().await.map_err(ReloadError::Store)?;
+        let version = export.version;
+        let source = self.source();
+        let compiled = tokio::task::spawn_blocking(move || {
+            compile_with(source.base(), &source.dir, &export.document)
+                .map(|c| (c, export.next_expiry))
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_failed(&e)));
+        let (compiled, next_expiry) = match compiled {
+            Ok(c) => c,
+            Err(diagnostics) => {
+                self.failed.store(version, Ordering::Relaxed);
+                return Err(ReloadError::Invalid {
+                    path: PathBuf::from(format!("the store (configuration version {version})")),
+                    diagnostics,
+                });
+            }
+        };
+        let done = self
+            .apply(compiled)
+            .map_err(|diagnostics| ReloadError::Invalid {
+                path: self.file_path(),
+                diagnostics,
+            })?;
+        self.next_expiry
+            .store(next_expiry.unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.published.send_replace(version);
+        Ok(done)
+    }
+
+    /// Whether the store's version differs from the live one (and is not a
+    /// version already found not to compile).
+    pub(crate) async fn behind(&self) -> Result<bool, portico_store::Error> {
+        let version = self.store.config_version().await?;
+        Ok(version != self.published_version() && version != self.failed.load(Ordering::Relaxed))
     }
 
     /// Reads the TLS files, then publishes the snapshot and the TLS
@@ -126,65 +299,90 @@ impl NodeControl {
         })
     }
 
+    /// Re-reads the node's file, seeds the store with its entities and
+    /// publishes the result.
     pub(crate) async fn reload_file(self: &Arc<Self>) -> Result<Reloaded, ReloadError> {
-        let _one_at_a_time = self.reloading.lock().await;
         let Some(path) = self.file.clone() else {
             tracing::warn!(
                 "Reload ignored: the node runs on the embedded defaults, with no file to re-read."
             );
             return Err(ReloadError::NoFile);
         };
-        let this = self.clone();
-        let file = path.clone();
-        // Reading, compiling and the TLS files are blocking work that grows
-        // with the configuration: keep it off the request path's workers.
-        let result = tokio::task::spawn_blocking(move || {
-            let text =
-                std::fs::read_to_string(&file).map_err(|source| ReloadError::Unreadable {
-                    path: file.clone(),
-                    source,
-                })?;
-            let invalid = |diagnostics| ReloadError::Invalid {
-                path: file.clone(),
-                diagnostics,
-            };
-            let dir = file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let compiled = compile_in(&text, dir).map_err(invalid)?;
-            this.apply(compiled).map_err(invalid)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(ReloadError::Unreadable {
+        let read = path.clone();
+        let text = tokio::task::spawn_blocking(move || std::fs::read_to_string(&read))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|source| ReloadError::Unreadable {
                 path: path.clone(),
-                source: std::io::Error::other(e),
-            })
-        });
-        let file = path.display();
-        match &result {
-            Ok(done) => {
-                tracing::info!(file = %file, apis = done.apis, tls_changed = done.tls_changed, "Configuration reloaded.");
-                if !done.restart.is_empty() {
-                    tracing::warn!(keys = ?done.restart, "These settings changed and take effect at the next restart.");
-                }
+                source,
+            });
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf();
+        let result = match text {
+            Ok(text) => {
+                self.reload_source(ConfigSource {
+                    text: Some(text),
+                    dir,
+                })
+                .await
             }
-            Err(ReloadError::Invalid { diagnostics, .. }) => {
-                for d in diagnostics.iter() {
-                    tracing::error!(file = %file, "{d}");
-                }
-                tracing::error!(
-                    errors = diagnostics.len(),
-                    "Reload refused: the configuration has errors; still serving the previous one."
-                );
-            }
-            Err(e) => {
-                tracing::error!(file = %file, error = %e, "Reload refused; still serving the previous configuration.");
-            }
+            Err(e) => Err(e),
+        };
+        log_reload(&path.display().to_string(), &result);
+        result
+    }
+
+    /// Publishes a new configuration text as a file reload does: the
+    /// settings are checked, the entities seed the store, and the snapshot
+    /// is rebuilt from the store.
+    pub(crate) async fn reload_source(
+        &self,
+        source: ConfigSource,
+    ) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        self.seed(&source).await?;
+        let previous = self.source.swap(Arc::new(source));
+        let result = self.rebuild_locked().await;
+        if result.is_err() {
+            self.source.store(previous);
         }
         result
     }
+}
+
+fn log_reload(file: &str, result: &Result<Reloaded, ReloadError>) {
+    match result {
+        Ok(done) => {
+            tracing::info!(file = %file, apis = done.apis, tls_changed = done.tls_changed, "Configuration reloaded.");
+            if !done.restart.is_empty() {
+                tracing::warn!(keys = ?done.restart, "These settings changed and take effect at the next restart.");
+            }
+        }
+        Err(ReloadError::Invalid { diagnostics, .. }) => {
+            for d in diagnostics.iter() {
+                tracing::error!(file = %file, "{d}");
+            }
+            tracing::error!(
+                errors = diagnostics.len(),
+                "Reload refused: the configuration has errors; still serving the previous one."
+            );
+        }
+        Err(e) => {
+            tracing::error!(file = %file, error = %e, "Reload refused; still serving the previous configuration.");
+        }
+    }
+}
+
+fn join_failed(e: &tokio::task::JoinError) -> Diagnostics {
+    Diagnostics(vec![Diagnostic {
+        path: String::new(),
+        message: format!("the compiler stopped: {e}"),
+        line: None,
+        column: None,
+    }])
 }
 
 /// Reads the files the configuration names (TLS certificates, keys and
@@ -246,15 +444,17 @@ impl Reload for AdminReload {
                         })
                         .collect(),
                 }),
-                Err(e @ ReloadError::Unreadable { .. }) => Err(ReloadRefused::Invalid {
-                    file,
-                    errors: vec![ConfigError {
-                        path: String::new(),
-                        message: e.to_string(),
-                        line: None,
-                        column: None,
-                    }],
-                }),
+                Err(e @ (ReloadError::Unreadable { .. } | ReloadError::Store(_))) => {
+                    Err(ReloadRefused::Invalid {
+                        file,
+                        errors: vec![ConfigError {
+                            path: String::new(),
+                            message: e.to_string(),
+                            line: None,
+                            column: None,
+                        }],
+                    })
+                }
             }
         })
     }

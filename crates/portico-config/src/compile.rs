@@ -75,11 +75,16 @@ pub fn compile(text: &str) -> Result<Compiled, Diagnostics> {
 /// `apis[].spec` names are read relative to it.
 pub fn compile_in(text: &str, dir: &Path) -> Result<Compiled, Diagnostics> {
     let root = parse(text).map_err(|d| Diagnostics(vec![d]))?;
+    compile_node(&root, dir)
+}
+
+/// Compiles a parsed document.
+pub(crate) fn compile_node(root: &Spanned<Node>, dir: &Path) -> Result<Compiled, Diagnostics> {
     let mut cx = Cx {
         errors: Vec::new(),
         dir: dir.to_path_buf(),
     };
-    let compiled = cx.document(&root);
+    let compiled = cx.document(root);
     if cx.errors.is_empty() {
         Ok(compiled)
     } else {
@@ -1069,6 +1074,7 @@ impl Cx {
                 let raw::RawOAuthClient {
                     client_id,
                     client_secret,
+                    client_secret_hash,
                 } = c;
                 if client_id.value.is_empty() || !client_ids.insert(client_id.value.clone()) {
                     self.push(client_id.diag(format!(
@@ -1077,13 +1083,38 @@ impl Cx {
                     )));
                     ok = false;
                 }
-                if client_secret.value.len() < 8 {
-                    self.push(client_secret.diag("a client secret must be at least 8 characters"));
+                let secret_hash =
+                    match (client_secret, client_secret_hash) {
+                        (Some(s), None) if s.value.len() >= 8 => {
+                            Some(Sha256::digest(s.value.as_bytes()).into())
+                        }
+                        (Some(s), None) => {
+                            self.push(s.diag("a client secret must be at least 8 characters"));
+                            None
+                        }
+                        (None, Some(h)) => match parse_sha256_hex(&h.value) {
+                            Some(digest) => Some(digest),
+                            None => {
+                                self.push(h.diag(
+                                "a client secret hash is a SHA-256 digest: 64 hexadecimal digits",
+                            ));
+                                None
+                            }
+                        },
+                        _ => {
+                            self.push(client_id.diag(
+                                "give exactly one of `client_secret` and `client_secret_hash`",
+                            ));
+                            None
+                        }
+                    };
+                let Some(secret_hash) = secret_hash else {
                     ok = false;
-                }
+                    continue;
+                };
                 clients.push(OAuthClient {
                     client_id: client_id.value,
-                    secret_hash: Sha256::digest(client_secret.value.as_bytes()).into(),
+                    secret_hash,
                 });
             }
             let mut basic = Vec::new();

@@ -14,6 +14,7 @@
 mod compile;
 mod de;
 mod diagnostic;
+mod documents;
 mod raw;
 mod spec;
 mod upstream_tls;
@@ -22,5 +23,6 @@ mod yaml;
 
 pub use compile::{Compiled, compile, compile_in};
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use documents::{ENTITY_SECTIONS, compile_with, entity_documents};
 pub use portico_model::units::{parse_duration, parse_size};
 pub use portico_model::{AccessLog, Snapshot};

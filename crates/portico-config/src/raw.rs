@@ -419,5 +419,7 @@ pub(crate) struct RawBasicCredential {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOAuthClient {
     pub client_id: Located<String>,
-    pub client_secret: Located<String>,
+    pub client_secret: Option<Located<String>>,
+    /// The secret's SHA-256 (hex), as the store keeps it.
+    pub client_secret_hash: Option<Located<String>>,
 }

@@ -24,6 +24,16 @@ pub(crate) fn load(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Spec> {
     let (result, what) = match &raw.value {
+        Value::String(text) if crate::documents::is_spec_text(text) => {
+            let options = LoadOptions {
+                base_dir: Some(base_dir.to_path_buf()),
+                ..LoadOptions::default()
+            };
+            (
+                portico_spec::load_str(text, options),
+                "inline spec".to_owned(),
+            )
+        }
         Value::String(file) => {
             let path = base_dir.join(file);
             (portico_spec::load_file(&path), format!("spec `{file}`"))

@@ -212,6 +212,19 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Hashes `password` with a salt of the caller's choosing. The same inputs
+/// give the same hash: for documents that must compare equal when nothing
+/// changed (a configuration file seeding the store). Choose a salt unique
+/// to the credential.
+pub fn hash_password_with_salt(password: &str, salt: &[u8]) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Checks a hash given in PHC string form is an argon2 hash this build can
 /// verify.
 pub fn check_password_hash(phc: &str) -> Result<(), String> {

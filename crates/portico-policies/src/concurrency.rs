@@ -19,6 +19,9 @@ struct Settings {
     /// `api` unless set.
     by: Option<String>,
     name: Option<String>,
+    /// Proxies whose `X-Forwarded-For` gives the client for `by: ip`.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, D::Error> {
@@ -26,11 +29,14 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         limit,
         by,
         name: label,
+        trusted_proxies,
     } = Settings::deserialize(d)?;
     if limit == 0 {
         return Err(D::Error::custom("`limit` must be at least 1"));
     }
-    let by = By::parse(by.as_deref().unwrap_or("api")).map_err(D::Error::custom)?;
+    let by = By::parse(by.as_deref().unwrap_or("api"))
+        .and_then(|by| by.trusting(&trusted_proxies))
+        .map_err(D::Error::custom)?;
     let name = name(label, "concurrency".into())?;
     let tag = format!("{name}:{limit}:");
     Ok(Arc::new(Counted {

@@ -4,7 +4,6 @@
 //! rightmost untrusted entry), so a client cannot choose its own address by
 //! sending the header itself.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::request;
@@ -13,7 +12,7 @@ use portico_model::policy::{Flow, Phase, Policy, Rejection, RequestContext};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
-use crate::net::Cidr;
+use crate::net::{Cidr, TrustedProxies};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +41,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     Ok(Arc::new(IpFilter {
         allow: blocks(&allow)?,
         deny: blocks(&deny)?,
-        trusted: blocks(&trusted_proxies)?,
+        trusted: TrustedProxies::parse(&trusted_proxies).map_err(D::Error::custom)?,
     }))
 }
 
@@ -50,36 +49,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
 struct IpFilter {
     allow: Vec<Cidr>,
     deny: Vec<Cidr>,
-    trusted: Vec<Cidr>,
-}
-
-static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-
-impl IpFilter {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|c| c.contains(ip))
-    }
-
-    /// The client address as far as trusted proxies vouch for it.
-    fn client(&self, req: &request::Parts, peer: IpAddr) -> Option<IpAddr> {
-        if !self.is_trusted(peer) {
-            return Some(peer);
-        }
-        let mut hops: Vec<&str> = Vec::new();
-        for v in req.headers.get_all(&X_FORWARDED_FOR) {
-            hops.extend(v.to_str().ok()?.split(','));
-        }
-        for hop in hops.iter().rev() {
-            let ip: IpAddr = hop.trim().parse().ok()?;
-            if !self.is_trusted(ip) {
-                return Some(ip);
-            }
-        }
-        // Every hop is a trusted proxy: the first one is the client.
-        hops.first()
-            .and_then(|h| h.trim().parse().ok())
-            .or(Some(peer))
-    }
+    trusted: TrustedProxies,
 }
 
 impl Policy for IpFilter {
@@ -92,7 +62,7 @@ impl Policy for IpFilter {
     }
 
     fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        let Some(client) = self.client(req, cx.client.ip()) else {
+        let Some(client) = self.trusted.client(req, cx.client.ip()) else {
             return Flow::Reject(Rejection::new(
                 ErrorCode::AddressDenied,
                 "X-Forwarded-For from a trusted proxy is not a list of addresses.",

@@ -9,6 +9,8 @@ use http::{HeaderName, request};
 use portico_model::limits::{Algorithm, LimitPolicy};
 use portico_model::policy::{Flow, Phase, Policy, RequestContext};
 
+use crate::net::TrustedProxies;
+
 /// Header values longer than this count by their first bytes only, which
 /// bounds the size of a key a client can make.
 const MAX_HEADER_KEY: usize = 256;
@@ -22,8 +24,9 @@ pub(crate) enum By {
     Developer,
     /// The credential that authenticated the request (an API key's id).
     Credential,
-    /// The client's address (the TCP peer).
-    Ip,
+    /// The client's address: the TCP peer, or what the trusted proxies
+    /// report in `X-Forwarded-For`.
+    Ip(TrustedProxies),
     /// The value of a request header; requests without it share a counter.
     Header(HeaderName),
 }
@@ -35,7 +38,7 @@ impl By {
             "app" => By::App,
             "developer" => By::Developer,
             "credential" => By::Credential,
-            "ip" => By::Ip,
+            "ip" => By::Ip(TrustedProxies::default()),
             _ => match s.strip_prefix("header:") {
                 Some(h) => By::Header(
                     HeaderName::try_from(h.trim().to_ascii_lowercase())
@@ -57,8 +60,22 @@ impl By {
             By::App => "app".into(),
             By::Developer => "developer".into(),
             By::Credential => "credential".into(),
-            By::Ip => "ip".into(),
+            By::Ip(_) => "ip".into(),
             By::Header(h) => format!("header:{h}"),
+        }
+    }
+
+    /// `by` with the policy's `trusted_proxies`, which only `by: ip` reads.
+    pub(crate) fn trusting(self, list: &[String]) -> Result<By, String> {
+        if list.is_empty() {
+            return Ok(self);
+        }
+        match self {
+            By::Ip(_) => Ok(By::Ip(TrustedProxies::parse(list)?)),
+            other => Err(format!(
+                "`trusted_proxies` applies to `by: ip` only, not `by: {}`",
+                other.label()
+            )),
         }
     }
 
@@ -77,7 +94,12 @@ impl By {
             // The compiler refuses identity keys on APIs without
             // authentication, so this is the client address by design only
             // if that check is bypassed.
-            (By::App | By::Developer | By::Credential | By::Ip, _) => {
+            (By::Ip(trusted), _) => {
+                // A trusted proxy that sent garbage counts as one client.
+                let peer = cx.client.ip();
+                let _ = write!(key, "{}", trusted.client(req, peer).unwrap_or(peer));
+            }
+            (By::App | By::Developer | By::Credential, _) => {
                 let _ = write!(key, "{}", cx.client.ip());
             }
             (By::Header(h), _) => {

@@ -1,7 +1,54 @@
-//! CIDR blocks for address policies.
+//! CIDR blocks for address policies, and the client address as trusted
+//! proxies report it.
 
 use std::net::IpAddr;
 use std::str::FromStr;
+
+use http::request;
+
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    pub(crate) fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<Cidr>, String>>()
+            .map(TrustedProxies)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+
+    /// The client's address: the TCP peer, unless the peer is a trusted
+    /// proxy; then the nearest address in `X-Forwarded-For` that is not a
+    /// trusted proxy (the rightmost untrusted entry), so a client cannot
+    /// choose its own address by sending the header itself. `None` when a
+    /// trusted proxy sent something that is not a list of addresses.
+    pub(crate) fn client(&self, req: &request::Parts, peer: IpAddr) -> Option<IpAddr> {
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let mut hops: Vec<&str> = Vec::new();
+        for v in req.headers.get_all(&X_FORWARDED_FOR) {
+            hops.extend(v.to_str().ok()?.split(','));
+        }
+        for hop in hops.iter().rev() {
+            let ip: IpAddr = hop.trim().parse().ok()?;
+            if !self.trusts(ip) {
+                return Some(ip);
+            }
+        }
+        // Every hop is a trusted proxy: the first one is the client.
+        hops.first()
+            .and_then(|h| h.trim().parse().ok())
+            .or(Some(peer))
+    }
+}
 
 /// An IPv4 or IPv6 network. IPv4-mapped IPv6 addresses match IPv4 blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,9 @@ struct Settings {
     by: Option<String>,
     /// The identifier in the RateLimit fields; the `by` value unless set.
     name: Option<String>,
+    /// Proxies whose `X-Forwarded-For` gives the client for `by: ip`.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, D::Error> {
@@ -31,6 +34,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         window,
         by,
         name: label,
+        trusted_proxies,
     } = Settings::deserialize(d)?;
     if limit == 0 {
         return Err(D::Error::custom("`limit` must be at least 1"));
@@ -39,7 +43,9 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
     if window < Duration::from_secs(1) {
         return Err(D::Error::custom("`window` must be at least 1s"));
     }
-    let by = By::parse(by.as_deref().unwrap_or("app")).map_err(D::Error::custom)?;
+    let by = By::parse(by.as_deref().unwrap_or("app"))
+        .and_then(|by| by.trusting(&trusted_proxies))
+        .map_err(D::Error::custom)?;
     let name = name(label, by.label())?;
     let tag = format!("{name}:{limit}:{}:", window.as_millis());
     Ok(Arc::new(Counted {

@@ -22,6 +22,9 @@ struct Settings {
     /// `api` unless set.
     by: Option<String>,
     name: Option<String>,
+    /// Proxies whose `X-Forwarded-For` gives the client for `by: ip`.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 /// `10/s` → (10, 1 s).
@@ -47,6 +50,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         burst,
         by,
         name: label,
+        trusted_proxies,
     } = Settings::deserialize(d)?;
     let (n, per) = parse_rate(&rate).map_err(D::Error::custom)?;
     let burst = burst.unwrap_or(1);
@@ -54,7 +58,9 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         return Err(D::Error::custom("`burst` must be between 1 and 1000000"));
     }
     let interval = per / u32::try_from(n).map_err(D::Error::custom)?;
-    let by = By::parse(by.as_deref().unwrap_or("api")).map_err(D::Error::custom)?;
+    let by = By::parse(by.as_deref().unwrap_or("api"))
+        .and_then(|by| by.trusting(&trusted_proxies))
+        .map_err(D::Error::custom)?;
     let name = name(label, "spike".into())?;
     let tag = format!("{name}:{}:{burst}:", interval.as_micros());
     Ok(Arc::new(Counted {

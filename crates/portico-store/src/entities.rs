@@ -13,7 +13,7 @@
 //!   are, so an export can be applied to another store.
 
 use serde_json::{Map, Value};
-use sqlx::{AnyConnection, Row as _};
+use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
 use crate::audit::{self, Actor};
 use crate::{Error, Millis, Store, credentials, now_millis, secret, subscriptions, version};
@@ -198,111 +198,8 @@ impl Store {
         document: Value,
         expect: Expect,
     ) -> Result<Entity, Error> {
-        let name = kind.normalise(name);
-        let mut doc = normalise_document(kind, &name, document)?;
-        let spec = match kind {
-            Kind::Api => take_spec(&mut doc)?,
-            _ => None,
-        };
-        let app = match kind {
-            Kind::App => Some(take_app_parts(&mut doc)?),
-            _ => None,
-        };
-        let doc_text = Value::Object(doc).to_string();
-
         let mut tx = self.begin().await?;
-        let before = get_in(&mut tx, kind, &name).await?;
-        expect.check(kind.noun(), &name, before.as_ref().map(|e| e.revision))?;
-        let now = now_millis();
-        let table = kind.table();
-        let key = kind.key();
-        let developer = app.as_ref().map(|a| a.developer.clone());
-        let sql = match (&before, developer.is_some()) {
-            (None, false) => format!(
-                "INSERT INTO {table} ({key}, document, revision, created_at, updated_at) \
-                 VALUES ($1, $2, 1, $3, $3)"
-            ),
-            (None, true) => format!(
-                "INSERT INTO {table} ({key}, document, revision, created_at, updated_at, developer) \
-                 VALUES ($1, $2, 1, $3, $3, $4)"
-            ),
-            (Some(_), false) => format!(
-                "UPDATE {table} SET document = $2, revision = revision + 1, updated_at = $3 \
-                 WHERE {key} = $1 AND revision = $4"
-            ),
-            (Some(_), true) => format!(
-                "UPDATE {table} SET document = $2, revision = revision + 1, updated_at = $3, \
-                 developer = $5 WHERE {key} = $1 AND revision = $4"
-            ),
-        };
-        let mut query = sqlx::query(&sql).bind(&name).bind(&doc_text).bind(now);
-        if let Some(b) = &before {
-            query = query.bind(b.revision);
-        }
-        if let Some(d) = &developer {
-            query = query.bind(d.clone());
-        }
-        let result = query.execute(&mut *tx).await;
-        match result {
-            Ok(r) if r.rows_affected() == 1 => {}
-            // Another writer got there between our read and our write.
-            Ok(_) => {
-                return Err(Error::RevisionMismatch {
-                    kind: kind.noun(),
-                    name,
-                    expected: before.map_or(0, |b| b.revision),
-                    current: None,
-                });
-            }
-            Err(e) if Error::is_unique(&e) => {
-                return Err(Error::AlreadyExists {
-                    kind: kind.noun(),
-                    name,
-                });
-            }
-            Err(e) if Error::is_foreign_key(&e) => {
-                return Err(Error::invalid(
-                    kind,
-                    format!("unknown developer `{}`", developer.unwrap_or_default()),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if let Some(text) = spec.as_deref() {
-            set_spec(&mut tx, actor, &name, text, now).await?;
-        } else if kind == Kind::Api {
-            sqlx::query("UPDATE apis SET spec_version = NULL WHERE name = $1")
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(app) = &app {
-            subscriptions::set_approved(&mut tx, &name, &app.products, now).await?;
-            for key in &app.api_keys {
-                credentials::import_plain_key(&mut tx, &name, key, now).await?;
-            }
-            for digest in &app.api_key_hashes {
-                credentials::import_digest(&mut tx, &name, digest, now).await?;
-            }
-        }
-        let after = get_in(&mut tx, kind, &name)
-            .await?
-            .ok_or_else(|| Error::not_found(kind.noun(), &name))?;
-        let imported = app
-            .as_ref()
-            .map_or(0, |a| a.api_keys.len() + a.api_key_hashes.len());
-        let detail = (imported > 0).then(|| format!("{imported} API key(s) imported"));
-        audit::write(
-            &mut tx,
-            actor,
-            "put",
-            kind.noun(),
-            &name,
-            before.as_ref().map(audit_view).as_ref(),
-            Some(&audit_view(&after)),
-            detail.as_deref(),
-        )
-        .await?;
+        let after = put_in(&mut tx, actor, kind, name, document, expect).await?;
         version::bump(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(after)
@@ -324,70 +221,8 @@ impl Store {
         name: &str,
         expect: Expect,
     ) -> Result<(), Error> {
-        let name = kind.normalise(name);
-        if expect == Expect::Absent {
-            return Err(Error::invalid(
-                kind,
-                "a deletion cannot expect the entity to be absent",
-            ));
-        }
         let mut tx = self.begin().await?;
-        let Some(before) = get_in(&mut tx, kind, &name).await? else {
-            return match expect {
-                Expect::Revision(expected) => Err(Error::RevisionMismatch {
-                    kind: kind.noun(),
-                    name,
-                    expected,
-                    current: None,
-                }),
-                _ => Err(Error::not_found(kind.noun(), &name)),
-            };
-        };
-        expect.check(kind.noun(), &name, Some(before.revision))?;
-        let result = sqlx::query(&format!(
-            "DELETE FROM {} WHERE {} = $1 AND revision = $2",
-            kind.table(),
-            kind.key()
-        ))
-        .bind(&name)
-        .bind(before.revision)
-        .execute(&mut *tx)
-        .await;
-        match result {
-            Ok(r) if r.rows_affected() == 1 => {}
-            Ok(_) => {
-                return Err(Error::RevisionMismatch {
-                    kind: kind.noun(),
-                    name,
-                    expected: before.revision,
-                    current: None,
-                });
-            }
-            Err(e) if Error::is_foreign_key(&e) => {
-                let detail = match kind {
-                    Kind::Developer => "apps still belong to the developer",
-                    Kind::Product => "apps still subscribe to the product",
-                    _ => "other entities refer to it",
-                };
-                return Err(Error::InUse {
-                    kind: kind.noun(),
-                    name,
-                    detail: detail.into(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        audit::write(
-            &mut tx,
-            actor,
-            "delete",
-            kind.noun(),
-            &name,
-            Some(&audit_view(&before)),
-            None,
-            None,
-        )
-        .await?;
+        delete_in(&mut tx, actor, kind, name, expect).await?;
         version::bump(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(())
@@ -440,6 +275,198 @@ pub struct SpecVersion {
     pub sha256: String,
     pub created_at: Millis,
     pub created_by: String,
+}
+
+/// [`Store::put`] inside the caller's transaction; the caller bumps the
+/// configuration version.
+pub(crate) async fn put_in(
+    tx: &mut Transaction<'static, Any>,
+    actor: &Actor,
+    kind: Kind,
+    name: &str,
+    document: Value,
+    expect: Expect,
+) -> Result<Entity, Error> {
+    let name = kind.normalise(name);
+    let mut doc = normalise_document(kind, &name, document)?;
+    let spec = match kind {
+        Kind::Api => take_spec(&mut doc)?,
+        _ => None,
+    };
+    let app = match kind {
+        Kind::App => Some(take_app_parts(&mut doc)?),
+        _ => None,
+    };
+    let doc_text = Value::Object(doc).to_string();
+
+    let before = get_in(tx, kind, &name).await?;
+    expect.check(kind.noun(), &name, before.as_ref().map(|e| e.revision))?;
+    let now = now_millis();
+    let table = kind.table();
+    let key = kind.key();
+    let developer = app.as_ref().map(|a| a.developer.clone());
+    let sql = match (&before, developer.is_some()) {
+        (None, false) => format!(
+            "INSERT INTO {table} ({key}, document, revision, created_at, updated_at) \
+                 VALUES ($1, $2, 1, $3, $3)"
+        ),
+        (None, true) => format!(
+            "INSERT INTO {table} ({key}, document, revision, created_at, updated_at, developer) \
+                 VALUES ($1, $2, 1, $3, $3, $4)"
+        ),
+        (Some(_), false) => format!(
+            "UPDATE {table} SET document = $2, revision = revision + 1, updated_at = $3 \
+                 WHERE {key} = $1 AND revision = $4"
+        ),
+        (Some(_), true) => format!(
+            "UPDATE {table} SET document = $2, revision = revision + 1, updated_at = $3, \
+                 developer = $5 WHERE {key} = $1 AND revision = $4"
+        ),
+    };
+    let mut query = sqlx::query(&sql).bind(&name).bind(&doc_text).bind(now);
+    if let Some(b) = &before {
+        query = query.bind(b.revision);
+    }
+    if let Some(d) = &developer {
+        query = query.bind(d.clone());
+    }
+    let result = query.execute(&mut **tx).await;
+    match result {
+        Ok(r) if r.rows_affected() == 1 => {}
+        // Another writer got there between our read and our write.
+        Ok(_) => {
+            return Err(Error::RevisionMismatch {
+                kind: kind.noun(),
+                name,
+                expected: before.map_or(0, |b| b.revision),
+                current: None,
+            });
+        }
+        Err(e) if Error::is_unique(&e) => {
+            return Err(Error::AlreadyExists {
+                kind: kind.noun(),
+                name,
+            });
+        }
+        Err(e) if Error::is_foreign_key(&e) => {
+            return Err(Error::invalid(
+                kind,
+                format!("unknown developer `{}`", developer.unwrap_or_default()),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(text) = spec.as_deref() {
+        set_spec(tx, actor, &name, text, now).await?;
+    } else if kind == Kind::Api {
+        sqlx::query("UPDATE apis SET spec_version = NULL WHERE name = $1")
+            .bind(&name)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(app) = &app {
+        subscriptions::set_approved(tx, &name, &app.products, now).await?;
+        for key in &app.api_keys {
+            credentials::import_plain_key(tx, &name, key, now).await?;
+        }
+        for digest in &app.api_key_hashes {
+            credentials::import_digest(tx, &name, digest, now).await?;
+        }
+    }
+    let after = get_in(tx, kind, &name)
+        .await?
+        .ok_or_else(|| Error::not_found(kind.noun(), &name))?;
+    let imported = app
+        .as_ref()
+        .map_or(0, |a| a.api_keys.len() + a.api_key_hashes.len());
+    let detail = (imported > 0).then(|| format!("{imported} API key(s) imported"));
+    audit::write(
+        tx,
+        actor,
+        "put",
+        kind.noun(),
+        &name,
+        before.as_ref().map(audit_view).as_ref(),
+        Some(&audit_view(&after)),
+        detail.as_deref(),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// [`Store::delete`] inside the caller's transaction; the caller bumps the
+/// configuration version.
+pub(crate) async fn delete_in(
+    tx: &mut Transaction<'static, Any>,
+    actor: &Actor,
+    kind: Kind,
+    name: &str,
+    expect: Expect,
+) -> Result<(), Error> {
+    let name = kind.normalise(name);
+    if expect == Expect::Absent {
+        return Err(Error::invalid(
+            kind,
+            "a deletion cannot expect the entity to be absent",
+        ));
+    }
+    let Some(before) = get_in(tx, kind, &name).await? else {
+        return match expect {
+            Expect::Revision(expected) => Err(Error::RevisionMismatch {
+                kind: kind.noun(),
+                name,
+                expected,
+                current: None,
+            }),
+            _ => Err(Error::not_found(kind.noun(), &name)),
+        };
+    };
+    expect.check(kind.noun(), &name, Some(before.revision))?;
+    let result = sqlx::query(&format!(
+        "DELETE FROM {} WHERE {} = $1 AND revision = $2",
+        kind.table(),
+        kind.key()
+    ))
+    .bind(&name)
+    .bind(before.revision)
+    .execute(&mut **tx)
+    .await;
+    match result {
+        Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) => {
+            return Err(Error::RevisionMismatch {
+                kind: kind.noun(),
+                name,
+                expected: before.revision,
+                current: None,
+            });
+        }
+        Err(e) if Error::is_foreign_key(&e) => {
+            let detail = match kind {
+                Kind::Developer => "apps still belong to the developer",
+                Kind::Product => "apps still subscribe to the product",
+                _ => "other entities refer to it",
+            };
+            return Err(Error::InUse {
+                kind: kind.noun(),
+                name,
+                detail: detail.into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit::write(
+        tx,
+        actor,
+        "delete",
+        kind.noun(),
+        &name,
+        Some(&audit_view(&before)),
+        None,
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn list_in(

@@ -23,6 +23,7 @@
 //! sends `NOTIFY portico_config` ([`Store::listen`]). [`Store::export`]
 //! returns every entity as one document the configuration compiler reads.
 
+mod apply;
 mod audit;
 mod credentials;
 mod db;
@@ -34,6 +35,7 @@ mod subscriptions;
 mod users;
 mod version;
 
+pub use apply::{Action, ApplyOptions, Change, Diff, Prune};
 pub use audit::{Actor, AuditRecord, Outcome};
 pub use credentials::{AdminToken, ApiKey, IssuedKey, IssuedToken, Principal};
 pub use db::{Backend, Store};

@@ -87,4 +87,19 @@ impl ConfigListener {
             }
         }
     }
+
+    /// The next announced version, or `None` when the connection was lost:
+    /// notifications sent meanwhile are gone, so the caller should read
+    /// [`Store::config_version`]. The next call reconnects (and fails while
+    /// the database cannot be reached).
+    pub async fn next_or_gap(&mut self) -> Result<Option<i64>, Error> {
+        loop {
+            let Some(n) = self.listener.try_recv().await? else {
+                return Ok(None);
+            };
+            if let Ok(v) = n.payload().parse() {
+                return Ok(Some(v));
+            }
+        }
+    }
 }

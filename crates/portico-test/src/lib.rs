@@ -15,9 +15,11 @@
 
 mod eventually;
 mod node;
+mod postgres;
 mod upstream;
 
 pub use node::{ADMIN_TOKEN, TestNode, TestNodeBuilder};
+pub use postgres::{Cuttable, POSTGRES_ENV, TestDatabase};
 pub use upstream::{
     RecordedRequest, TestBody, TlsSeen, Upstream, UpstreamBuilder, UpstreamHandle, full_body,
     text_response,

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use portico_app::{AdminAuth, App, Overrides};
-use portico_config::{Diagnostics, compile, compile_in};
+use portico_app::{AdminAuth, App, ConfigSource, Overrides, ReloadError};
+use portico_config::{Diagnostic, Diagnostics, compile_in};
+use portico_model::node::Storage;
 
 /// The admin token of every test node.
 pub const ADMIN_TOKEN: &str = "portico-test-admin-token";
@@ -16,12 +17,17 @@ pub const ADMIN_TOKEN: &str = "portico-test-admin-token";
 pub struct TestNodeBuilder {
     yaml: String,
     file: Option<PathBuf>,
+    storage: Option<Storage>,
+    poll: Option<std::time::Duration>,
 }
 
 /// A running node; shut down when dropped (the runtime ends its tasks).
 #[derive(Debug)]
 pub struct TestNode {
     app: Option<App>,
+    /// The node's SQLite store, unless the test chose a store.
+    _data: Option<tempfile::TempDir>,
+    dir: PathBuf,
 }
 
 impl TestNode {
@@ -57,14 +63,24 @@ impl TestNode {
         self.app.as_ref().expect("node is running")
     }
 
-    /// Compiles `yaml` and publishes it (entities and TLS files), as a
-    /// reload does; returns the settings that need a restart.
-    pub fn reload(&self, yaml: &str) -> Result<Vec<&'static str>, Diagnostics> {
-        let mut compiled = compile(yaml)?;
-        if !yaml.contains("access_log") {
-            compiled.node.access_log = portico_config::AccessLog::Off;
+    /// Publishes `yaml` as a reload of the node's file does (its entities
+    /// seed the store, then the snapshot and TLS files are published);
+    /// returns the settings that need a restart.
+    pub async fn reload(&self, yaml: &str) -> Result<Vec<&'static str>, Diagnostics> {
+        let source = ConfigSource {
+            text: Some(yaml.to_owned()),
+            dir: self.dir.clone(),
+        };
+        match self.app().reload(source).await {
+            Ok(done) => Ok(done.restart),
+            Err(ReloadError::Invalid { diagnostics, .. }) => Err(diagnostics),
+            Err(e) => Err(Diagnostics(vec![Diagnostic {
+                path: String::new(),
+                message: e.to_string(),
+                line: None,
+                column: None,
+            }])),
         }
-        Ok(self.app().reload(compiled)?.restart)
     }
 
     /// `POST /admin/v1/reload` with the test admin token: the node re-reads
@@ -128,6 +144,19 @@ impl TestNodeBuilder {
         self
     }
 
+    /// Keeps the node's entities in this store (a `postgres://` database
+    /// shared with other nodes, say) instead of a fresh SQLite file.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// How often the node polls the store's configuration version.
+    pub fn poll_interval(mut self, every: std::time::Duration) -> Self {
+        self.poll = Some(every);
+        self
+    }
+
     /// Compiles and starts the node; panics with every diagnostic if the
     /// configuration is refused.
     pub async fn run(self) -> TestNode {
@@ -139,23 +168,45 @@ impl TestNodeBuilder {
 
     /// Compiles and starts the node, or returns the diagnostics.
     pub async fn try_run(self) -> Result<TestNode, Diagnostics> {
-        let mut compiled = match self.file.as_deref().and_then(std::path::Path::parent) {
-            Some(dir) => compile_in(&self.yaml, dir)?,
-            None => compile(&self.yaml)?,
-        };
-        if !self.yaml.contains("access_log") {
-            compiled.node.access_log = portico_config::AccessLog::Off;
-        }
+        let dir = self
+            .file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+        let compiled = compile_in(&self.yaml, &dir)?;
         let local: SocketAddr = ([127, 0, 0, 1], 0).into();
+        // A store of its own, unless the test chose one or the YAML names
+        // one: tests never share ./portico-data.
+        let data = (self.storage.is_none() && !self.yaml.contains("storage:"))
+            .then(|| tempfile::tempdir().expect("a temporary directory"));
+        let storage = self.storage.or_else(|| {
+            data.as_ref()
+                .map(|d| Storage::Sqlite(d.path().join("portico.db")))
+        });
         let overrides = Overrides {
             proxy_listen: Some(local),
             admin_listen: Some(local),
             config_file: self.file,
             admin_auth: Some(AdminAuth::from_token(ADMIN_TOKEN).expect("a strong test token")),
+            access_log: (!self.yaml.contains("access_log"))
+                .then_some(portico_config::AccessLog::Off),
+            storage,
+            poll_interval: self.poll,
         };
-        let app = App::start(compiled, overrides)
-            .await
-            .expect("test node starts");
-        Ok(TestNode { app: Some(app) })
+        let source = ConfigSource {
+            text: Some(self.yaml),
+            dir: dir.clone(),
+        };
+        match App::start(compiled, source, overrides).await {
+            Ok(app) => Ok(TestNode {
+                app: Some(app),
+                _data: data,
+                dir,
+            }),
+            Err(portico_app::StartError::Config(ReloadError::Invalid { diagnostics, .. })) => {
+                Err(diagnostics)
+            }
+            Err(e) => panic!("test node does not start: {e}"),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use portico_app::{App, Overrides};
+use portico_app::{App, ConfigSource, Overrides};
 use portico_config::{Compiled, compile_in};
 
 /// Portico: API gateway, control plane and developer portal in one binary.
@@ -117,9 +117,18 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let compiled = match path {
-        Some(p) => load(p).map_err(|_| anyhow::anyhow!("the configuration has errors"))?,
-        None => Compiled::default(),
+    let (compiled, source) = match path {
+        Some(p) => {
+            let compiled = load(p).map_err(|_| anyhow::anyhow!("the configuration has errors"))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let source = ConfigSource {
+                text: Some(text),
+                dir: config_dir(p).to_path_buf(),
+            };
+            (compiled, source)
+        }
+        None => (Compiled::default(), ConfigSource::default()),
     };
     if let Some(dir) = compiled.node.storage.data_dir() {
         std::fs::create_dir_all(&dir)
@@ -144,7 +153,7 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
             config_file: path.map(Path::to_path_buf),
             ..Overrides::default()
         };
-        let app = App::start(compiled, overrides).await?;
+        let app = App::start(compiled, source, overrides).await?;
         let threads = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
         tracing::info!(workers = %threads, "Press Ctrl-C to stop.");
         let shutdown = shutdown_signal();

@@ -1155,3 +1155,195 @@ pub async fn notify_after_commit(db: &TestDb) {
     assert_eq!(v2, v + 1);
     writer.close().await;
 }
+
+fn desired(apis: &[&str], with_app: bool) -> Value {
+    let apis: Vec<Value> = apis.iter().map(|n| api(n, &format!("/{n}"))).collect();
+    let mut doc = json!({
+        "apis": apis,
+        "products": [{ "name": "basic", "apis": ["a"], "approval": "auto" }],
+        "developers": [{ "email": "Dev@Example.com", "name": "Dev" }],
+        "apps": [],
+    });
+    if with_app {
+        doc["apps"] = json!([{ "name": "one", "developer": "dev@example.com",
+                               "products": ["basic"], "api_keys": ["plain-key-0001"] }]);
+    }
+    doc
+}
+
+fn changes(diff: &portico_store::Diff) -> Vec<String> {
+    diff.changes
+        .iter()
+        .map(|c| format!("{:?} {} {}", c.action, c.kind, c.name).to_lowercase())
+        .collect()
+}
+
+fn opts(prune: portico_store::Prune, dry_run: bool) -> portico_store::ApplyOptions {
+    portico_store::ApplyOptions { prune, dry_run }
+}
+
+pub async fn apply_writes_only_what_differs(db: &TestDb) {
+    use portico_store::Prune;
+    let store = &db.store;
+    let diff = store
+        .apply(
+            &admin(),
+            &desired(&["a", "b"], true),
+            &opts(Prune::None, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(&diff),
+        [
+            "create developer dev@example.com",
+            "create api a",
+            "create api b",
+            "create product basic",
+            "create app one"
+        ]
+    );
+    let version = store.config_version().await.unwrap();
+    assert_eq!(diff.version, Some(version));
+    let audit = audit_len(store).await;
+    // The key was imported: the app's key digest verifies.
+    assert!(store.verify_key("plain-key-0001").await.unwrap().is_some());
+
+    // The same state again: nothing written, no version, no audit record.
+    let again = store
+        .apply(
+            &admin(),
+            &desired(&["a", "b"], true),
+            &opts(Prune::None, false),
+        )
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{:?}", again.changes);
+    assert_eq!(again.version, None);
+    assert_eq!(store.config_version().await.unwrap(), version);
+    assert_eq!(audit_len(store).await, audit);
+    assert_eq!(
+        store.get(Kind::Api, "a").await.unwrap().unwrap().revision,
+        1
+    );
+
+    // One API changes; the one left out stays without pruning.
+    let mut changed = desired(&["a"], true);
+    changed["apis"][0]["base_path"] = json!("/a2");
+    let diff = store
+        .apply(&admin(), &changed, &opts(Prune::None, false))
+        .await
+        .unwrap();
+    assert_eq!(changes(&diff), ["update api a"]);
+    assert!(store.get(Kind::Api, "b").await.unwrap().is_some());
+    assert_eq!(
+        store.get(Kind::Api, "a").await.unwrap().unwrap().revision,
+        2
+    );
+}
+
+pub async fn apply_prunes_all_or_only_its_own(db: &TestDb) {
+    use portico_store::Prune;
+    let store = &db.store;
+    // Made through the admin API, not by the file.
+    store
+        .put(
+            &admin(),
+            Kind::Api,
+            "manual",
+            api("manual", "/manual"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let file = Prune::Source("file:portico.yaml".into());
+    store
+        .apply(
+            &Actor::system(),
+            &desired(&["a", "b"], true),
+            &opts(file.clone(), false),
+        )
+        .await
+        .unwrap();
+    // The file drops `b` and the app: they go, `manual` stays.
+    let diff = store
+        .apply(
+            &Actor::system(),
+            &desired(&["a"], false),
+            &opts(file.clone(), false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes(&diff), ["delete app one", "delete api b"]);
+    assert!(store.get(Kind::Api, "manual").await.unwrap().is_some());
+    // Dropped entities are no longer the file's: bringing `b` back through
+    // the admin API and restarting with the same file leaves it alone.
+    store
+        .put(&admin(), Kind::Api, "b", api("b", "/b"), Expect::Absent)
+        .await
+        .unwrap();
+    let diff = store
+        .apply(
+            &Actor::system(),
+            &desired(&["a"], false),
+            &opts(file, false),
+        )
+        .await
+        .unwrap();
+    assert!(diff.is_empty(), "{:?}", diff.changes);
+
+    // A dry run of pruning everything reports and changes nothing.
+    let before = store.export().await.unwrap();
+    let diff = store
+        .apply(&admin(), &desired(&["a"], false), &opts(Prune::All, true))
+        .await
+        .unwrap();
+    assert_eq!(changes(&diff), ["delete api b", "delete api manual"]);
+    assert_eq!(diff.version, None);
+    assert_eq!(store.export().await.unwrap(), before);
+    let diff = store
+        .apply(&admin(), &desired(&["a"], false), &opts(Prune::All, false))
+        .await
+        .unwrap();
+    assert_eq!(changes(&diff), ["delete api b", "delete api manual"]);
+    assert!(store.get(Kind::Api, "manual").await.unwrap().is_none());
+}
+
+pub async fn apply_is_all_or_nothing(db: &TestDb) {
+    use portico_store::Prune;
+    let store = &db.store;
+    let mut bad = desired(&["a", "b"], true);
+    // The app names a developer the state does not have: the last write
+    // fails, and the APIs written before it are rolled back.
+    bad["apps"][0]["developer"] = json!("nobody@example.com");
+    let err = store
+        .apply(&admin(), &bad, &opts(Prune::None, false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert!(store.get(Kind::Api, "a").await.unwrap().is_none());
+    assert_eq!(store.config_version().await.unwrap(), 0);
+    assert_eq!(audit_len(store).await, 0);
+
+    let mut twice = desired(&["a", "a"], false);
+    twice["apps"] = json!([]);
+    assert!(
+        store
+            .apply(&admin(), &twice, &opts(Prune::None, false))
+            .await
+            .is_err()
+    );
+}
+
+pub async fn apply_of_an_export_changes_nothing(db: &TestDb) {
+    use portico_store::Prune;
+    let store = &db.store;
+    seed(store).await;
+    store.issue_key(&admin(), "dev-app", None).await.unwrap();
+    let export = store.export().await.unwrap();
+    let diff = store
+        .apply(&admin(), &export.document, &opts(Prune::All, false))
+        .await
+        .unwrap();
+    assert!(diff.is_empty(), "{:?}", diff.changes);
+}

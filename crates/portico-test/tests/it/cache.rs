@@ -762,7 +762,7 @@ async fn entries_survive_a_reload_of_an_unchanged_api() {
     let node = TestNode::new().config(&yaml).run().await;
     let _ = get(&node, "/c/x").await;
     let _ = eventual_hit(&node, "/c/x").await;
-    node.reload(&yaml).unwrap();
+    node.reload(&yaml).await.unwrap();
     assert!(get(&node, "/c/x").await.is_hit());
     assert_eq!(up.requests(), 1);
 }

@@ -8,6 +8,7 @@ mod attacks;
 mod auth;
 mod basic;
 mod cache;
+mod control;
 mod errors;
 mod grpc;
 mod headers;

@@ -778,3 +778,54 @@ async fn limits_by_ip_count_in_memory() {
         200
     );
 }
+
+/// `by: ip` counts the client the trusted proxies report in
+/// `X-Forwarded-For`; without `trusted_proxies` the header is ignored, so
+/// a client cannot pick a fresh counter by sending it.
+#[tokio::test]
+async fn by_ip_believes_forwarded_for_only_from_trusted_proxies() {
+    let up = Upstream::echo().run().await;
+    let yaml = |trusted: &str| {
+        format!(
+            "apis:\n  - name: a\n    base_path: /a\n    upstream: {{ targets: [\"{}\"] }}\n    policies:\n      - rate_limit: {{ limit: 1, window: 1m, by: ip{trusted} }}\n",
+            up.url()
+        )
+    };
+    let call = |node: &TestNode, xff: &'static str| {
+        let url = node.proxy_url("/a");
+        async move {
+            client()
+                .get(url)
+                .header("x-forwarded-for", xff)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // The test client is 127.0.0.1, trusted here: each forwarded address
+    // has its own counter, and a spoofed entry left of it changes nothing.
+    let node = TestNode::new()
+        .config(&yaml(", trusted_proxies: [127.0.0.0/8]"))
+        .run()
+        .await;
+    assert_eq!(call(&node, "203.0.113.1").await, 200);
+    assert_eq!(call(&node, "203.0.113.1").await, 429);
+    assert_eq!(call(&node, "198.51.100.7, 203.0.113.1").await, 429);
+    assert_eq!(call(&node, "203.0.113.2").await, 200);
+
+    // Not trusted: everyone behind 127.0.0.1 is one client.
+    let node = TestNode::new().config(&yaml("")).run().await;
+    assert_eq!(call(&node, "203.0.113.1").await, 200);
+    assert_eq!(call(&node, "203.0.113.2").await, 429);
+
+    // trusted_proxies with another `by` is a configuration error.
+    let err = TestNode::new()
+        .config(&yaml(", trusted_proxies: [127.0.0.0/8]").replace("by: ip", "by: api"))
+        .try_run()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("trusted_proxies"), "{err}");
+}

@@ -26,6 +26,7 @@ async fn a_reload_publishes_new_apis_and_keeps_pools() {
             api("a", "/a", &[up.url()]),
             api("b", "/b", &[up.url()]),
         ]))
+        .await
         .unwrap();
     assert!(restart.is_empty(), "{restart:?}");
     assert_eq!(
@@ -52,7 +53,7 @@ async fn a_broken_configuration_is_refused_whole_and_the_old_one_serves() {
         "{}  - name: b\n    base_path: b\n    upstream: {{ targets: [] }}\n",
         apis(&[api("a", "/x", &[up.url()])])
     );
-    let errors = node.reload(&broken).unwrap_err();
+    let errors = node.reload(&broken).await.unwrap_err();
     assert!(
         errors
             .to_string()
@@ -82,7 +83,7 @@ async fn node_settings_changed_by_a_reload_are_reported() {
         "server:\n  workers: 2\n{}",
         apis(&[api("a", "/a", &[up.url()])])
     );
-    assert_eq!(node.reload(&yaml).unwrap(), vec!["server.workers"]);
+    assert_eq!(node.reload(&yaml).await.unwrap(), vec!["server.workers"]);
 }
 
 #[tokio::test]
@@ -113,7 +114,7 @@ async fn reloads_under_load_lose_no_request() {
         apis(&[api("b", "/b", &[two.url()]), api("a", "/a", &[one.url()])]),
     ];
     for round in 0..60 {
-        node.reload(&configs[round % configs.len()]).unwrap();
+        node.reload(&configs[round % configs.len()]).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -365,6 +365,7 @@ async fn timeouts_are_retried_only_when_asked() {
         &targets,
         "      timeout: 200ms\n      retries: { attempts: 1, backoff: 1ms, on: [timeout] }\n",
     ))
+    .await
     .unwrap();
     for _ in 0..2 {
         assert_eq!(
@@ -465,7 +466,7 @@ async fn health_state_survives_a_reload_that_keeps_the_upstream() {
         "{yaml}  - name: b\n    base_path: /b\n    upstream:\n      targets: [\"{}\"]\n",
         up.url()
     );
-    node.reload(&more).unwrap();
+    node.reload(&more).await.unwrap();
     assert_eq!(health(&node).await["targets"][0]["circuit"], "open");
     problem(
         c.get(node.proxy_url("/a/x")).send().await.unwrap(),

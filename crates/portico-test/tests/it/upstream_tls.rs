@@ -228,7 +228,7 @@ async fn a_reload_picks_up_a_rotated_ca_file() {
     // Same file name, new contents: the reload reads it again, the
     // upstream compares unequal, and a new pool trusts the new CA.
     write(s.dir.path(), "ca.pem", &new_ca.pem());
-    n.reload(&yaml).expect("the configuration compiles");
+    n.reload(&yaml).await.expect("the configuration compiles");
     let seen = get_json(&n).await;
     assert_eq!(seen["uri"], "/x");
 }
