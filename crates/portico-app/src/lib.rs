@@ -114,8 +114,14 @@ impl App {
         };
         // Node-wide, not per snapshot: counts survive reloads.
         let counters = NodeCounters::start(node.redis.as_ref(), storage.data_dir()).await?;
-        let gateway =
-            Arc::new(Gateway::new(metrics, access_log).with_counters(counters.counters().clone()));
+        // Node-wide too: cached responses survive reloads.
+        let cache =
+            portico_counters::cache::cache_stores(node.redis.as_ref(), node.cache_max_size)?;
+        let gateway = Arc::new(
+            Gateway::new(metrics, access_log)
+                .with_counters(counters.counters().clone())
+                .with_cache(cache),
+        );
 
         let admin_addr = overrides.admin_listen.unwrap_or(node.admin_listen);
         let admin = bind("admin", admin_addr).await?;

@@ -218,7 +218,7 @@ impl Cx {
             self.read_list(sections.get("developers").copied(), "developers");
         let raw_apps: Vec<RawApp> = self.read_list(sections.get("apps").copied(), "apps");
 
-        let apis = self.apis(raw_apis);
+        let apis = self.apis(raw_apis, node.redis.is_some());
         let mut routes = RouteTableBuilder::new();
         for (i, (api, places)) in apis.iter().enumerate() {
             let index = u32::try_from(i).expect("fewer than 2^32 APIs");
@@ -334,7 +334,15 @@ impl Cx {
             shutdown_timeout,
             max_connections,
             header_timeout,
+            cache,
         } = raw;
+        if let Some(raw::RawNodeCache { max_size: Some(m) }) = cache {
+            if m.value.0 < 1024 * 1024 {
+                self.push(m.diag("server.cache.max_size must be at least 1MiB"));
+            } else {
+                node.cache_max_size = m.value.0;
+            }
+        }
         if let Some(t) = header_timeout {
             if t.value.0.is_zero() {
                 self.push(t.diag("header_timeout must be greater than zero"));
@@ -464,7 +472,9 @@ impl Cx {
         })
     }
 
-    fn apis(&mut self, raw: Vec<RawApi>) -> Vec<(Api, ApiPlaces)> {
+    /// `has_redis`: the node has `redis:`, which `cache` with
+    /// `backend: redis` needs.
+    fn apis(&mut self, raw: Vec<RawApi>, has_redis: bool) -> Vec<(Api, ApiPlaces)> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
         for api in raw {
@@ -508,6 +518,19 @@ impl Cx {
                         "`{}` counts per app, developer or credential, so the API needs an authentication policy (`api_key`, `basic_auth`, `jwt`, `mtls`)",
                         p.value.0.name()
                     )));
+                    ok = false;
+                }
+            }
+            for p in &policies {
+                let wants_redis = p
+                    .value
+                    .0
+                    .cache()
+                    .is_some_and(|c| c.backend == portico_model::cache::CacheBackend::Redis);
+                if wants_redis && !has_redis {
+                    self.push(p.diag(
+                        "`cache` with `backend: redis` needs the node's `redis:` setting (or use `backend: memory`)",
+                    ));
                     ok = false;
                 }
             }
@@ -1353,3 +1376,7 @@ mod tests;
 #[cfg(test)]
 #[path = "limits_tests.rs"]
 mod limits_tests;
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod cache_tests;

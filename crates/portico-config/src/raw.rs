@@ -42,6 +42,16 @@ pub(crate) struct RawServer {
     pub max_connections: Option<Located<usize>>,
     /// Time a client has to send a complete request head (default 30s).
     pub header_timeout: Option<Located<DurationValue>>,
+    /// The in-process response cache.
+    pub cache: Option<RawNodeCache>,
+}
+
+/// `server.cache`: the in-process response cache of the node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNodeCache {
+    /// Bytes of entries held at most (default 64MiB).
+    pub max_size: Option<Located<crate::values::SizeValue>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,11 +10,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use portico_gateway::Gateway;
 use portico_model::ErrorCode;
 
 mod auth;
+mod cache;
 mod problem;
 mod reload;
 
@@ -26,6 +27,7 @@ pub fn router(gateway: Arc<Gateway>, auth: AdminAuth, reloader: Arc<dyn Reload>)
     let health = Router::new()
         .route("/upstreams", get(upstreams))
         .route("/apis/{name}/health", get(api_health))
+        .route("/apis/{name}/cache", delete(cache::purge))
         .with_state(gateway.clone());
     let v1 = Router::new()
         .route("/reload", post(reload::reload))

@@ -5,6 +5,7 @@
 //! the backend from `redis:` with [`NodeCounters::start`]. See
 //! `docs/adr/0004-counters.md`.
 
+pub mod cache;
 mod local;
 mod redis;
 

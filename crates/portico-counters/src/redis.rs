@@ -146,14 +146,7 @@ impl RedisCounters {
         settings: &RedisSettings,
         local: LocalCounters,
     ) -> Result<Self, RedisError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = connection(settings)?;
         let this = Self {
             conn,
             acquire: Arc::new(Script::new(ACQUIRE)),
@@ -337,11 +330,24 @@ impl RedisCounters {
     }
 }
 
+/// A lazily connecting, reconnecting connection to the node's Redis, with
+/// the node's timeouts: the counters and the response cache each hold one.
+pub(crate) fn connection(settings: &RedisSettings) -> Result<ConnectionManager, RedisError> {
+    let client = redis::Client::open(settings.url.as_str())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.timeout))
+        .set_response_timeout(Some(settings.timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn timeout_error() -> RedisError {
+pub(crate) fn timeout_error() -> RedisError {
     RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         "Redis did not answer in time",
@@ -349,7 +355,7 @@ fn timeout_error() -> RedisError {
 }
 
 /// The URL without a password, for logs.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
         (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
         _ => url.to_owned(),

@@ -21,6 +21,7 @@ use portico_model::App;
 use portico_model::limits::Permit;
 
 use crate::access_log::AccessLogSink;
+use crate::cache::Tee;
 use crate::metrics::ApiMetrics;
 use crate::time::rfc3339_millis;
 use crate::upstream::InFlight;
@@ -34,6 +35,8 @@ pub struct GatewayBody {
 enum Kind {
     Full(Option<Bytes>),
     Upstream(Incoming),
+    /// An upstream body copied for the response cache.
+    Cached(Box<Tee>),
 }
 
 impl GatewayBody {
@@ -51,6 +54,14 @@ impl GatewayBody {
     pub(crate) fn upstream(body: Incoming) -> Self {
         Self {
             kind: Kind::Upstream(body),
+            exchange: None,
+        }
+    }
+
+    /// An upstream body that the response cache copies as it streams.
+    pub(crate) fn cached(tee: Tee) -> Self {
+        Self {
+            kind: Kind::Cached(Box::new(tee)),
             exchange: None,
         }
     }
@@ -86,6 +97,7 @@ impl Body for GatewayBody {
         let frame = match &mut this.kind {
             Kind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
             Kind::Upstream(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Kind::Cached(tee) => ready!(Pin::new(&mut **tee).poll_frame(cx)),
         };
         match &frame {
             Some(Ok(f)) => {
@@ -108,6 +120,7 @@ impl Body for GatewayBody {
         match &self.kind {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Cached(tee) => tee.is_end_stream(),
         }
     }
 
@@ -115,6 +128,7 @@ impl Body for GatewayBody {
         match &self.kind {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Upstream(body) => body.size_hint(),
+            Kind::Cached(tee) => tee.size_hint(),
         }
     }
 }
@@ -124,6 +138,7 @@ impl Drop for GatewayBody {
         let ended = match &self.kind {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Cached(tee) => tee.is_end_stream(),
         };
         if let (false, Some(ex)) = (ended, self.exchange.as_mut()) {
             // Dropped before its end: the client went away or the stream broke.

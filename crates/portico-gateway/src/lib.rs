@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod body;
+mod cache;
 mod client;
 mod headers;
 mod health;
@@ -28,6 +29,7 @@ mod upgrade;
 mod upstream;
 
 pub use access_log::AccessLogSink;
+pub use cache::NodeCache;
 pub use health::TargetReport;
 pub use metrics::Metrics;
 pub use server::{ConnectionInfo, ProxyServer};

@@ -103,6 +103,9 @@ pub(crate) async fn decide(
 ) -> Result<Option<Permit>, Refused> {
     let Some(counters) = counters else {
         tracing::error!(api = %cx.api.name, "The API has limits but the node has no counters; refusing.");
+        for c in cx.limits.checks() {
+            metrics.limit(c.policy, LimitOutcome::Unavailable);
+        }
         return Err(Refused::Unavailable(Rejection::new(
             ErrorCode::LimitsUnavailable,
             "This node cannot count limits.",

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use portico_model::cache::CacheBackendStats;
 use portico_model::limits::{BackendStats, LimitPolicy};
 
 /// Metric names: the one place they are spelled.
@@ -39,6 +40,69 @@ pub mod names {
     pub const LIMIT_FALLBACKS: &str = "portico_limit_fallbacks_total";
     pub const LIMIT_LOCAL_KEYS: &str = "portico_limit_local_keys";
     pub const LIMIT_EVICTED: &str = "portico_limit_evicted_keys_total";
+    pub const CACHE_REQUESTS: &str = "portico_cache_requests_total";
+    pub const CACHE_STORES: &str = "portico_cache_stores_total";
+    pub const CACHE_BACKEND_ERRORS: &str = "portico_cache_backend_errors_total";
+    pub const CACHE_ENTRIES: &str = "portico_cache_entries";
+    pub const CACHE_BYTES: &str = "portico_cache_bytes";
+}
+
+/// What the response cache did with one request (lookups) or response
+/// (stores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheResult {
+    /// A fresh stored response answered.
+    Hit,
+    /// Nothing stored for the request (or the backend failed: a miss).
+    Miss,
+    /// A stored response was too old for the request.
+    Stale,
+    /// The cache stood aside: an unsafe method, or the request asked for
+    /// a fresh answer (`no-cache`, `no-store`, `max-age=0`).
+    Bypass,
+    /// Waited for a concurrent miss on the same key and got its response.
+    Collapsed,
+    /// A response was stored.
+    Stored,
+    /// A response was not storable (RFC 9111, `Set-Cookie`, status).
+    Uncacheable,
+    /// A response's body was larger than `max_entry_size`.
+    TooLarge,
+}
+
+impl CacheResult {
+    const ALL: [CacheResult; 8] = [
+        CacheResult::Hit,
+        CacheResult::Miss,
+        CacheResult::Stale,
+        CacheResult::Bypass,
+        CacheResult::Collapsed,
+        CacheResult::Stored,
+        CacheResult::Uncacheable,
+        CacheResult::TooLarge,
+    ];
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Stale => "stale",
+            CacheResult::Bypass => "bypass",
+            CacheResult::Collapsed => "collapsed",
+            CacheResult::Stored => "stored",
+            CacheResult::Uncacheable => "uncacheable",
+            CacheResult::TooLarge => "too_large",
+        }
+    }
+
+    /// Lookups count in `portico_cache_requests_total`, stores in
+    /// `portico_cache_stores_total`.
+    const fn is_store(self) -> bool {
+        matches!(
+            self,
+            CacheResult::Stored | CacheResult::Uncacheable | CacheResult::TooLarge
+        )
+    }
 }
 
 /// What became of one limit of one request.
@@ -137,6 +201,8 @@ pub struct ApiMetrics {
     retry_budget_exhausted: AtomicU64,
     /// Limit decisions by policy kind and outcome.
     limits: [[AtomicU64; 4]; LimitPolicy::ALL.len()],
+    /// Response cache results.
+    cache: [AtomicU64; CacheResult::ALL.len()],
 }
 
 impl ApiMetrics {
@@ -144,6 +210,12 @@ impl ApiMetrics {
     #[inline]
     pub(crate) fn limit(&self, policy: LimitPolicy, outcome: LimitOutcome) {
         self.limits[policy.index()][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one response cache result.
+    #[inline]
+    pub(crate) fn cache(&self, result: CacheResult) {
+        self.cache[result as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a retry that was sent.
@@ -304,6 +376,32 @@ impl Metrics {
                 }
             }
         }
+        for (name, help, stores) in [
+            (
+                names::CACHE_REQUESTS,
+                "Response cache lookups, by API and result (series appear once counted).",
+                false,
+            ),
+            (
+                names::CACHE_STORES,
+                "Responses the cache stored or passed by, by API and result (series appear once counted).",
+                true,
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
+                for result in CacheResult::ALL.iter().filter(|r| r.is_store() == stores) {
+                    let n = m.cache[*result as usize].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{api=\"{api}\",result=\"{}\"}} {n}",
+                            result.as_str()
+                        );
+                    }
+                }
+            }
+        }
         family(
             &mut out,
             names::ACCESS_LOG_DROPPED,
@@ -348,6 +446,42 @@ impl Metrics {
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The response cache backends' own metrics.
+pub fn render_cache_backends(out: &mut String, stats: &[CacheBackendStats]) {
+    family(
+        out,
+        names::CACHE_BACKEND_ERRORS,
+        "counter",
+        "Response cache backend calls that failed or timed out (each served as a miss).",
+    );
+    for s in stats {
+        let _ = writeln!(
+            out,
+            "{}{{backend=\"{}\"}} {}",
+            names::CACHE_BACKEND_ERRORS,
+            s.backend,
+            s.errors
+        );
+    }
+    for (name, help, value) in [
+        (
+            names::CACHE_ENTRIES,
+            "Entries held by the in-process response cache.",
+            (|s: &CacheBackendStats| s.entries) as fn(&CacheBackendStats) -> u64,
+        ),
+        (
+            names::CACHE_BYTES,
+            "Bytes held by the in-process response cache (entry weights).",
+            |s: &CacheBackendStats| s.bytes,
+        ),
+    ] {
+        family(out, name, "gauge", help);
+        for s in stats.iter().filter(|s| s.backend == "memory") {
+            let _ = writeln!(out, "{name}{{backend=\"memory\"}} {}", value(s));
+        }
+    }
 }
 
 /// The counter backend's own metrics.
@@ -440,6 +574,50 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("portico_limit_redis_up 0"), "{out}");
+    }
+
+    #[test]
+    fn cache_results_are_rendered() {
+        let m = Metrics::new();
+        let a = m.api("orders");
+        a.cache(CacheResult::Hit);
+        a.cache(CacheResult::Hit);
+        a.cache(CacheResult::TooLarge);
+        let text = m.render();
+        assert!(
+            text.contains("portico_cache_requests_total{api=\"orders\",result=\"hit\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_cache_stores_total{api=\"orders\",result=\"too_large\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("result=\"miss\""), "{text}");
+        let mut out = String::new();
+        render_cache_backends(
+            &mut out,
+            &[
+                CacheBackendStats {
+                    backend: "memory",
+                    entries: 3,
+                    bytes: 300,
+                    errors: 0,
+                },
+                CacheBackendStats {
+                    backend: "redis",
+                    errors: 2,
+                    ..CacheBackendStats::default()
+                },
+            ],
+        );
+        assert!(
+            out.contains("portico_cache_backend_errors_total{backend=\"redis\"} 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("portico_cache_entries{backend=\"memory\"} 3"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::upstream::TargetSet;
-use crate::{client, problem, upgrade, upstream::ApiRuntime};
+use crate::{cache, client, problem, upgrade, upstream::ApiRuntime};
 use portico_model::api::RetryOn;
 
 /// Everything a failed exchange needs to answer and be recorded.
@@ -269,6 +269,9 @@ impl Gateway {
             }
         }
         let chain = &rt.api.policies;
+        // Noted before a policy removes a credential: the cache treats
+        // answers to authorized requests apart.
+        let authorization = parts.headers.contains_key(header::AUTHORIZATION);
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
         cx.api_index = matched.api;
         cx.client_cert = conn.client_cert.as_ref();
@@ -311,6 +314,31 @@ impl Gateway {
             let (mut head, body) = failure.into_response(id).into_parts();
             pipeline::on_response(chain, &mut head, &cx);
             return Ok(Response::from_parts(head, body));
+        }
+        let mut cached = None;
+        // An upgrade (WebSocket) is never answered from, or stored in, the cache.
+        if let (Some(settings), Some(node), None) = (chain.cache(), &self.cache, &upgrade) {
+            let api = cache::ApiCache {
+                node,
+                settings,
+                api: &rt.name,
+                metrics: &rt.metrics,
+                wait: rt.api.upstream.timeout,
+            };
+            let req = cache::Request {
+                parts: &parts,
+                host: host_str,
+                app: cx.identity.as_ref().map(|i| i.app.name.as_str()),
+                authorization,
+            };
+            match cache::lookup(api, req).await {
+                cache::Looked::Hit(resp) => {
+                    let (mut head, body) = resp.into_parts();
+                    pipeline::on_response(chain, &mut head, &cx);
+                    return Ok(Response::from_parts(head, body));
+                }
+                cache::Looked::Forward(f) => cached = Some(f),
+            }
         }
 
         let headers = &mut parts.headers;
@@ -425,7 +453,16 @@ impl Gateway {
                         Some(_) if tries.may_retry(rt) => {
                             tracing::debug!(request_id = ?id, target = %target.url, status, "Retrying after the target's answer.");
                         }
-                        _ => return Ok(self.respond(resp, upgrade.take(), conn, chain, &cx)),
+                        _ => {
+                            return Ok(self.respond(
+                                resp,
+                                upgrade.take(),
+                                conn,
+                                chain,
+                                &cx,
+                                cached.take(),
+                            ));
+                        }
                     }
                     attempt += 1;
                     backoff(retries, attempt).await;
@@ -483,18 +520,29 @@ impl Gateway {
         conn: &ConnectionInfo,
         chain: &portico_model::policy::PolicyChain,
         cx: &RequestContext<'_>,
+        cached: Option<cache::Forward>,
     ) -> Response<GatewayBody> {
         let switched = upgrade.and_then(|u| u.switch(&mut resp, &conn.scope));
         remove_hop_by_hop(resp.headers_mut());
         if let Some(s) = switched {
             s.restore(resp.headers_mut());
         }
+        // Decided on the upstream's head, before the response policies.
+        let mut tee = None;
+        if let Some(f) = cached {
+            let (mut head, body) = resp.into_parts();
+            tee = f.on_response(&mut head);
+            resp = Response::from_parts(head, body);
+        }
         if !chain.is_empty() {
             let (mut head, body) = resp.into_parts();
             pipeline::on_response(chain, &mut head, cx);
             resp = Response::from_parts(head, body);
         }
-        resp.map(GatewayBody::upstream)
+        match tee {
+            Some(tee) => resp.map(|b| GatewayBody::cached(tee.with_body(b))),
+            None => resp.map(GatewayBody::upstream),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use portico_model::Snapshot;
+use portico_model::cache::{CacheBackend, CacheError, CacheStores};
 use portico_model::limits::Counters;
 
 use std::fmt::Write as _;
@@ -13,6 +14,7 @@ use portico_model::api::Balance;
 use serde::Serialize;
 
 use crate::access_log::AccessLogSink;
+use crate::cache::NodeCache;
 use crate::health::{self, TargetReport};
 use crate::metrics::{Metrics, family, names};
 use crate::upstream::ApiRuntime;
@@ -42,6 +44,9 @@ pub struct Gateway {
     /// The node's counters for limits: made by the node, kept across
     /// snapshots so counts survive reloads.
     pub(crate) counters: Option<Arc<dyn Counters>>,
+    /// The response cache: backends and misses in flight, kept across
+    /// snapshots so entries survive reloads.
+    pub(crate) cache: Option<Arc<NodeCache>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -61,7 +66,33 @@ impl Gateway {
             metrics,
             access_log,
             counters: None,
+            cache: None,
         }
+    }
+
+    /// The response cache backends. Without them, `cache` policies stand
+    /// aside (`Cache-Status: Portico; fwd=bypass`).
+    pub fn with_cache(mut self, stores: CacheStores) -> Self {
+        self.cache = Some(Arc::new(NodeCache::new(stores)));
+        self
+    }
+
+    /// Forgets every cached response of API `name` in every backend.
+    /// `None` when the live configuration has no such API.
+    pub async fn purge_cache(&self, name: &str) -> Option<Result<(), CacheError>> {
+        let runtime = self.runtime()?;
+        if !runtime.apis.iter().any(|rt| rt.api.name == name) {
+            return None;
+        }
+        let purged = match &self.cache {
+            Some(cache) => cache.purge(name).await,
+            None => Ok(()),
+        };
+        match &purged {
+            Ok(()) => tracing::info!(api = %name, "Response cache purged."),
+            Err(e) => tracing::warn!(api = %name, error = %e, "Response cache purge failed."),
+        }
+        Some(purged)
     }
 
     /// The counters limits count in. Without them, a request to an API
@@ -90,8 +121,30 @@ impl Gateway {
             })
             .collect();
         self.metrics.set_apis(snapshot.apis.len());
+        self.warn_cache_backends(&snapshot);
         self.runtime
             .store(Some(Arc::new(Runtime { snapshot, apis })));
+    }
+
+    /// Says once per install which APIs ask for a cache this node cannot
+    /// give them as asked.
+    fn warn_cache_backends(&self, snapshot: &Snapshot) {
+        for api in snapshot.apis.iter() {
+            let Some(settings) = api.policies.cache() else {
+                continue;
+            };
+            match &self.cache {
+                None => {
+                    tracing::warn!(api = %api.name, "The API has a cache policy but the node has no response cache; responses are not cached.")
+                }
+                Some(c)
+                    if settings.backend == CacheBackend::Redis && c.stores().redis.is_none() =>
+                {
+                    tracing::warn!(api = %api.name, "The API's cache asks for Redis but the node has no `redis:`; it caches in memory.");
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// The runtime requests are served from, if any.
@@ -130,6 +183,12 @@ impl Gateway {
         let mut out = self.metrics.render();
         if let Some(c) = &self.counters {
             crate::metrics::render_backend(&mut out, &c.stats());
+        }
+        if let Some(c) = &self.cache {
+            let stores = c.stores();
+            let mut stats = vec![stores.memory.stats()];
+            stats.extend(stores.redis.as_ref().map(|r| r.stats()));
+            crate::metrics::render_cache_backends(&mut out, &stats);
         }
         let reports = self.upstream_reports();
         let gauges = [

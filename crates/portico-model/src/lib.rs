@@ -3,6 +3,7 @@
 //! [`Snapshot`] can be shared by every request through one atomic pointer.
 
 pub mod api;
+pub mod cache;
 pub mod entities;
 pub mod limits;
 pub mod node;

@@ -27,6 +27,9 @@ pub struct NodeSettings {
     pub max_connections: usize,
     /// Time a client has to send a complete request head (slowloris).
     pub header_timeout: std::time::Duration,
+    /// Bytes the in-process response cache holds at most
+    /// (`server.cache.max_size`).
+    pub cache_max_size: u64,
 }
 
 impl Default for NodeSettings {
@@ -44,6 +47,7 @@ impl Default for NodeSettings {
             shutdown_timeout: std::time::Duration::from_secs(30),
             max_connections: 10_000,
             header_timeout: std::time::Duration::from_secs(30),
+            cache_max_size: crate::cache::DEFAULT_CACHE_MAX_SIZE,
         }
     }
 }

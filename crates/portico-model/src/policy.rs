@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, request, response};
 
+use crate::cache::CacheSettings;
 use crate::limits::Limits;
 use crate::{Api, ApiOperation, App, ErrorCode, Snapshot};
 
@@ -219,6 +220,12 @@ pub trait Policy: Send + Sync + Debug {
 
     /// Response phases: adjust the upstream's (or a policy's) response head.
     fn on_response(&self, _resp: &mut response::Parts, _cx: &RequestContext<'_>) {}
+
+    /// The response cache settings, for the `cache` policy: the gateway
+    /// looks up and stores responses itself (the lookup may wait on Redis).
+    fn cache(&self) -> Option<&Arc<CacheSettings>> {
+        None
+    }
 }
 
 /// An API's policies, sorted by phase once per snapshot; file order is kept
@@ -230,6 +237,8 @@ pub struct PolicyChain {
     has_auth: bool,
     /// Every policy's owned headers.
     owned: Arc<[HeaderName]>,
+    /// The `cache` policy's settings, if the chain has one.
+    cache: Option<Arc<CacheSettings>>,
 }
 
 impl PolicyChain {
@@ -240,11 +249,18 @@ impl PolicyChain {
             .iter()
             .flat_map(|p| p.owned_headers().iter().cloned())
             .collect();
+        let cache = policies.iter().find_map(|p| p.cache().cloned());
         Self {
             policies: policies.into(),
             has_auth,
             owned: owned.into(),
+            cache,
         }
+    }
+
+    /// The response cache settings, when the chain has a `cache` policy.
+    pub fn cache(&self) -> Option<&Arc<CacheSettings>> {
+        self.cache.as_ref()
     }
 
     /// Headers the chain's policies set for the upstream.

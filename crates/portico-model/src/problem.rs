@@ -115,6 +115,9 @@ error_codes! {
     /// The shared counters (Redis) are unreachable and `redis.failure: deny`
     /// refuses requests under a limit until they are back.
     LimitsUnavailable = ("limits-unavailable", 503, "Limits unavailable", Internal),
+    /// A cache purge could not reach a backend (Redis); entries there may
+    /// still be served until it succeeds or they expire.
+    CacheUnavailable = ("cache-unavailable", 503, "Cache unavailable", Internal),
     /// The node has no configuration loaded yet.
     NotReady = ("not-ready", 503, "Not ready", Internal),
     /// A failure inside Portico; the log has the request id.

@@ -6,6 +6,7 @@
 
 mod api_key;
 pub mod basic_auth;
+mod cache;
 mod concurrency;
 mod cors;
 mod ip_filter;

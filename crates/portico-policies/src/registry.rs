@@ -7,14 +7,15 @@ use serde::Deserializer;
 use serde::de::Error as _;
 
 use crate::{
-    api_key, basic_auth, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit, request_size,
-    spike_arrest,
+    api_key, basic_auth, cache, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit,
+    request_size, spike_arrest,
 };
 
 /// Policies this build can run.
 pub const BUILT: &[&str] = &[
     "api_key",
     "basic_auth",
+    "cache",
     "concurrency",
     "cors",
     "ip_filter",
@@ -31,7 +32,6 @@ pub const BUILT: &[&str] = &[
 pub const PLANNED: &[&str] = &[
     "oauth2",
     "validate",
-    "cache",
     "headers",
     "rewrite",
     "json_to_xml",
@@ -47,6 +47,7 @@ pub fn build<'de, D: Deserializer<'de>>(
     match name {
         "api_key" => api_key::build(settings),
         "basic_auth" => basic_auth::build(settings),
+        "cache" => cache::build(settings),
         "cors" => cors::build(settings),
         "ip_filter" => ip_filter::build(settings),
         "jwt" => jwt::build(settings),

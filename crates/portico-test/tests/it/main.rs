@@ -7,6 +7,7 @@ mod admin;
 mod attacks;
 mod auth;
 mod basic;
+mod cache;
 mod control;
 mod errors;
 mod grpc;

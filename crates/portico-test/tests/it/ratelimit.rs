@@ -659,6 +659,18 @@ async fn outage(failure: &str) {
     }
     let text = metrics(&node).await;
     assert!(text.contains("portico_limit_redis_up 0"), "{text}");
+    // Every decision is counted, whatever decided it.
+    let outcome = match failure {
+        "deny" => "unavailable",
+        "allow" => "unmetered",
+        _ => "allowed",
+    };
+    assert!(
+        text.contains(&format!(
+            "portico_limit_decisions_total{{api=\"limited\",policy=\"rate_limit\",outcome=\"{outcome}\"}}"
+        )),
+        "{text}"
+    );
     assert!(
         !text.contains(&format!(
             "portico_limit_fallbacks_total{{mode=\"{failure}\"}} 0"
