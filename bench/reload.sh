@@ -46,9 +46,11 @@ start=$(date +%s.%N)
 "$PORTICO" check -c "$work/portico.yaml" >/dev/null
 echo "portico check with $APIS APIs: $(python3 -c "print(round($(date +%s.%N) - $start, 3))") s"
 
+t0=$(date +%s.%N)
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
 POR_PID=$!
-for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$ADM/readyz" && break; sleep 0.05; done
+for _ in $(seq 1200); do curl -sf -o /dev/null "http://127.0.0.1:$ADM/readyz" && break; sleep 0.05; done
+echo "first start (seeding the store with $APIS APIs) until ready: $(python3 -c "print(round($(date +%s.%N) - $t0, 3))") s"
 echo "RSS after start: $(awk '/VmRSS/ {print $2 / 1024 " MiB"}' /proc/$POR_PID/status)"
 
 taskset -c 0 wrk -t1 -c32 -d"${DURATION}s" "http://127.0.0.1:$POR/svc-$((APIS / 2))/" > "$work/wrk.txt" &
