@@ -1,116 +1,66 @@
-//! Bearer-token authentication of the admin API (`/admin/v1/…`).
+//! Bearer-token authentication of the admin API (`/admin/v1/…`) against
+//! the store's admin tokens, and the first admin token of a new node.
 //!
-//! Until the control plane has a token store, the node has one admin token:
-//! `PORTICO_ADMIN_TOKEN`, or a random one generated at start and shown once.
-//! Only its SHA-256 digest is kept, and a presented token is compared in
-//! constant time. [`AdminAuth`] is the one place that decides whether a
-//! token is valid, so the store can later replace its source.
+//! A token is looked up by its SHA-256 digest (`Store::verify_admin_token`,
+//! one query on the admin path; the proxy path never does this). A missing
+//! token, or one that is unknown, expired or revoked, is 401 with an RFC 6750
+//! challenge; a valid one puts its [`Caller`] in the request.
 
-use std::fmt;
-
-use aws_lc_rs::digest::{SHA256, digest};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portico_gateway::problem::PROBLEM_JSON;
 use portico_model::ErrorCode;
+use portico_store::{Actor, Expect, Principal, Role, Store, now_millis};
 
-use crate::problem::problem;
+use crate::problem::{ApiError, problem};
 
-/// The environment variable that sets the admin token.
+/// The environment variable that sets the first admin token.
 pub const TOKEN_ENV: &str = "PORTICO_ADMIN_TOKEN";
 
 /// Shortest admin token accepted from the environment.
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The realm named in `WWW-Authenticate` challenges (RFC 6750 §3).
-const REALM: &str = "portico-admin";
+pub(crate) const REALM: &str = "portico-admin";
 
-/// The admin token, kept as its SHA-256 digest.
-#[derive(Clone)]
-pub struct AdminAuth {
-    digest: [u8; 32],
-}
+/// The user the first admin token belongs to.
+const BOOTSTRAP_USER: &str = "admin";
 
-impl fmt::Debug for AdminAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminAuth(..)")
+/// Who is calling: the principal of a verified token.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl Caller {
+    /// The actor the audit log names: the user.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::new(self.0.user.clone())
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.0.role
     }
 }
 
-/// Why a configured admin token is refused.
-#[derive(Debug, thiserror::Error)]
-#[error("{TOKEN_ENV} must be at least {MIN_TOKEN_LEN} visible ASCII characters without spaces")]
-pub struct WeakToken;
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
 
-/// Where the node's admin token came from.
-#[derive(Debug)]
-pub enum TokenSource {
-    /// `PORTICO_ADMIN_TOKEN`.
-    Environment,
-    /// Generated at start; the token itself, to be shown once.
-    Generated(String),
-}
-
-impl AdminAuth {
-    /// Accepts exactly `token`.
-    pub fn from_token(token: &str) -> Result<Self, WeakToken> {
-        if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(WeakToken);
-        }
-        Ok(Self {
-            digest: sha256(token.as_bytes()),
-        })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| unauthorized(false))
     }
-
-    /// A new random token: 32 bytes from the system's CSPRNG, base64url
-    /// without padding (43 characters).
-    pub fn generate() -> (Self, String) {
-        let mut bytes = [0u8; 32];
-        // aws-lc's RNG fails only if the OS has no entropy source, and a
-        // node cannot run safely without one.
-        aws_lc_rs::rand::fill(&mut bytes).expect("the system random number generator works");
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        let auth = Self {
-            digest: sha256(token.as_bytes()),
-        };
-        (auth, token)
-    }
-
-    /// The token from `PORTICO_ADMIN_TOKEN`, or a generated one when the
-    /// variable is not set.
-    pub fn from_env() -> Result<(Self, TokenSource), WeakToken> {
-        match std::env::var(TOKEN_ENV) {
-            Ok(token) => Ok((Self::from_token(&token)?, TokenSource::Environment)),
-            Err(_) => {
-                let (auth, token) = Self::generate();
-                Ok((auth, TokenSource::Generated(token)))
-            }
-        }
-    }
-
-    /// Whether `token` is the admin token, in constant time with respect
-    /// to its contents (both sides are digests of the same length).
-    pub fn verify(&self, token: &str) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(token.as_bytes()), &self.digest)
-            .is_ok()
-    }
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
-    out
 }
 
 /// Middleware: lets a request through only with `Authorization: Bearer
-/// <admin token>`; otherwise 401 with an RFC 6750 challenge.
-pub(crate) async fn require_bearer(
-    State(auth): State<AdminAuth>,
-    req: Request,
+/// <token>` naming a valid admin token; otherwise 401 with an RFC 6750
+/// challenge.
+pub(crate) async fn authenticate(
+    State(store): State<Store>,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
@@ -122,18 +72,25 @@ pub(crate) async fn require_bearer(
             .ok()
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim()),
+            .map(|(_, token)| token.trim().to_owned()),
         // Two Authorization headers: ambiguous, so refused.
         (Some(_), Some(_)) => None,
     };
-    match token {
-        Some(token) if auth.verify(token) => next.run(req).await,
-        _ => unauthorized(true),
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return unauthorized(true);
+    };
+    match store.verify_admin_token(&token).await {
+        Ok(Some(principal)) => {
+            req.extensions_mut().insert(Caller(principal));
+            next.run(req).await
+        }
+        Ok(None) => unauthorized(true),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
 /// 401: `missing-credential` without a token, `invalid-credential` with a
-/// wrong one (`error="invalid_token"`, RFC 6750 §3.1).
+/// token that is not valid (`error="invalid_token"`, RFC 6750 §3.1).
 fn unauthorized(presented: bool) -> Response {
     let (code, detail, challenge) = match presented {
         false => (
@@ -143,7 +100,7 @@ fn unauthorized(presented: bool) -> Response {
         ),
         true => (
             ErrorCode::InvalidCredential,
-            "The bearer token is not the admin token.",
+            "The bearer token is not a valid admin token: unknown, expired or revoked.",
             format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
         ),
     };
@@ -151,41 +108,83 @@ fn unauthorized(presented: bool) -> Response {
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    debug_assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
     resp
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_verify_by_digest() {
-        let auth = AdminAuth::from_token("correct-horse-battery").unwrap();
-        assert!(auth.verify("correct-horse-battery"));
-        assert!(!auth.verify("correct-horse-batterY"));
-        assert!(!auth.verify(""));
-        assert!(format!("{auth:?}").find("horse").is_none());
+/// First start: imports `token` (`PORTICO_ADMIN_TOKEN`) for a user `admin`
+/// with role admin (idempotent: a token the store has is left as it is,
+/// revoked or not), or, when none is given and the store holds no usable
+/// admin token, issues one and returns it so the caller prints it once.
+/// Otherwise `Ok(None)`.
+pub async fn bootstrap_admin_token(
+    store: &Store,
+    token: Option<&str>,
+) -> Result<Option<String>, portico_store::Error> {
+    let actor = Actor::system();
+    match token {
+        Some(token) => {
+            if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(portico_store::Error::Invalid {
+                    kind: "admin token",
+                    detail: format!(
+                        "{TOKEN_ENV} must be at least {MIN_TOKEN_LEN} visible ASCII characters without spaces"
+                    ),
+                });
+            }
+            ensure_admin_user(store, &actor).await?;
+            store
+                .import_admin_token(&actor, BOOTSTRAP_USER, token, TOKEN_ENV)
+                .await?;
+            Ok(None)
+        }
+        None => {
+            if has_usable_admin_token(store).await? {
+                return Ok(None);
+            }
+            ensure_admin_user(store, &actor).await?;
+            let issued = store
+                .issue_admin_token(&actor, BOOTSTRAP_USER, "generated at first start", None)
+                .await?;
+            Ok(Some(issued.plaintext.into_string()))
+        }
     }
+}
 
-    #[test]
-    fn weak_tokens_are_refused() {
-        assert!(AdminAuth::from_token("short").is_err());
-        assert!(AdminAuth::from_token("sixteen chars ok").is_err());
-        assert!(AdminAuth::from_token("sixteen-chars-ok").is_ok());
+/// The user `admin` exists with the role admin.
+async fn ensure_admin_user(store: &Store, actor: &Actor) -> Result<(), portico_store::Error> {
+    match store.get_user(BOOTSTRAP_USER).await? {
+        Some(u) if u.role == Role::Admin => Ok(()),
+        Some(u) => store
+            .put_user(
+                actor,
+                BOOTSTRAP_USER,
+                Role::Admin,
+                None,
+                Expect::Revision(u.revision),
+            )
+            .await
+            .map(drop),
+        None => store
+            .put_user(actor, BOOTSTRAP_USER, Role::Admin, None, Expect::Absent)
+            .await
+            .map(drop),
     }
+}
 
-    #[test]
-    fn generated_tokens_are_random_base64url() {
-        let (auth, a) = AdminAuth::generate();
-        let (_, b) = AdminAuth::generate();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
-        assert!(auth.verify(&a));
-        assert!(!auth.verify(&b));
+/// Whether some admin's token is neither revoked nor expired.
+async fn has_usable_admin_token(store: &Store) -> Result<bool, portico_store::Error> {
+    let now = now_millis();
+    for t in store.list_admin_tokens(None).await? {
+        if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
+            continue;
+        }
+        if store
+            .get_user(&t.user)
+            .await?
+            .is_some_and(|u| u.role == Role::Admin)
+        {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }

@@ -3,23 +3,40 @@
 //! each backend (O(1)); older entries are never served again and expire on
 //! their own. With Redis the bump reaches every node that shares it.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portico_gateway::Gateway;
 use portico_model::ErrorCode;
+use portico_store::{Kind, Role};
 
+use crate::AdminState;
+use crate::auth::Caller;
 use crate::problem::problem;
+use crate::rbac;
 
 /// 204 once purged; 404 when the live configuration has no such API; 503
 /// when Redis could not be reached (the in-process entries are gone).
+/// Admins and publishers (who may change the API) may purge.
 pub(crate) async fn purge(
-    State(gateway): State<Arc<Gateway>>,
+    State(state): State<AdminState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Response {
-    match gateway.purge_cache(&name).await {
+    if rbac::entity(caller.role(), Kind::Api, rbac::Access::Write) != rbac::Verdict::Allowed
+        || caller.role() == Role::Consumer
+    {
+        return rbac::refuse(
+            &state.store,
+            &caller,
+            "purge the cache of",
+            "api",
+            &name,
+            None,
+        )
+        .await
+        .into_response();
+    }
+    match state.gateway.purge_cache(&name).await {
         Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
         Some(Err(e)) => problem(
             ErrorCode::CacheUnavailable,

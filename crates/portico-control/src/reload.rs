@@ -57,6 +57,17 @@ pub trait Reload: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<ReloadSummary, ReloadRefused>> + Send + '_>>;
 }
 
+/// `POST /admin/v1/reload` on the store-backed admin API: admins only.
+pub(crate) async fn reload_admin(
+    State(state): State<crate::AdminState>,
+    caller: crate::auth::Caller,
+) -> Response {
+    if let Err(e) = crate::rbac::admin(&state.store, &caller, "reload", "node", "*").await {
+        return e.into_response();
+    }
+    reload(State(state.reloader)).await
+}
+
 pub(crate) async fn reload(State(reloader): State<Arc<dyn Reload>>) -> Response {
     match reloader.reload().await {
         Ok(summary) => {

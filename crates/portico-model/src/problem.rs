@@ -106,6 +106,23 @@ error_codes! {
     CircuitOpen = ("circuit-open", 503, "Circuit open", Upstream),
     /// A configuration handed to the admin API has errors; nothing of it was applied.
     InvalidConfiguration = ("invalid-configuration", 422, "Invalid configuration", Downstream),
+    /// The admin API's bearer token is valid, but its role does not allow
+    /// this action on this resource.
+    Forbidden = ("forbidden", 403, "Forbidden", Downstream),
+    /// An admin API request body or query parameter is not what the
+    /// operation takes (not JSON, a wrong type, an unknown field).
+    MalformedRequest = ("malformed-request", 400, "Malformed request", Downstream),
+    /// An admin API change named a precondition (`If-Match`,
+    /// `If-None-Match: *`) that the resource does not meet.
+    PreconditionFailed = ("precondition-failed", 412, "Precondition failed", Downstream),
+    /// An admin API change conflicts with the current state: the entity is
+    /// still in use, or what it creates exists already.
+    Conflict = ("conflict", 409, "Conflict", Downstream),
+    /// An admin API entity is not one the store can keep (a bad name, a
+    /// missing developer, a plain-text secret).
+    InvalidEntity = ("invalid-entity", 422, "Invalid entity", Downstream),
+    /// The admin API could not reach its store; nothing was changed.
+    StoreUnavailable = ("store-unavailable", 503, "Store unavailable", Internal),
     /// A reload was asked of a node that was not started from a configuration file.
     ReloadUnavailable = ("reload-unavailable", 409, "Nothing to reload", Downstream),
     /// A limit (`rate_limit`, `spike_arrest`, `quota`, `concurrency`, or a

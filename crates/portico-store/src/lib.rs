@@ -30,6 +30,7 @@ mod db;
 mod entities;
 mod error;
 mod export;
+mod owned;
 mod secret;
 mod subscriptions;
 mod users;
