@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use portico_config::Compiled;
-use portico_control::TokenSource;
 use portico_counters::NodeCounters;
 use portico_gateway::tls::TlsTerminator;
 use portico_gateway::{AccessLogSink, Gateway, Metrics, ProxyServer};
@@ -22,9 +21,8 @@ use tokio::task::JoinHandle;
 mod publish;
 mod reload;
 
-pub use portico_control::AdminAuth;
 pub use publish::DEFAULT_POLL;
-use reload::{AdminReload, NodeControl};
+use reload::{AdminReload, NodeControl, NodePlane};
 pub use reload::{ConfigSource, ReloadError, Reloaded, check_files};
 
 /// Why a node could not start.
@@ -41,7 +39,7 @@ pub enum StartError {
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] portico_gateway::tls::TlsError),
     #[error("cannot set the admin token: {0}")]
-    AdminToken(#[from] portico_control::WeakToken),
+    AdminToken(#[source] portico_store::Error),
     #[error("cannot set up the counters for limits: {0}")]
     Counters(#[from] portico_counters::StartError),
     #[error("cannot open the store: {0}")]
@@ -59,9 +57,10 @@ pub struct Overrides {
     /// The file the configuration was read from; SIGHUP and `POST
     /// /admin/v1/reload` re-read it. `None`: the node cannot reload.
     pub config_file: Option<PathBuf>,
-    /// The admin token. `None`: `PORTICO_ADMIN_TOKEN`, or a generated token
-    /// printed once on standard error.
-    pub admin_auth: Option<AdminAuth>,
+    /// An admin token to import for the user `admin`, instead of
+    /// `PORTICO_ADMIN_TOKEN`. With neither, a node whose store has no
+    /// usable admin token issues one and prints it once on standard error.
+    pub admin_token: Option<String>,
     /// Where the access log goes, instead of the file's `server.access_log`.
     pub access_log: Option<AccessLog>,
     /// Where the store is, instead of the file's `storage`.
@@ -138,21 +137,6 @@ impl App {
             None => None,
         };
         let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
-        let admin_auth = match overrides.admin_auth {
-            Some(auth) => auth,
-            None => {
-                let (auth, source) = AdminAuth::from_env()?;
-                if let TokenSource::Generated(token) = source {
-                    // Shown once, on stderr and not through the log, which
-                    // may be shipped elsewhere.
-                    eprintln!(
-                        "Admin API token (shown once; set {} to choose it): {token}",
-                        portico_control::TOKEN_ENV
-                    );
-                }
-                auth
-            }
-        };
         let control = Arc::new(NodeControl::new(
             gateway.clone(),
             node.clone(),
@@ -163,11 +147,27 @@ impl App {
         ));
         control.seed(&source).await.map_err(StartError::Config)?;
         control.rebuild().await.map_err(StartError::Config)?;
+        let env_token = std::env::var(portico_control::TOKEN_ENV).ok();
+        let token = overrides.admin_token.as_deref().or(env_token.as_deref());
+        let generated = portico_control::bootstrap_admin_token(&control.store, token)
+            .await
+            .map_err(StartError::AdminToken)?;
+        if let Some(token) = generated {
+            // Shown once, on stderr and not through the log, which may be
+            // shipped elsewhere; the store keeps only its digest.
+            eprintln!(
+                "Admin API token for user `admin` (shown once; set {} to choose it): {token}",
+                portico_control::TOKEN_ENV
+            );
+        }
 
         let (stop, stopped) = watch::channel(false);
         let admin_router = portico_control::router(
             gateway.clone(),
-            admin_auth,
+            portico_control::Control {
+                store: control.store.clone(),
+                plane: Arc::new(NodePlane(control.clone())),
+            },
             Arc::new(AdminReload(control.clone())),
         );
         let mut admin_stop = stopped.clone();

@@ -134,7 +134,6 @@ impl NodeControl {
 
     /// Waits until the live snapshot reflects `version` or later, nudging
     /// the publication loop; gives up after `wait`.
-    #[allow(dead_code, reason = "called by the admin API's `Plane`, wired next")]
     pub(crate) async fn wait_published(&self, version: i64, wait: Duration) -> bool {
         self.nudge.notify_one();
         let mut rx = self.published.subscribe();
@@ -145,7 +144,6 @@ impl NodeControl {
 
     /// Compiles `entities` with the node's settings, off the runtime's
     /// workers: what the admin API runs before it commits a change.
-    #[allow(dead_code, reason = "called by the admin API's `Plane`, wired next")]
     pub(crate) async fn check_entities(&self, entities: Value) -> Result<(), Diagnostics> {
         let source = self.source();
         tokio::task::spawn_blocking(move || {
@@ -455,6 +453,45 @@ impl Reload for AdminReload {
                         }],
                     })
                 }
+            }
+        })
+    }
+}
+
+/// The node as the admin API sees it: it compiles a change before the
+/// admin API commits it, and waits for a committed change to go live.
+pub(crate) struct NodePlane(pub(crate) Arc<NodeControl>);
+
+/// How long the admin API waits for a committed change to go live here
+/// before it answers anyway (the publication loop keeps trying).
+const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
+impl portico_control::Plane for NodePlane {
+    fn check(
+        &self,
+        entities: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Vec<ConfigError>>> + Send + '_>> {
+        Box::pin(async move {
+            self.0.check_entities(entities).await.map_err(|d| {
+                d.iter()
+                    .map(|d| ConfigError {
+                        path: d.path.clone(),
+                        message: d.message.clone(),
+                        line: d.line,
+                        column: d.column,
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn published(&self, version: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if !self.0.wait_published(version, PUBLISH_WAIT).await {
+                tracing::warn!(
+                    version,
+                    "A committed change is not live yet; answering anyway, the node keeps trying."
+                );
             }
         })
     }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use portico_app::{AdminAuth, App, ConfigSource, Overrides, ReloadError};
+use portico_app::{App, ConfigSource, Overrides, ReloadError};
 use portico_config::{Diagnostic, Diagnostics, compile_in};
 use portico_model::node::Storage;
 
@@ -187,7 +187,7 @@ impl TestNodeBuilder {
             proxy_listen: Some(local),
             admin_listen: Some(local),
             config_file: self.file,
-            admin_auth: Some(AdminAuth::from_token(ADMIN_TOKEN).expect("a strong test token")),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
             access_log: (!self.yaml.contains("access_log"))
                 .then_some(portico_config::AccessLog::Off),
             storage,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use portico_model::node::Storage;
 use portico_store::{Actor, Expect, Kind, Store};
-use portico_test::{Cuttable, TestDatabase, TestNode, Upstream, assert_eventually};
+use portico_test::{ADMIN_TOKEN, Cuttable, TestDatabase, TestNode, Upstream, assert_eventually};
 use serde_json::json;
 
 use crate::support::{api, apis, client};
@@ -40,8 +40,10 @@ async fn the_file_seeds_the_store_and_a_reload_keeps_what_the_admin_made() {
     let a = store.get(Kind::Api, "a").await.unwrap().expect("seeded");
     assert_eq!(a.document["base_path"], "/a");
     let audit = store.audit_log(&Default::default()).await.unwrap();
+    let entity_records: Vec<_> = audit.items.iter().filter(|r| r.kind == "api").collect();
+    assert_eq!(entity_records.len(), 2);
     assert!(
-        audit.items.iter().all(|r| r.actor == "file"),
+        entity_records.iter().all(|r| r.actor == "file"),
         "{:?}",
         audit.items
     );
@@ -202,18 +204,16 @@ async fn two_nodes_on_postgres_follow_each_other_and_survive_its_absence() {
         .run()
         .await;
 
-    node_a
-        .app()
-        .store()
-        .put(
-            &Actor::new("alice"),
-            Kind::Api,
-            "orders",
-            api_doc("orders", &up.url()),
-            Expect::Absent,
-        )
+    // Created through node A's admin API: live on A when it answers.
+    let created = client()
+        .put(node_a.admin_url("/admin/v1/apis/orders"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&api_doc("orders", &up.url()))
+        .send()
         .await
         .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(status(node_a.proxy_url("/orders")).await, 200);
     assert_eventually!(
         status(node_b.proxy_url("/orders")).await == 200,
         timeout = LIVE
