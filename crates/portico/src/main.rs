@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 use portico_app::{App, ConfigSource, Overrides};
 use portico_config::{Compiled, compile_in};
 
+mod admin_client;
+mod apply;
+mod export;
+
 /// Portico: API gateway, control plane and developer portal in one binary.
 #[derive(Parser)]
 #[command(name = "portico", version, about, propagate_version = true)]
@@ -36,6 +40,34 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Make a running node's entities (APIs, products, developers, apps)
+    /// match a file's, through its admin API; prints the diff.
+    Apply {
+        /// Configuration file (YAML); its entity sections are applied.
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+        /// The admin API (default: $PORTICO_ADMIN_URL, else http://127.0.0.1:8081).
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+        /// Admin token (default: $PORTICO_ADMIN_TOKEN).
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete the node's entities that the file does not list.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Print a running node's entities as YAML that `apply` accepts.
+    Export {
+        /// The admin API (default: $PORTICO_ADMIN_URL, else http://127.0.0.1:8081).
+        #[arg(long, value_name = "URL")]
+        admin: Option<String>,
+        /// Admin token (default: $PORTICO_ADMIN_TOKEN).
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
 }
 
 /// mimalloc: the request path allocates many small, short-lived buffers
@@ -47,6 +79,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Apply {
+            file,
+            admin,
+            token,
+            dry_run,
+            prune,
+        } => apply::run(apply::Args {
+            file,
+            admin,
+            token,
+            dry_run,
+            prune,
+        }),
+        Command::Export { admin, token } => export::run(admin, token),
         Command::Serve { config, workers } => {
             match serve(config.as_deref(), workers.map(usize::from)) {
                 Ok(()) => ExitCode::SUCCESS,
