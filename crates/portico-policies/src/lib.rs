@@ -20,6 +20,7 @@ pub mod registry;
 mod request_size;
 mod spike_arrest;
 
+pub use api_key::{KeyIn, for_scheme as api_key_for_scheme};
 pub use registry::{BUILT, PLANNED, build};
 
 /// `Authorization` credentials split into the scheme and what follows it
