@@ -21,6 +21,7 @@ mod reload;
 mod resilience;
 mod shutdown;
 mod spec;
+mod spec_security;
 mod support;
 mod tls;
 mod upstream_tls;
