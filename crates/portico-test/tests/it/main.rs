@@ -13,6 +13,7 @@ mod errors;
 mod grpc;
 mod headers;
 mod jwt;
+mod mock;
 mod paths;
 mod pki;
 mod proxy;
