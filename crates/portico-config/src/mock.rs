@@ -17,7 +17,11 @@ use portico_spec::{MediaType, Operation, Spec, Value};
 /// operation table's indexes follow the spec's order).
 pub(crate) fn table(spec: &Spec) -> MockTable {
     MockTable {
-        operations: spec.operations.iter().map(|op| operation(spec, op)).collect(),
+        operations: spec
+            .operations
+            .iter()
+            .map(|op| operation(spec, op))
+            .collect(),
     }
 }
 
@@ -28,11 +32,7 @@ fn operation(spec: &Spec, op: &Operation) -> MockOperation {
         .filter_map(|r| {
             Some(MockResponse {
                 declared: declared(&r.status)?,
-                representations: r
-                    .content
-                    .iter()
-                    .map(|m| representation(spec, m))
-                    .collect(),
+                representations: r.content.iter().map(|m| representation(spec, m)).collect(),
             })
         })
         .collect();

@@ -87,7 +87,10 @@ fn answers_are_prepared_from_examples_and_schemas() {
         .iter()
         .find(|r| r.declared == Declared::Code(404))
         .unwrap();
-    assert_eq!(&missing.representations[0].examples[0].body[..], br#"{"status":404}"#);
+    assert_eq!(
+        &missing.representations[0].examples[0].body[..],
+        br#"{"status":404}"#
+    );
 
     let post = table.get(0).unwrap();
     let a = post.select(&Preferences::default(), None).unwrap();
@@ -98,29 +101,44 @@ fn answers_are_prepared_from_examples_and_schemas() {
         ..Preferences::default()
     };
     let a = post.select(&prefs, None).unwrap();
-    assert_eq!((a.status.as_u16(), a.content_type, a.body.len()), (204, None, 0));
+    assert_eq!(
+        (a.status.as_u16(), a.content_type, a.body.len()),
+        (204, None, 0)
+    );
 }
 
 #[test]
 fn a_mock_needs_a_spec_and_nothing_about_targets() {
-    let errs = errors(
-        "apis:\n  - name: a\n    base_path: /a\n    upstream: { mock: true }\n",
-    );
+    let errs = errors("apis:\n  - name: a\n    base_path: /a\n    upstream: { mock: true }\n");
     assert_eq!(
         errs,
-        ["apis[0].upstream.mock: a mock upstream answers from the API's spec; add a `spec` (or give `targets`) at line 4 column 23"]
+        [
+            "apis[0].upstream.mock: a mock upstream answers from the API's spec; add a `spec` (or give `targets`) at line 4 column 23"
+        ]
     );
     let errs = errors(&yaml(
         "{ mock: true, targets: [\"http://h\"], timeout: 1s }",
         "",
     ));
     assert_eq!(errs.len(), 2, "{errs:?}");
-    assert!(errs[0].starts_with("apis[0].upstream.targets: `targets` has no effect on a mock upstream"), "{errs:?}");
-    assert!(errs[1].starts_with("apis[0].upstream.timeout: `timeout` has no effect"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("apis[0].upstream.targets: `targets` has no effect on a mock upstream"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("apis[0].upstream.timeout: `timeout` has no effect"),
+        "{errs:?}"
+    );
     let errs = errors(&yaml("{ mock: true }", "    routing: passthrough\n"));
-    assert!(errs[0].contains("`routing: passthrough` has nothing to pass through to"), "{errs:?}");
+    assert!(
+        errs[0].contains("`routing: passthrough` has nothing to pass through to"),
+        "{errs:?}"
+    );
     let errs = errors(&yaml("{ mock: true }", "    policies: [{ cache: {} }]\n"));
-    assert!(errs[0].starts_with("apis[0].policies[0]: `cache` has nothing to save"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("apis[0].policies[0]: `cache` has nothing to save"),
+        "{errs:?}"
+    );
     let errs = errors(&yaml("{ mock: false }", ""));
     assert!(
         errs[0].starts_with("apis[0].upstream: missing field `targets` (an upstream needs targets unless it is `mock: true`)"),

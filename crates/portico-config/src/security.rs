@@ -156,7 +156,10 @@ impl Builder<'_> {
             return Some((policy.value.0.clone(), scoped));
         }
         let built = match scheme {
-            SecurityScheme::ApiKey { name: key, location } => {
+            SecurityScheme::ApiKey {
+                name: key,
+                location,
+            } => {
                 let place = match location {
                     ParameterIn::Header => portico_policies::KeyIn::Header,
                     ParameterIn::Query => portico_policies::KeyIn::Query,

@@ -58,7 +58,12 @@ fn schemes_map_to_policies_per_operation() {
 
 #[test]
 fn no_requirements_means_no_security() {
-    let c = compile(&yaml("k: { type: apiKey, in: header, name: x-k }", "[]", "")).unwrap();
+    let c = compile(&yaml(
+        "k: { type: apiKey, in: header, name: x-k }",
+        "[]",
+        "",
+    ))
+    .unwrap();
     assert!(c.snapshot.apis[0].security.is_none());
 }
 
@@ -108,12 +113,16 @@ fn scheme_settings_are_checked() {
     ));
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(
-        errs[0].starts_with("apis[0].security_schemes.nope: the spec declares no security scheme `nope`"),
+        errs[0].starts_with(
+            "apis[0].security_schemes.nope: the spec declares no security scheme `nope`"
+        ),
         "{errs:?}"
     );
     assert!(errs[0].ends_with("line 17 column 13"), "{errs:?}");
     assert!(
-        errs[1].starts_with("apis[0].security_schemes.k: security scheme `k` needs an authentication policy"),
+        errs[1].starts_with(
+            "apis[0].security_schemes.k: security scheme `k` needs an authentication policy"
+        ),
         "{errs:?}"
     );
     let errs = errors(&yaml(
@@ -122,13 +131,17 @@ fn scheme_settings_are_checked() {
         "    policies: [{ api_key: {} }]\n    security_schemes:\n      k: { api_key: {} }\n",
     ));
     assert!(
-        errs[0].starts_with("apis[0].security_schemes: `security_schemes` maps the spec's security"),
+        errs[0]
+            .starts_with("apis[0].security_schemes: `security_schemes` maps the spec's security"),
         "{errs:?}"
     );
     let errs = errors(
         "apis:\n  - name: a\n    base_path: /a\n    upstream: { targets: [\"http://h\"] }\n    security_schemes: {}\n",
     );
-    assert!(errs[0].contains("applies to an API with a `spec`"), "{errs:?}");
+    assert!(
+        errs[0].contains("applies to an API with a `spec`"),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -319,16 +319,18 @@ impl Gateway {
         if let Some(table) = &rt.api.mock {
             // The mock stands in for the upstream: the answer still passes
             // the response policies, and the exchange is counted and logged.
-            let op = operation.and_then(|op| table.get(op.index)).ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::NoOperation,
-                    format!(
-                        "API `{}` declares no operation at {}.",
-                        rt.api.name,
-                        parts.uri.path()
-                    ),
-                )
-            })?;
+            let op = operation
+                .and_then(|op| table.get(op.index))
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::NoOperation,
+                        format!(
+                            "API `{}` declares no operation at {}.",
+                            rt.api.name,
+                            parts.uri.path()
+                        ),
+                    )
+                })?;
             if let Some(log) = exchange.log.as_mut() {
                 log.target = Some("mock".to_owned());
             }

@@ -236,7 +236,10 @@ fn join<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
 /// the quality of the most specific media range that matches it; the
 /// highest quality above zero wins, the spec's order breaking ties. No
 /// `Accept` (or one with no usable range) accepts anything.
-pub fn negotiate<'r>(reps: &'r [Representation], accept: Option<&str>) -> Option<&'r Representation> {
+pub fn negotiate<'r>(
+    reps: &'r [Representation],
+    accept: Option<&str>,
+) -> Option<&'r Representation> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return reps.first();
     };
@@ -246,7 +249,10 @@ pub fn negotiate<'r>(reps: &'r [Representation], accept: Option<&str>) -> Option
     }
     let mut best: Option<(&Representation, u16)> = None;
     for rep in reps {
-        let (t, s) = rep.media_type.split_once('/').unwrap_or((&rep.media_type, ""));
+        let (t, s) = rep
+            .media_type
+            .split_once('/')
+            .unwrap_or((&rep.media_type, ""));
         // Specificity: exact 2, `type/*` 1, `*/*` 0.
         let q = ranges
             .iter()
@@ -396,7 +402,10 @@ mod tests {
         assert_eq!(a.status, 404);
         assert_eq!(a.content_type.unwrap(), "application/problem+json");
         let a = op.select(&prefs(204), None).unwrap();
-        assert_eq!((a.status.as_u16(), a.content_type, a.body.len()), (204, None, 0));
+        assert_eq!(
+            (a.status.as_u16(), a.content_type, a.body.len()),
+            (204, None, 0)
+        );
         assert_eq!(
             op.select(&prefs(500), None),
             Err(MockMiss::NoResponse {
@@ -415,9 +424,18 @@ mod tests {
         };
         assert_eq!(pick("text/plain").unwrap(), "text/plain");
         assert_eq!(pick("*/*").unwrap(), "application/json");
-        assert_eq!(pick("text/*;q=0.9, application/json;q=0.5").unwrap(), "text/plain");
-        assert_eq!(pick("application/*, text/plain;q=0").unwrap(), "application/json");
-        assert_eq!(pick("text/plain;q=0, */*;q=0.1").unwrap(), "application/json");
+        assert_eq!(
+            pick("text/*;q=0.9, application/json;q=0.5").unwrap(),
+            "text/plain"
+        );
+        assert_eq!(
+            pick("application/*, text/plain;q=0").unwrap(),
+            "application/json"
+        );
+        assert_eq!(
+            pick("text/plain;q=0, */*;q=0.1").unwrap(),
+            "application/json"
+        );
         assert_eq!(
             pick("image/png"),
             Err(MockMiss::NotAcceptable {

@@ -312,7 +312,11 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("key=k2"));
         h.append(COOKIE, HeaderValue::from_static("c=3"));
         assert_eq!(take_cookie(&mut h, "key"), Some(b"k1".to_vec()));
-        let left: Vec<_> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        let left: Vec<_> = h
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
         assert_eq!(left, ["a=1; b=2", "c=3"]);
         assert_eq!(take_cookie(&mut h, "key"), None);
         assert_eq!(h.get_all(COOKIE).iter().count(), 2);

@@ -284,7 +284,10 @@ fn number(obj: &Map<String, Value>, integer: bool, version: OpenApiVersion) -> V
     let f = |k: &str| obj.get(k).and_then(Value::as_f64);
     let flag = |k: &str| obj.get(k) == Some(&Value::Bool(true));
     // Bounds as (value, exclusive).
-    let (mut low, mut high) = (f("minimum").map(|v| (v, false)), f("maximum").map(|v| (v, false)));
+    let (mut low, mut high) = (
+        f("minimum").map(|v| (v, false)),
+        f("maximum").map(|v| (v, false)),
+    );
     match version {
         OpenApiVersion::V3_0 => {
             if flag("exclusiveMinimum") {

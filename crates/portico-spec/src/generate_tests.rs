@@ -20,11 +20,23 @@ fn make(spec: &Spec, schema: serde_json::Value) -> Option<serde_json::Value> {
 #[test]
 fn stated_values_win() {
     let s = spec("3.1.0", json!({}));
-    assert_eq!(make(&s, json!({"type": "string", "example": "x"})), Some(json!("x")));
-    assert_eq!(make(&s, json!({"type": "string", "examples": ["y", "z"]})), Some(json!("y")));
-    assert_eq!(make(&s, json!({"type": "integer", "default": 7})), Some(json!(7)));
+    assert_eq!(
+        make(&s, json!({"type": "string", "example": "x"})),
+        Some(json!("x"))
+    );
+    assert_eq!(
+        make(&s, json!({"type": "string", "examples": ["y", "z"]})),
+        Some(json!("y"))
+    );
+    assert_eq!(
+        make(&s, json!({"type": "integer", "default": 7})),
+        Some(json!(7))
+    );
     assert_eq!(make(&s, json!({"const": "c"})), Some(json!("c")));
-    assert_eq!(make(&s, json!({"type": "string", "enum": ["b", "a"]})), Some(json!("b")));
+    assert_eq!(
+        make(&s, json!({"type": "string", "enum": ["b", "a"]})),
+        Some(json!("b"))
+    );
 }
 
 #[test]
@@ -70,11 +82,17 @@ fn types_and_formats() {
 fn open_api_3_0_boolean_exclusive_bounds() {
     let s = spec("3.0.3", json!({}));
     assert_eq!(
-        make(&s, json!({"type": "integer", "minimum": 5, "exclusiveMinimum": true})),
+        make(
+            &s,
+            json!({"type": "integer", "minimum": 5, "exclusiveMinimum": true})
+        ),
         Some(json!(6))
     );
     assert_eq!(
-        make(&s, json!({"type": "integer", "maximum": -3, "multipleOf": 2})),
+        make(
+            &s,
+            json!({"type": "integer", "maximum": -3, "multipleOf": 2})
+        ),
         Some(json!(-4))
     );
 }
@@ -99,7 +117,10 @@ fn references_compositions_and_arrays() {
         json!({ "type": "array", "minItems": 2, "items": { "$ref": "#/components/schemas/Either" } }),
     )
     .unwrap();
-    assert_eq!(v, json!([{ "name": "string", "age": 0 }, { "name": "string", "age": 0 }]));
+    assert_eq!(
+        v,
+        json!([{ "name": "string", "age": 0 }, { "name": "string", "age": 0 }])
+    );
     assert_eq!(
         make(&s, json!({ "type": "array", "maxItems": 0, "items": {} })),
         Some(json!([]))
@@ -136,5 +157,8 @@ fn recursion_is_bounded() {
             "children": [{ "name": "string" }]
         })
     );
-    assert_eq!(make(&s, json!({ "$ref": "#/components/schemas/Endless" })), None);
+    assert_eq!(
+        make(&s, json!({ "$ref": "#/components/schemas/Endless" })),
+        None
+    );
 }

@@ -84,12 +84,19 @@ async fn node() -> TestNode {
 #[tokio::test]
 async fn the_default_answer_is_the_first_example_of_the_lowest_success() {
     let node = node().await;
-    let resp = client().get(node.proxy_url("/books/books")).send().await.unwrap();
+    let resp = client()
+        .get(node.proxy_url("/books/books"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert!(resp.headers().contains_key("x-request-id"));
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!([{ "id": 1, "title": "Dune", "status": "available" }]));
+    assert_eq!(
+        body,
+        json!([{ "id": 1, "title": "Dune", "status": "available" }])
+    );
 }
 
 #[tokio::test]
@@ -112,7 +119,10 @@ async fn prefer_selects_an_example_or_a_status() {
         .await
         .unwrap();
     let doc = problem(resp, 400, "mock-no-response").await;
-    assert!(doc["detail"].as_str().unwrap().contains("all, empty"), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("all, empty"),
+        "{doc}"
+    );
 
     // 404 is answered by the `4XX` response, with the status asked for.
     let resp = c
@@ -135,7 +145,10 @@ async fn prefer_selects_an_example_or_a_status() {
         .await
         .unwrap();
     let doc = problem(resp, 400, "mock-no-response").await;
-    assert!(doc["detail"].as_str().unwrap().contains("200, 4XX"), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("200, 4XX"),
+        "{doc}"
+    );
 
     let resp = c
         .delete(node.proxy_url("/books/books/7"))
@@ -188,7 +201,9 @@ fn check_part(schemas: &Value, schema: &Value, value: &Value, at: &str, closed: 
     }
     match schema["type"].as_str() {
         Some("object") => {
-            let obj = value.as_object().unwrap_or_else(|| panic!("{at}: not an object"));
+            let obj = value
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: not an object"));
             for r in schema["required"].as_array().into_iter().flatten() {
                 assert!(obj.contains_key(r.as_str().unwrap()), "{at}: {r} missing");
             }
@@ -198,7 +213,11 @@ fn check_part(schemas: &Value, schema: &Value, value: &Value, at: &str, closed: 
                     assert!(!closed, "{at}: unknown property {k}");
                     continue;
                 }
-                assert_ne!(prop["writeOnly"], json!(true), "{at}: writeOnly {k} in a response");
+                assert_ne!(
+                    prop["writeOnly"],
+                    json!(true),
+                    "{at}: writeOnly {k} in a response"
+                );
                 check_part(schemas, prop, v, &format!("{at}/{k}"), true);
             }
         }
@@ -208,20 +227,35 @@ fn check_part(schemas: &Value, schema: &Value, value: &Value, at: &str, closed: 
             }
         }
         Some("string") => {
-            let s = value.as_str().unwrap_or_else(|| panic!("{at}: not a string"));
+            let s = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string"));
             let n = s.chars().count() as u64;
-            assert!(n >= schema["minLength"].as_u64().unwrap_or(0), "{at}: short");
-            assert!(n <= schema["maxLength"].as_u64().unwrap_or(u64::MAX), "{at}: long");
+            assert!(
+                n >= schema["minLength"].as_u64().unwrap_or(0),
+                "{at}: short"
+            );
+            assert!(
+                n <= schema["maxLength"].as_u64().unwrap_or(u64::MAX),
+                "{at}: long"
+            );
             if schema["format"] == "date-time" {
                 assert!(s.len() >= 20 && s.as_bytes()[10] == b'T', "{at}: {s}");
             }
         }
         Some("integer") => {
-            let n = value.as_i64().unwrap_or_else(|| panic!("{at}: not an integer"));
-            assert!(n >= schema["minimum"].as_i64().unwrap_or(i64::MIN), "{at}: {n}");
+            let n = value
+                .as_i64()
+                .unwrap_or_else(|| panic!("{at}: not an integer"));
+            assert!(
+                n >= schema["minimum"].as_i64().unwrap_or(i64::MIN),
+                "{at}: {n}"
+            );
         }
         Some("number") => {
-            let n = value.as_f64().unwrap_or_else(|| panic!("{at}: not a number"));
+            let n = value
+                .as_f64()
+                .unwrap_or_else(|| panic!("{at}: not a number"));
             if let Some(x) = schema["exclusiveMinimum"].as_f64() {
                 assert!(n > x, "{at}: {n}");
             }
@@ -235,7 +269,10 @@ async fn bodies_are_made_from_the_schema_when_there_is_no_example() {
     let node = node().await;
     let c = client();
     let schemas = &schemas();
-    for (method, path, status) in [("GET", "/books/books/7", 200), ("POST", "/books/books", 201)] {
+    for (method, path, status) in [
+        ("GET", "/books/books/7", 200),
+        ("POST", "/books/books", 201),
+    ] {
         let resp = c
             .request(method.parse().unwrap(), node.proxy_url(path))
             .send()
@@ -243,15 +280,31 @@ async fn bodies_are_made_from_the_schema_when_there_is_no_example() {
             .unwrap();
         assert_eq!(resp.status(), status, "{method} {path}");
         let body: Value = resp.json().await.unwrap();
-        check(schemas, &json!({ "$ref": "#/components/schemas/Book" }), &body, "");
+        check(
+            schemas,
+            &json!({ "$ref": "#/components/schemas/Book" }),
+            &body,
+            "",
+        );
         // Every property but the writeOnly one; the shelf's recursion bounded.
-        assert!(body["tags"].as_array().is_some_and(|t| t.len() == 1), "{body}");
+        assert!(
+            body["tags"].as_array().is_some_and(|t| t.len() == 1),
+            "{body}"
+        );
         assert!(body["shelf"]["parent"].is_object(), "{body}");
         assert!(body["shelf"]["parent"].get("parent").is_none(), "{body}");
     }
     // The same request always gets the same body.
-    let a = c.get(node.proxy_url("/books/books/7")).send().await.unwrap();
-    let b = c.get(node.proxy_url("/books/books/8")).send().await.unwrap();
+    let a = c
+        .get(node.proxy_url("/books/books/7"))
+        .send()
+        .await
+        .unwrap();
+    let b = c
+        .get(node.proxy_url("/books/books/8"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(a.bytes().await.unwrap(), b.bytes().await.unwrap());
 }
 
@@ -308,7 +361,10 @@ async fn accept_chooses_the_media_type() {
         .unwrap();
     let doc = problem(resp, 406, "not-acceptable").await;
     assert!(
-        doc["detail"].as_str().unwrap().contains("application/json, text/plain"),
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("application/json, text/plain"),
         "{doc}"
     );
 }
@@ -352,11 +408,7 @@ async fn mock_answers_pass_response_policies_metrics_and_the_access_log() {
         "https://app.example"
     );
     let len = resp.bytes().await.unwrap().len() as u64;
-    let resp = c
-        .head(node.proxy_url("/books/books"))
-        .send()
-        .await
-        .unwrap();
+    let resp = c.head(node.proxy_url("/books/books")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert!(resp.bytes().await.unwrap().is_empty());
@@ -386,4 +438,51 @@ async fn mock_answers_pass_response_policies_metrics_and_the_access_log() {
         metrics.contains("portico_requests_total{api=\"books\",status_class=\"2xx\"} 2"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn the_demo_answers_at_once_and_leaves_with_its_flag() {
+    let data = tempfile::tempdir().unwrap();
+    let storage = portico_model::node::Storage::Sqlite(data.path().join("portico.db"));
+    let node = TestNode::new().storage(storage.clone()).demo().run().await;
+    let c = client();
+    let resp = c.get(node.proxy_url("/demo/books")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let books: Value = resp.json().await.unwrap();
+    assert_eq!(books[0]["title"], "Dune");
+    let resp = c
+        .get(node.proxy_url("/demo/books/42"))
+        .header("prefer", "code=404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let order = json!({ "items": [{ "bookId": 1, "quantity": 2 }] });
+    let resp = c
+        .post(node.proxy_url("/demo/orders"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    problem(resp, 401, "missing-credential").await;
+    let resp = c
+        .post(node.proxy_url("/demo/orders"))
+        .header("x-api-key", portico_app::demo::KEY)
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let placed: Value = resp.json().await.unwrap();
+    assert_eq!(placed["status"], "placed");
+    assert!(
+        placed["items"][0]["quantity"].as_i64() >= Some(1),
+        "{placed}"
+    );
+    node.shutdown().await;
+
+    // The same store without the flag: the demo is gone.
+    let node = TestNode::new().storage(storage).run().await;
+    let resp = c.get(node.proxy_url("/demo/books")).send().await.unwrap();
+    problem(resp, 404, "no-route").await;
 }

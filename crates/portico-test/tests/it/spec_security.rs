@@ -109,7 +109,10 @@ async fn an_api_key_scheme_requires_the_key() {
     assert_eq!(resp.status(), 200);
     let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
     assert_eq!(seen.header("x-portico-app"), Some("dev-one"));
-    assert!(!seen.headers.contains_key("x-shop-key"), "the key went upstream");
+    assert!(
+        !seen.headers.contains_key("x-shop-key"),
+        "the key went upstream"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +166,13 @@ async fn alternatives_are_any_of() {
         .unwrap();
     let mut got = challenges(&resp);
     got.sort();
-    assert_eq!(got, ["ApiKey query=\"key\"", "Basic realm=\"portico\", charset=\"UTF-8\""]);
+    assert_eq!(
+        got,
+        [
+            "ApiKey query=\"key\"",
+            "Basic realm=\"portico\", charset=\"UTF-8\""
+        ]
+    );
     problem(resp, 401, "missing-credential").await;
 
     let resp = c
@@ -180,7 +189,11 @@ async fn an_empty_requirement_makes_the_credential_optional() {
     let up = Upstream::echo().run().await;
     let node = node(&up).await;
     let c = client();
-    let resp = c.get(node.proxy_url("/shop/optional")).send().await.unwrap();
+    let resp = c
+        .get(node.proxy_url("/shop/optional"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
     assert_eq!(seen.header("x-portico-app"), None);
@@ -211,7 +224,9 @@ async fn oauth_scopes_are_checked_per_operation() {
         ["Bearer error=\"insufficient_scope\", scope=\"orders:admin\""]
     );
     problem(resp, 403, "insufficient-scope").await;
-    let admin = hs256(&claims(json!({ "scp": ["orders:read", "orders:admin"], "scope": null })));
+    let admin = hs256(&claims(
+        json!({ "scp": ["orders:read", "orders:admin"], "scope": null }),
+    ));
     let resp = c
         .get(node.proxy_url("/shop/admin"))
         .bearer_auth(&admin)
