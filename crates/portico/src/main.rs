@@ -209,8 +209,13 @@ fn serve(path: Option<&Path>, workers: Option<usize>, demo: bool) -> anyhow::Res
         };
         let app = App::start(compiled, source, overrides).await?;
         if demo {
+            // A node listening on every address is reached on loopback.
+            let mut addr = app.proxy_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
             tracing::info!(
-                url = %format!("http://{}/demo/books", app.proxy_addr()),
+                url = %format!("http://{addr}/demo/books"),
                 key = portico_app::demo::KEY,
                 "The demo bookstore API is served under /demo; its order operations take the demo key in x-api-key."
             );
