@@ -3,11 +3,12 @@
 //! is parsed or encoded here beyond those two fields.
 
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderName, Response, request};
+use http::{HeaderName, HeaderValue, Response, request};
 use portico_model::ErrorCode;
 use portico_model::mock::{MockMiss, MockOperation, Preferences};
 
 static PREFER: HeaderName = HeaderName::from_static("prefer");
+static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
 /// Why the mock gives no answer, as the gateway reports it.
 pub(crate) struct Miss {
@@ -45,6 +46,9 @@ pub(crate) fn answer(
             if let Some(ct) = a.content_type {
                 resp.headers_mut().insert(CONTENT_TYPE, ct.clone());
             }
+            if let Some(applied) = applied(&prefs, a.generated) {
+                resp.headers_mut().insert(&PREFERENCE_APPLIED, applied);
+            }
             Ok(resp)
         }
         Err(miss) => Err(match miss {
@@ -71,5 +75,52 @@ pub(crate) fn answer(
                 detail: "The operation declares no response to answer with.".to_owned(),
             },
         }),
+    }
+}
+
+/// `Preference-Applied` (RFC 7240 §3): the preferences the answer honours.
+fn applied(prefs: &Preferences, generated: bool) -> Option<HeaderValue> {
+    let mut parts = Vec::new();
+    if let Some(code) = prefs.code {
+        parts.push(format!("code={code}"));
+    }
+    if let Some(name) = &prefs.example {
+        parts.push(format!("example=\"{}\"", name.replace(['"', '\\'], "")));
+    }
+    if generated {
+        parts.push("dynamic=true".to_owned());
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    HeaderValue::try_from(parts.join(", ")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applied_preferences_are_listed() {
+        let prefs = Preferences {
+            code: Some(404),
+            example: Some("not found".into()),
+            dynamic: true,
+        };
+        assert_eq!(
+            applied(&prefs, false).unwrap(),
+            "code=404, example=\"not found\""
+        );
+        assert_eq!(applied(&Preferences::default(), false), None);
+        let dynamic = Preferences {
+            dynamic: true,
+            ..Preferences::default()
+        };
+        assert_eq!(applied(&dynamic, true).unwrap(), "dynamic=true");
+        assert_eq!(
+            applied(&dynamic, false),
+            None,
+            "no schema: examples answered"
+        );
     }
 }

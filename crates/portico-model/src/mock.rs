@@ -125,6 +125,9 @@ pub struct MockAnswer<'a> {
     pub status: StatusCode,
     pub content_type: Option<&'a HeaderValue>,
     pub body: Bytes,
+    /// Whether the body is the one made from the schema because the
+    /// request asked for `dynamic=true`.
+    pub generated: bool,
 }
 
 /// Why no answer fits the request.
@@ -162,6 +165,7 @@ impl MockOperation {
                 status,
                 content_type: None,
                 body: Bytes::new(),
+                generated: false,
             });
         }
         let rep = negotiate(&response.representations, accept).ok_or_else(|| {
@@ -169,6 +173,7 @@ impl MockOperation {
                 available: join(response.representations.iter().map(|r| &*r.media_type)),
             }
         })?;
+        let generated = prefs.example.is_none() && prefs.dynamic && rep.generated.is_some();
         let body = match (&prefs.example, prefs.dynamic) {
             (Some(name), _) => rep
                 .examples
@@ -190,6 +195,7 @@ impl MockOperation {
             status,
             content_type: Some(&rep.content_type),
             body,
+            generated,
         })
     }
 

@@ -110,6 +110,7 @@ async fn prefer_selects_an_example_or_a_status() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["preference-applied"], "example=\"empty\"");
     assert_eq!(resp.json::<Value>().await.unwrap(), json!([]));
 
     let resp = c
@@ -133,6 +134,7 @@ async fn prefer_selects_an_example_or_a_status() {
         .unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert_eq!(resp.headers()["preference-applied"], "code=404");
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
         json!({ "title": "Not found", "status": 404 })
