@@ -535,13 +535,8 @@ impl Cx {
                 }
                 (Some(_), _) if own_auth => None,
                 (Some(loaded), overrides) => {
-                    let place = spec_place.as_ref().map(|p| Located {
-                        value: serde_json::Value::Null,
-                        at: p.at,
-                        path: p.path.clone(),
-                    });
-                    match place.and_then(|place| {
-                        security::compile(loaded, overrides, &place, &mut self.errors)
+                    match spec_place.as_ref().and_then(|place| {
+                        security::compile(loaded, overrides, place, &mut self.errors)
                     }) {
                         Some(s) => s.map(Arc::new),
                         None => {

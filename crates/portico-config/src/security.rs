@@ -31,7 +31,7 @@ pub(crate) type SchemeOverrides = BTreeMap<String, Located<RawPolicy>>;
 pub(crate) fn compile(
     spec: &Spec,
     overrides: Option<Located<SchemeOverrides>>,
-    place: &Located<Value>,
+    place: &Located<()>,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Option<SpecSecurity>> {
     let mut ok = true;
@@ -99,7 +99,7 @@ struct Builder<'a> {
     schemes: Vec<SchemePolicy>,
     /// Scheme name → index in `schemes`; `None` for a scheme that failed.
     by_name: BTreeMap<String, Option<u16>>,
-    place: &'a Located<Value>,
+    place: &'a Located<()>,
     errors: &'a mut Vec<Diagnostic>,
     ok: bool,
 }
