@@ -10,7 +10,9 @@
 //! are followed; `allOf` merges its parts, `oneOf`/`anyOf` take the first
 //! alternative that can be made. A schema that refers back to itself is
 //! followed once more at most: after that only what is required is made,
-//! and an optional recursive property or item is left out.
+//! and an optional recursive property or item is left out. Sizes are
+//! bounded: at most 64 items and 1,024 characters however large `minItems`
+//! and `minLength` are, and past 10,000 values only required parts.
 
 use serde_json::{Map, Number, Value};
 
@@ -20,6 +22,14 @@ use crate::{OpenApiVersion, Spec};
 const MAX_DEPTH: usize = 12;
 /// How often one `$ref` may be entered within itself.
 const MAX_REENTRY: usize = 1;
+/// Values (of any kind, nested ones included) one call may make before
+/// only required parts are made; at twice as many it gives up. A spec is
+/// configuration a publisher uploads: a schema whose every property refers
+/// to the next one must not make a body of billions of values.
+const MAX_VALUES: usize = 10_000;
+/// The longest string and array made, whatever `minLength`/`minItems` ask.
+const MAX_LEN: u64 = 1024;
+const MAX_ITEMS: u64 = 64;
 
 /// A value valid against `schema` (a schema of `spec`, with `$ref`s to
 /// [`Spec::schemas`]); `None` when none can be made within the bounds (a
@@ -28,6 +38,7 @@ pub fn value_for(spec: &Spec, schema: &Value) -> Option<Value> {
     let mut g = Generator {
         spec,
         stack: Vec::new(),
+        made: 0,
     };
     g.value(schema, 0, false)
 }
@@ -36,11 +47,18 @@ struct Generator<'a> {
     spec: &'a Spec,
     /// The `$ref`s being followed, outermost first.
     stack: Vec<&'a str>,
+    /// Values made so far.
+    made: usize,
 }
 
 impl<'a> Generator<'a> {
     /// `minimal`: make only what the schema requires (past the bounds).
     fn value(&mut self, schema: &'a Value, depth: usize, minimal: bool) -> Option<Value> {
+        self.made += 1;
+        if self.made > 2 * MAX_VALUES {
+            return None;
+        }
+        let minimal = minimal || self.made > MAX_VALUES;
         let obj = match schema {
             Value::Bool(true) => return Some(Value::Null),
             Value::Object(o) => o,
@@ -149,7 +167,11 @@ impl<'a> Generator<'a> {
     }
 
     fn array(&mut self, obj: &'a Map<String, Value>, depth: usize, minimal: bool) -> Option<Value> {
-        let min = obj.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+        let min = obj
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(MAX_ITEMS);
         let max = obj.get("maxItems").and_then(Value::as_u64);
         let mut items = Vec::new();
         // 3.1 tuples: each position its own schema.
@@ -264,7 +286,11 @@ fn string(obj: &Map<String, Value>) -> String {
         _ => "string",
     };
     let mut s = s.to_owned();
-    let min = obj.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+    let min = obj
+        .get("minLength")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(MAX_LEN);
     let max = obj.get("maxLength").and_then(Value::as_u64);
     // Lengths count characters; the values above are ASCII.
     while (s.len() as u64) < min {

@@ -162,3 +162,29 @@ fn recursion_is_bounded() {
         None
     );
 }
+
+#[test]
+fn sizes_are_bounded() {
+    // Each level refers to the next twice: 2^40 values unbounded.
+    let mut schemas = serde_json::Map::new();
+    for i in 0..40 {
+        let next = json!({ "$ref": format!("#/components/schemas/L{}", i + 1) });
+        schemas.insert(
+            format!("L{i}"),
+            json!({ "type": "object", "required": ["a", "b"], "properties": { "a": next, "b": next } }),
+        );
+    }
+    schemas.insert("L40".into(), json!({ "type": "string" }));
+    let s = spec("3.1.0", serde_json::Value::Object(schemas));
+    let v = make(&s, json!({ "$ref": "#/components/schemas/L0" }));
+    assert!(v.is_none(), "gave up rather than make 2^40 values");
+
+    let v = make(
+        &s,
+        json!({ "type": "array", "minItems": 1000000000u64, "items": { "type": "string", "minLength": 1000000000u64 } }),
+    )
+    .unwrap();
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 64);
+    assert_eq!(items[0].as_str().unwrap().len(), 1024);
+}
