@@ -451,6 +451,20 @@ mod tests {
         assert_eq!(pick("garbage").unwrap(), "application/json");
     }
 
+    proptest::proptest! {
+        /// `Prefer` and `Accept` are the client's: no value makes the
+        /// selection panic.
+        #[test]
+        fn client_fields_never_panic(prefer in "\\PC{0,80}", accept in "\\PC{0,80}") {
+            let op = op();
+            if let Ok(v) = HeaderValue::from_str(&prefer) {
+                let prefs = Preferences::parse(std::iter::once(&v));
+                let _ = op.select(&prefs, Some(&accept));
+            }
+            let _ = negotiate(&op.responses[0].representations, Some(&accept));
+        }
+    }
+
     #[test]
     fn prefer_fields_are_read() {
         let v = [
