@@ -266,3 +266,59 @@ async fn an_api_with_its_own_authentication_ignores_the_spec() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn a_cookie_key_and_the_document_security_under_passthrough() {
+    let up = Upstream::echo().run().await;
+    let yaml = format!(
+        r#"apis:
+  - name: loose
+    base_path: /loose
+    routing: passthrough
+    spec:
+      openapi: 3.0.3
+      info: {{ title: Loose, version: '1' }}
+      components:
+        securitySchemes:
+          session: {{ type: apiKey, in: cookie, name: sid }}
+      security: [{{ session: [] }}]
+      paths:
+        /open:
+          get: {{ security: [], responses: {{ '200': {{ description: ok }} }} }}
+    upstream: {{ targets: ["{url}"] }}
+products:
+  - {{ name: all, apis: [loose] }}
+developers:
+  - {{ email: dev@example.com, name: Dev }}
+apps:
+  - {{ name: dev-one, developer: dev@example.com, products: [all], api_keys: ["shop-key-0001"] }}
+"#,
+        url = up.url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let c = client();
+    // A path the spec does not declare is held to the document's security.
+    let resp = c
+        .get(node.proxy_url("/loose/undeclared"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenges(&resp), ["ApiKey cookie=\"sid\""]);
+    problem(resp, 401, "missing-credential").await;
+    let resp = c
+        .get(node.proxy_url("/loose/undeclared"))
+        .header("cookie", "theme=dark; sid=shop-key-0001; lang=en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert_eq!(seen.header("x-portico-app"), Some("dev-one"));
+    assert_eq!(
+        seen.header("cookie"),
+        Some("theme=dark; lang=en"),
+        "the key cookie went upstream"
+    );
+    let resp = c.get(node.proxy_url("/loose/open")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
