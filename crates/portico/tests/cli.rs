@@ -131,7 +131,9 @@ fn a_generated_admin_token_is_printed_once() {
         .collect();
     assert_eq!(printed.len(), 1, "{before:?}");
     let token = printed[0].trim().rsplit(' ').next().unwrap().to_owned();
-    assert_eq!(token.len(), 43, "{token}");
+    // `pat_` and 32 random bytes in unpadded base64url.
+    assert!(token.starts_with("pat_"), "{token}");
+    assert_eq!(token.len(), 4 + 43, "{token}");
     assert_eq!(admin_reload(admin, None), "401");
     assert_eq!(admin_reload(admin, Some("not-the-token-at-all")), "401");
     assert_eq!(admin_reload(admin, Some(&token)), "200");
