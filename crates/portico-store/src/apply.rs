@@ -249,7 +249,7 @@ async fn list_all(
     let mut out = HashMap::new();
     let mut page = Page::first(Page::MAX_LIMIT);
     loop {
-        let listing = list_in(tx, kind, &page).await?;
+        let listing = list_in(tx, kind, &page, None).await?;
         out.extend(listing.items.into_iter().map(|e| (e.name.clone(), e)));
         match listing.next {
             Some(next) => page.after = Some(next),
