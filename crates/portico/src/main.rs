@@ -199,7 +199,11 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
             config_file: path.map(Path::to_path_buf),
             ..Overrides::default()
         };
-        let app = App::start(compiled, source, overrides).await?;
+        // A start error's message already ends with its cause: printed as a
+        // chain it would repeat it.
+        let app = App::start(compiled, source, overrides)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let threads = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
         tracing::info!(workers = %threads, "Press Ctrl-C to stop.");
         let shutdown = shutdown_signal();
