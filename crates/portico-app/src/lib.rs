@@ -155,7 +155,10 @@ impl App {
             .map_err(StartError::Config)?;
         control.seed(&source).await.map_err(StartError::Config)?;
         control.rebuild().await.map_err(StartError::Config)?;
-        let env_token = std::env::var(portico_control::TOKEN_ENV).ok();
+        // An empty variable is an unset one (`PORTICO_ADMIN_TOKEN= portico serve`).
+        let env_token = std::env::var(portico_control::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty());
         let token = overrides.admin_token.as_deref().or(env_token.as_deref());
         let generated = portico_control::bootstrap_admin_token(&control.store, token)
             .await

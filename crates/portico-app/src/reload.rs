@@ -469,15 +469,7 @@ impl Reload for AdminReload {
                 Err(ReloadError::NoFile) => Err(ReloadRefused::NoFile),
                 Err(ReloadError::Invalid { diagnostics, .. }) => Err(ReloadRefused::Invalid {
                     file,
-                    errors: diagnostics
-                        .iter()
-                        .map(|d| ConfigError {
-                            path: d.path.clone(),
-                            message: d.message.clone(),
-                            line: d.line,
-                            column: d.column,
-                        })
-                        .collect(),
+                    errors: ConfigError::all(&diagnostics),
                 }),
                 Err(e @ (ReloadError::Unreadable { .. } | ReloadError::Store(_))) => {
                     Err(ReloadRefused::Invalid {
@@ -509,16 +501,10 @@ impl portico_control::Plane for NodePlane {
         entities: Value,
     ) -> Pin<Box<dyn Future<Output = Result<(), Vec<ConfigError>>> + Send + '_>> {
         Box::pin(async move {
-            self.0.check_entities(entities).await.map_err(|d| {
-                d.iter()
-                    .map(|d| ConfigError {
-                        path: d.path.clone(),
-                        message: d.message.clone(),
-                        line: d.line,
-                        column: d.column,
-                    })
-                    .collect()
-            })
+            self.0
+                .check_entities(entities)
+                .await
+                .map_err(|d| ConfigError::all(&d))
         })
     }
 

@@ -557,6 +557,20 @@ impl Cx {
                     ok = false;
                 }
             }
+            let mut limit_names: Vec<&str> = Vec::new();
+            for p in &policies {
+                let Some(limit) = p.value.0.limit_name() else {
+                    continue;
+                };
+                if limit_names.contains(&limit) {
+                    self.push(p.diag(format!(
+                        "two limits of this API are named `{limit}`: the RateLimit fields could not tell them apart; give one a `name`"
+                    )));
+                    ok = false;
+                } else {
+                    limit_names.push(limit);
+                }
+            }
             for p in &policies {
                 let wants_redis = p
                     .value

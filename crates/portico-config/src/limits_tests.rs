@@ -127,6 +127,37 @@ fn per_app_limits_need_authentication() {
 }
 
 #[test]
+fn one_apis_limits_have_distinct_names() {
+    // Two limits per app: the second needs a name of its own.
+    let errs = errors(&keyed(&[
+        "rate_limit: { limit: 10, window: 1s }",
+        "rate_limit: { limit: 1000, window: 1h }",
+    ]));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("apis[0].policies[2]:")
+            && errs[0].contains("two limits of this API are named `app`")
+            && errs[0].contains("line 8"),
+        "{errs:?}"
+    );
+    let errs = errors(&keyed(&[
+        "quota: { limit: 5, period: day, name: daily }",
+        "concurrency: { limit: 5, name: daily }",
+    ]));
+    assert!(errs[0].contains("named `daily`"), "{errs:?}");
+    assert!(
+        compile(&keyed(&[
+            "rate_limit: { limit: 10, window: 1s }",
+            "rate_limit: { limit: 1000, window: 1h, name: hourly }",
+            "spike_arrest: { rate: 10/s }",
+            "quota: { limit: 5, period: day }",
+            "concurrency: { limit: 5 }",
+        ]))
+        .is_ok()
+    );
+}
+
+#[test]
 fn limits_are_no_longer_planned() {
     for name in ["rate_limit", "spike_arrest", "quota", "concurrency"] {
         assert!(portico_policies::BUILT.contains(&name));

@@ -40,7 +40,7 @@ mod users;
 
 pub use auth::{MIN_TOKEN_LEN, TOKEN_ENV, bootstrap_admin_token};
 pub use openapi::openapi;
-pub use reload::{ConfigError, Reload, ReloadRefused, ReloadSummary};
+pub use reload::{ConfigError, Reload, ReloadRefused, ReloadSummary, compile_entities};
 
 /// What the admin API needs from the node it runs in.
 pub trait Plane: Send + Sync + 'static {

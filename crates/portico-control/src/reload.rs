@@ -36,6 +36,33 @@ pub struct ConfigError {
     pub column: Option<u64>,
 }
 
+impl From<&portico_config::Diagnostic> for ConfigError {
+    fn from(d: &portico_config::Diagnostic) -> Self {
+        Self {
+            path: d.path.clone(),
+            message: d.message.clone(),
+            line: d.line,
+            column: d.column,
+        }
+    }
+}
+
+impl ConfigError {
+    /// Every diagnostic of a failed compile, in order.
+    pub fn all(diagnostics: &portico_config::Diagnostics) -> Vec<Self> {
+        diagnostics.iter().map(Self::from).collect()
+    }
+}
+
+/// Compiles `entities` (the file's entity sections as JSON) with the
+/// default node settings: the check of an admin API that runs without a
+/// node around it (the schemathesis server, tests).
+pub fn compile_entities(entities: &serde_json::Value) -> Result<(), Vec<ConfigError>> {
+    portico_config::compile_with("", std::path::Path::new("."), entities)
+        .map(drop)
+        .map_err(|d| ConfigError::all(&d))
+}
+
 /// Why a reload published nothing.
 #[derive(Clone, Debug)]
 pub enum ReloadRefused {

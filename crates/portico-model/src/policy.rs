@@ -226,6 +226,13 @@ pub trait Policy: Send + Sync + Debug {
     fn cache(&self) -> Option<&Arc<CacheSettings>> {
         None
     }
+
+    /// For a traffic limit, the identifier it has in the `RateLimit-Policy`
+    /// and `RateLimit` fields and in `violated-policies`; one API's limits
+    /// must not share one.
+    fn limit_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// An API's policies, sorted by phase once per snapshot; file order is kept

@@ -293,6 +293,10 @@ impl Policy for Counted {
         self.by.needs_identity()
     }
 
+    fn limit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
     fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
         let mut limits = std::mem::take(&mut cx.limits);
         limits.push(&self.name, self.kind, self.algorithm, |k| {

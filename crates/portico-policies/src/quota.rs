@@ -56,6 +56,10 @@ impl Policy for Quota {
         "quota"
     }
 
+    fn limit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
     fn phase(&self) -> Phase {
         Phase::Traffic
     }

@@ -59,6 +59,12 @@ pub fn load_str(text: &str, options: LoadOptions) -> Result<Spec, SpecErrors> {
     load(value, options, text.len() as u64, None)
 }
 
+/// Reads a spec's text (YAML or JSON) as a JSON value, without loading
+/// it: what tells whether two texts say the same thing.
+pub fn parse_text(text: &str) -> Result<Value, SpecError> {
+    source::parse(text, None)
+}
+
 /// Loads a spec that is already a JSON value (inline in a configuration).
 pub fn load_value(value: Value, options: LoadOptions) -> Result<Spec, SpecErrors> {
     load(value, options, 0, None)

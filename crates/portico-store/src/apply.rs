@@ -249,7 +249,7 @@ async fn list_all(
     let mut out = HashMap::new();
     let mut page = Page::first(Page::MAX_LIMIT);
     loop {
-        let listing = list_in(tx, kind, &page).await?;
+        let listing = list_in(tx, kind, &page, None).await?;
         out.extend(listing.items.into_iter().map(|e| (e.name.clone(), e)));
         match listing.next {
             Some(next) => page.after = Some(next),
@@ -260,7 +260,8 @@ async fn list_all(
 
 /// Whether the stored document already says what the desired one says.
 /// Keys are compared separately ([`needs_keys`]); an app's products are a
-/// set; an empty list of products is no products.
+/// set; an empty list of products is no products; specs are compared as
+/// documents, not as text.
 fn same(kind: Kind, stored: &Value, desired: &Map<String, Value>) -> bool {
     let Value::Object(stored) = stored else {
         return false;
@@ -273,6 +274,14 @@ fn comparable(kind: Kind, doc: &Map<String, Value>) -> Map<String, Value> {
     if let Some(Value::String(name)) = doc.get(kind.key()) {
         let name = kind.normalise(name);
         doc.insert(kind.key().to_owned(), Value::String(name));
+    }
+    // A spec is kept as text: the same document written as YAML or as JSON
+    // (an export writes it back inline) is the same spec.
+    if kind == Kind::Api
+        && let Some(Value::String(text)) = doc.get("spec")
+        && let Ok(parsed) = portico_spec::parse_text(text)
+    {
+        doc.insert("spec".into(), parsed);
     }
     if kind == Kind::App {
         doc.remove("api_keys");

@@ -231,7 +231,7 @@ impl Store {
     /// Entities of one kind in name order, a page at a time.
     pub async fn list(&self, kind: Kind, page: &Page) -> Result<Listing<Entity>, Error> {
         let mut conn = self.pool.acquire().await?;
-        list_in(&mut conn, kind, page).await
+        list_in(&mut conn, kind, page, None).await
     }
 
     /// An API's spec history, newest first: `(version, sha256, created_at,
@@ -469,11 +469,15 @@ pub(crate) async fn delete_in(
     Ok(())
 }
 
+/// Lists a page of `kind`; with `developer`, only the apps of that
+/// developer (an e-mail, compared lower-cased; apps only).
 pub(crate) async fn list_in(
     conn: &mut AnyConnection,
     kind: Kind,
     page: &Page,
+    developer: Option<&str>,
 ) -> Result<Listing<Entity>, Error> {
+    debug_assert!(developer.is_none() || kind == Kind::App);
     let limit = page.limit();
     let key = kind.key();
     let table = kind.table();
@@ -488,14 +492,22 @@ pub(crate) async fn list_in(
     } else {
         ("", "")
     };
-    let rows = sqlx::query(&format!(
+    let owner = if developer.is_some() {
+        " AND e.developer = $3"
+    } else {
+        ""
+    };
+    let query = format!(
         "SELECT e.{key} AS entity_key, e.document, e.revision, e.created_at, e.updated_at{spec_col} \
-         FROM {table} e{spec_join} WHERE e.{key} > $1 ORDER BY e.{key} LIMIT $2"
-    ))
-    .bind(page.after.clone().unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&mut *conn)
-    .await?;
+         FROM {table} e{spec_join} WHERE e.{key} > $1{owner} ORDER BY e.{key} LIMIT $2"
+    );
+    let mut query = sqlx::query(&query)
+        .bind(page.after.clone().unwrap_or_default())
+        .bind(limit + 1);
+    if let Some(developer) = developer {
+        query = query.bind(developer.to_ascii_lowercase());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let name: String = row.try_get("entity_key")?;

@@ -50,7 +50,7 @@ impl Store {
             let mut items = Vec::new();
             let mut page = Page::first(Page::MAX_LIMIT);
             loop {
-                let listing = list_in(&mut tx, kind, &page).await?;
+                let listing = list_in(&mut tx, kind, &page, None).await?;
                 items.extend(listing.items.into_iter().map(|e| e.document));
                 match listing.next {
                     Some(next) => page.after = Some(next),

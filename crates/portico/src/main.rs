@@ -207,7 +207,11 @@ fn serve(path: Option<&Path>, workers: Option<usize>, demo: bool) -> anyhow::Res
             demo,
             ..Overrides::default()
         };
-        let app = App::start(compiled, source, overrides).await?;
+        // A start error's message already ends with its cause: printed as a
+        // chain it would repeat it.
+        let app = App::start(compiled, source, overrides)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if demo {
             // A node listening on every address is reached on loopback.
             let mut addr = app.proxy_addr();

@@ -142,7 +142,7 @@ fn a_generated_admin_token_is_printed_once() {
         .collect();
     assert_eq!(printed.len(), 1, "{before:?}");
     let token = printed[0].trim().rsplit(' ').next().unwrap().to_owned();
-    // The store's admin tokens: `pat_` and 32 random bytes in base64url.
+    // `pat_` and 32 random bytes in unpadded base64url.
     assert!(token.starts_with("pat_"), "{token}");
     assert_eq!(token.len(), 4 + 43, "{token}");
     assert_eq!(admin_reload(admin, None), "401");

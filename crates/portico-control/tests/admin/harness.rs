@@ -21,20 +21,7 @@ impl Plane for FakePlane {
         &self,
         entities: serde_json::Value,
     ) -> Pin<Box<dyn Future<Output = Result<(), Vec<ConfigError>>> + Send + '_>> {
-        Box::pin(async move {
-            portico_config::compile_with("", std::path::Path::new("."), &entities)
-                .map(drop)
-                .map_err(|d| {
-                    d.iter()
-                        .map(|d| ConfigError {
-                            path: d.path.clone(),
-                            message: d.message.clone(),
-                            line: d.line,
-                            column: d.column,
-                        })
-                        .collect()
-                })
-        })
+        Box::pin(async move { portico_control::compile_entities(&entities) })
     }
 
     fn published(&self, version: i64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

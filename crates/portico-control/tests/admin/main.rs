@@ -54,5 +54,6 @@ both!(
     changes_are_published,
     bootstrap_token,
     openapi_document_is_open,
+    every_documented_operation_is_routed,
     apply_and_export,
 );

@@ -1242,6 +1242,39 @@ pub async fn apply_writes_only_what_differs(db: &TestDb) {
     );
 }
 
+/// A spec is compared as a document: the same spec written as YAML and as
+/// JSON (as an export writes it back) is no change; another spec is.
+pub async fn apply_compares_specs_as_documents(db: &TestDb) {
+    use portico_store::Prune;
+    let store = &db.store;
+    let with_spec = |spec: &str| {
+        let mut doc = desired(&["a"], false);
+        doc["apis"][0]["spec"] = json!(spec);
+        doc
+    };
+    let yaml = "openapi: 3.1.0\ninfo: { title: A, version: '1' }\npaths:\n  /x: { get: { responses: { '200': { description: ok } } } }\n";
+    let json_text = r#"{"openapi":"3.1.0","info":{"title":"A","version":"1"},"paths":{"/x":{"get":{"responses":{"200":{"description":"ok"}}}}}}"#;
+    let diff = store
+        .apply(&admin(), &with_spec(yaml), &opts(Prune::None, false))
+        .await
+        .unwrap();
+    assert!(changes(&diff).contains(&"create api a".to_owned()));
+    let again = store
+        .apply(&admin(), &with_spec(json_text), &opts(Prune::None, false))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{:?}", again.changes);
+    let other = store
+        .apply(
+            &admin(),
+            &with_spec(&json_text.replace("\"1\"", "\"2\"")),
+            &opts(Prune::None, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes(&other), ["update api a"]);
+}
+
 pub async fn apply_prunes_all_or_only_its_own(db: &TestDb) {
     use portico_store::Prune;
     let store = &db.store;

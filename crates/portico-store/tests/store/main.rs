@@ -49,6 +49,7 @@ both!(
     export_compiles_into_a_snapshot,
     in_use_entities_stay,
     apply_writes_only_what_differs,
+    apply_compares_specs_as_documents,
     apply_prunes_all_or_only_its_own,
     apply_is_all_or_nothing,
     apply_of_an_export_changes_nothing,
