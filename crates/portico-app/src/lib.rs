@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod demo;
 mod publish;
 mod reload;
 
@@ -68,6 +69,9 @@ pub struct Overrides {
     /// How often the store's configuration version is polled (default
     /// [`DEFAULT_POLL`]); PostgreSQL's notifications arrive sooner.
     pub poll_interval: Option<std::time::Duration>,
+    /// Also serve the built-in demo API ([`demo`]), backed by the mock
+    /// upstream. A start without it removes the demo's entities again.
+    pub demo: bool,
 }
 
 /// A running node.
@@ -145,6 +149,10 @@ impl App {
             store,
             source.clone(),
         ));
+        control
+            .seed_demo(overrides.demo)
+            .await
+            .map_err(StartError::Config)?;
         control.seed(&source).await.map_err(StartError::Config)?;
         control.rebuild().await.map_err(StartError::Config)?;
         // An empty variable is an unset one (`PORTICO_ADMIN_TOKEN= portico serve`).

@@ -187,6 +187,43 @@ impl NodeControl {
         Ok(diff)
     }
 
+    /// Makes the store hold the built-in demo's entities (`on`), or none of
+    /// them; the entities of other sources are left alone.
+    pub(crate) async fn seed_demo(&self, on: bool) -> Result<Diff, ReloadError> {
+        let documents = if on {
+            entity_documents(&crate::demo::config(), std::path::Path::new(".")).map_err(
+                |diagnostics| ReloadError::Invalid {
+                    path: PathBuf::from("(the built-in demo)"),
+                    diagnostics,
+                },
+            )?
+        } else {
+            Value::Object(
+                portico_config::ENTITY_SECTIONS
+                    .iter()
+                    .map(|s| ((*s).to_owned(), Value::Array(Vec::new())))
+                    .collect(),
+            )
+        };
+        let options = ApplyOptions {
+            prune: Prune::Source(crate::demo::SOURCE.to_owned()),
+            dry_run: false,
+        };
+        let diff = self
+            .store
+            .apply(&Actor::new(crate::demo::SOURCE), &documents, &options)
+            .await
+            .map_err(ReloadError::Store)?;
+        if !diff.is_empty() {
+            tracing::info!(
+                changes = diff.changes.len(),
+                demo = on,
+                "The built-in demo updated the store."
+            );
+        }
+        Ok(diff)
+    }
+
     fn file_path(&self) -> PathBuf {
         self.file
             .clone()

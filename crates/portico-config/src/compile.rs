@@ -24,6 +24,7 @@ use portico_model::{
     AccessLog, Api, ApiKeyEntry, App, BasicUser, Consumers, Developer, NodeSettings, Product,
     RouteError, RouteTableBuilder, Routing, Snapshot, Target, Upstream,
 };
+use portico_spec::Spec;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
@@ -32,6 +33,7 @@ use crate::raw::{
     self, RawApi, RawApp, RawBalance, RawDeveloper, RawProduct, RawRouting, RawServer, RawTarget,
     RetryCondition, SECTIONS,
 };
+use crate::security;
 use crate::spec;
 use crate::upstream_tls;
 use crate::values::{BasePath, DurationValue, Name};
@@ -486,18 +488,20 @@ impl Cx {
                 routing,
                 upstream,
                 policies,
+                security_schemes,
             } = api;
             let mut ok = true;
             if !seen.insert(name.value.0.clone()) {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
-            let (operations, routing, base_path) =
+            let spec_place = spec.as_ref().map(Located::clone_place);
+            let (loaded, operations, routing, base_path) =
                 match self.api_spec(&name, spec, routing, base_path) {
                     Some(s) => s,
                     None => {
                         ok = false;
-                        (None, Routing::Passthrough, None)
+                        (None, None, Routing::Passthrough, None)
                     }
                 };
             let mut host_names = Vec::new();
@@ -509,9 +513,41 @@ impl Cx {
                     host_names.push(h.value.0);
                 }
             }
-            let authenticates = policies
+            let own_auth = policies
                 .iter()
                 .any(|p| p.value.0.phase() == portico_model::policy::Phase::Authentication);
+            let security = match (&loaded, security_schemes) {
+                (_, Some(s)) if own_auth => {
+                    self.push(s.diag(
+                        "`security_schemes` maps the spec's security, which applies only when `policies` lists no authentication policy; the API's own policies replace it",
+                    ));
+                    ok = false;
+                    None
+                }
+                (None, Some(s)) => {
+                    if spec_place.is_some() {
+                        // The spec did not load; its errors are reported.
+                    } else {
+                        self.push(s.diag("`security_schemes` applies to an API with a `spec`"));
+                    }
+                    ok = false;
+                    None
+                }
+                (Some(_), _) if own_auth => None,
+                (Some(loaded), overrides) => {
+                    match spec_place.as_ref().and_then(|place| {
+                        security::compile(loaded, overrides, place, &mut self.errors)
+                    }) {
+                        Some(s) => s.map(Arc::new),
+                        None => {
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            let authenticates = own_auth || security.is_some();
             for p in &policies {
                 if p.value.0.needs_identity() && !authenticates {
                     self.push(p.diag(format!(
@@ -548,8 +584,24 @@ impl Cx {
                     ok = false;
                 }
             }
-            let Some(upstream) = self.upstream(upstream) else {
+            let Some((upstream, mock_place)) = self.upstream(upstream) else {
                 continue;
+            };
+            let mock = match mock_place {
+                None => None,
+                Some(place) => match self.mock(
+                    &place,
+                    loaded.as_ref(),
+                    spec_place.is_some(),
+                    routing,
+                    &policies,
+                ) {
+                    Some(table) => Some(Arc::new(table)),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                },
             };
             let Some(base_path) = base_path.filter(|_| ok) else {
                 continue;
@@ -563,11 +615,46 @@ impl Cx {
                     policies: PolicyChain::new(policies.into_iter().map(|p| p.value.0).collect()),
                     operations: operations.map(Arc::new),
                     routing,
+                    security,
+                    mock,
                 },
                 ApiPlaces { base_path },
             ));
         }
         out
+    }
+
+    /// The prepared answers of a mock upstream; `place` is `mock: true`.
+    fn mock(
+        &mut self,
+        place: &Located<()>,
+        spec: Option<&Spec>,
+        has_spec: bool,
+        routing: Routing,
+        policies: &[Located<raw::RawPolicy>],
+    ) -> Option<portico_model::mock::MockTable> {
+        let mut ok = true;
+        for p in policies.iter().filter(|p| p.value.0.cache().is_some()) {
+            self.push(p.diag(
+                "`cache` has nothing to save on a mock upstream (`mock: true`), which answers at once; remove it",
+            ));
+            ok = false;
+        }
+        let Some(spec) = spec else {
+            if !has_spec {
+                self.push(place.diag(
+                    "a mock upstream answers from the API's spec; add a `spec` (or give `targets`)",
+                ));
+            }
+            return None;
+        };
+        if routing == Routing::Passthrough {
+            self.push(place.diag(
+                "a mock upstream answers the spec's operations only, so `routing: passthrough` has nothing to pass through to; remove `routing` or give `targets`",
+            ));
+            ok = false;
+        }
+        ok.then(|| crate::mock::table(spec))
     }
 
     /// The spec side of an API: its operation table, its routing, and its
@@ -580,7 +667,12 @@ impl Cx {
         spec: Option<Located<serde_json::Value>>,
         routing: Option<Located<RawRouting>>,
         base_path: Option<Located<BasePath>>,
-    ) -> Option<(Option<OperationTable>, Routing, Option<Located<String>>)> {
+    ) -> Option<(
+        Option<Spec>,
+        Option<OperationTable>,
+        Routing,
+        Option<Located<String>>,
+    )> {
         let written = base_path.map(|b| b.map(|b| b.0));
         let Some(spec) = spec else {
             if let Some(r) = &routing {
@@ -596,7 +688,7 @@ impl Cx {
                 ));
                 return None;
             };
-            return Some((None, Routing::Passthrough, Some(written)));
+            return Some((None, None, Routing::Passthrough, Some(written)));
         };
         let loaded = spec::load(&spec, &self.dir, &mut self.errors)?;
         let table = spec::operations(&loaded, &spec, &mut self.errors)?;
@@ -615,10 +707,15 @@ impl Cx {
             None | Some(RawRouting::Spec) => Routing::Spec,
             Some(RawRouting::Passthrough) => Routing::Passthrough,
         };
-        Some((Some(table), routing, Some(base_path)))
+        Some((Some(loaded), Some(table), routing, Some(base_path)))
     }
 
-    fn upstream(&mut self, raw: raw::RawUpstream) -> Option<Upstream> {
+    /// The upstream, and the place of `mock: true` when it is a mock.
+    fn upstream(
+        &mut self,
+        raw: Located<raw::RawUpstream>,
+    ) -> Option<(Upstream, Option<Located<()>>)> {
+        let place = raw.clone_place();
         let raw::RawUpstream {
             targets,
             balance,
@@ -631,7 +728,50 @@ impl Cx {
             mock,
             protocol,
             tls,
-        } = raw;
+        } = raw.value;
+        if let Some(m) = mock.filter(|m| m.value) {
+            // A mock answers by itself: every setting about targets is a
+            // mistake rather than something to ignore.
+            let mut ok = true;
+            let mut refuse = |key: Option<Located<()>>| {
+                if let Some(k) = key {
+                    let name = k.path.rsplit('.').next().unwrap_or("").to_owned();
+                    self.errors.push(k.diag(format!(
+                        "`{name}` has no effect on a mock upstream (`mock: true`); remove it"
+                    )));
+                    ok = false;
+                }
+            };
+            refuse(targets.as_ref().map(Located::clone_place));
+            refuse(balance.as_ref().map(Located::clone_place));
+            refuse(hash_key.as_ref().map(Located::clone_place));
+            refuse(connect_timeout.as_ref().map(Located::clone_place));
+            refuse(timeout.as_ref().map(Located::clone_place));
+            refuse(retries.as_ref().map(Located::clone_place));
+            refuse(health_check.as_ref().map(Located::clone_place));
+            refuse(circuit_breaker.as_ref().map(Located::clone_place));
+            refuse(protocol.as_ref().map(Located::clone_place));
+            refuse(tls.as_ref().map(Located::clone_place));
+            let upstream = Upstream {
+                targets: Vec::new(),
+                schedule: Vec::new(),
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                timeout: DEFAULT_TIMEOUT,
+                balance: Balance::RoundRobin,
+                health_check: None,
+                circuit_breaker: None,
+                retries: None,
+                protocol: portico_model::api::UpstreamProtocol::Http1,
+                tls: None,
+            };
+            return ok.then(|| (upstream, Some(m.clone_place())));
+        }
+        let Some(targets) = targets else {
+            self.push(place.diag(
+                "missing field `targets` (an upstream needs targets unless it is `mock: true`)",
+            ));
+            return None;
+        };
         let mut ok = true;
         let balance_kind = balance.as_ref().map(|b| b.value);
         if let (Some(k), false) = (&hash_key, balance_kind == Some(RawBalance::ConsistentHash)) {
@@ -659,10 +799,6 @@ impl Cx {
                 None
             }),
         };
-        if let Some(m) = mock.filter(|m| m.value) {
-            self.push(m.diag("mock upstreams are not available in this version of Portico yet"));
-            ok = false;
-        }
         let health_check = health_check.and_then(|h| {
             self.health_check(h.value)
                 .ok_or(())
@@ -730,18 +866,21 @@ impl Cx {
             },
             _ => Balance::RoundRobin,
         };
-        Some(Upstream {
-            schedule: wrr_schedule(&weights),
-            targets: parsed,
-            connect_timeout: durations[0],
-            timeout: durations[1],
-            balance,
-            health_check,
-            circuit_breaker,
-            retries,
-            protocol,
-            tls,
-        })
+        Some((
+            Upstream {
+                schedule: wrr_schedule(&weights),
+                targets: parsed,
+                connect_timeout: durations[0],
+                timeout: durations[1],
+                balance,
+                health_check,
+                circuit_breaker,
+                retries,
+                protocol,
+                tls,
+            },
+            None,
+        ))
     }
 
     /// A positive duration, or `default` when absent.
@@ -1394,3 +1533,11 @@ mod limits_tests;
 #[cfg(test)]
 #[path = "cache_tests.rs"]
 mod cache_tests;
+
+#[cfg(test)]
+#[path = "security_tests.rs"]
+mod security_tests;
+
+#[cfg(test)]
+#[path = "mock_tests.rs"]
+mod mock_tests;

@@ -116,9 +116,12 @@ pub(crate) struct RawApi {
     pub spec: Option<Located<serde_json::Value>>,
     /// `spec` (default with a spec) or `passthrough`.
     pub routing: Option<Located<RawRouting>>,
-    pub upstream: RawUpstream,
+    pub upstream: Located<RawUpstream>,
     #[serde(default)]
     pub policies: Vec<Located<RawPolicy>>,
+    /// Policies for the spec's security schemes, by scheme name (a `jwt`
+    /// for an OAuth 2.0 or bearer scheme, whose keys a spec does not carry).
+    pub security_schemes: Option<Located<crate::security::SchemeOverrides>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -131,7 +134,8 @@ pub(crate) enum RawRouting {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstream {
-    pub targets: Located<Vec<Located<RawTarget>>>,
+    /// Required unless `mock: true`.
+    pub targets: Option<Located<Vec<Located<RawTarget>>>>,
     pub balance: Option<Located<RawBalance>>,
     /// For `consistent_hash`: `ip`, `header:NAME` or `cookie:NAME`.
     pub hash_key: Option<Located<String>>,

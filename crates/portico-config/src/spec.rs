@@ -23,6 +23,13 @@ pub(crate) fn load(
     base_dir: &Path,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Spec> {
+    // A node started without a file has no directory (``): its inline
+    // specs (the demo's) read references from the working directory.
+    let base_dir = if base_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base_dir
+    };
     let (result, what) = match &raw.value {
         Value::String(text) if crate::documents::is_spec_text(text) => {
             let options = LoadOptions {

@@ -56,6 +56,15 @@ fn inline_spec() {
 }
 
 #[test]
+fn inline_spec_text_without_a_directory() {
+    // `portico serve` without `-c` compiles with an empty directory.
+    let indented: String = PETS.lines().map(|l| format!("      {l}\n")).collect();
+    let yaml = api(&format!("    base_path: /x\n    spec: |\n{indented}"));
+    let c = compile_at(Path::new(""), &yaml).unwrap();
+    assert_eq!(c.snapshot.apis[0].operations.as_ref().unwrap().len(), 3);
+}
+
+#[test]
 fn spec_errors_name_the_key_the_file_and_the_pointer() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

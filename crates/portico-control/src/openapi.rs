@@ -163,6 +163,11 @@ fn schemas_json() -> Value {
                 },
                 "upstream": open,
                 "policies": { "type": "array", "items": open },
+                "security_schemes": {
+                    "type": ["object", "null"],
+                    "description": "The policy (one policy entry) for a security scheme of the spec, by scheme name: a `jwt` for a bearer or OAuth 2.0 scheme.",
+                    "additionalProperties": open,
+                },
             },
             "required": ["upstream"],
             "additionalProperties": false,

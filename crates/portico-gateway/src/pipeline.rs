@@ -61,6 +61,9 @@ pub(crate) async fn on_request(
     }
     if chain.requires_identity() {
         authenticate(chain, api_index, req, cx).await?;
+    } else if let Some(security) = cx.api.security.as_deref() {
+        // `cx.api` outlives the borrow of `cx`.
+        crate::security::authenticate(security, api_index, req, cx).await?;
     }
     for phase in LATER_REQUEST_PHASES {
         for p in chain.phase(phase) {
@@ -121,6 +124,17 @@ async fn authenticate(
         }
         return Err(Stop::Reject(r));
     };
+    admit(identity, api_index, req, cx)
+}
+
+/// Lets an authenticated consumer in: the subscription check, then the
+/// identity headers for the upstream.
+pub(crate) fn admit(
+    identity: portico_model::policy::Identity,
+    api_index: u32,
+    req: &mut request::Parts,
+    cx: &mut RequestContext<'_>,
+) -> Result<(), Stop> {
     if !identity.app.may_call(api_index) {
         return Err(Stop::Reject(Rejection::new(
             ErrorCode::NotSubscribed,

@@ -26,7 +26,7 @@ use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::upstream::TargetSet;
-use crate::{cache, client, problem, upgrade, upstream::ApiRuntime};
+use crate::{cache, client, mock, problem, upgrade, upstream::ApiRuntime};
 use portico_model::api::RetryOn;
 
 /// Everything a failed exchange needs to answer and be recorded.
@@ -263,6 +263,7 @@ impl Gateway {
         for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
             .into_iter()
             .chain(rt.api.policies.owned_headers())
+            .chain(rt.api.security.iter().flat_map(|s| s.owned.iter()))
         {
             if parts.headers.contains_key(name) {
                 parts.headers.remove(name);
@@ -276,7 +277,7 @@ impl Gateway {
         cx.api_index = matched.api;
         cx.client_cert = conn.client_cert.as_ref();
         cx.operation = operation;
-        if !chain.is_empty() {
+        if !chain.is_empty() || rt.api.security.is_some() {
             let stopped = pipeline::on_request(
                 chain,
                 matched.api,
@@ -312,6 +313,36 @@ impl Gateway {
         if let Some(failure) = deferred_405 {
             // No policy answered the OPTIONS request (a CORS preflight).
             let (mut head, body) = failure.into_response(id).into_parts();
+            pipeline::on_response(chain, &mut head, &cx);
+            return Ok(Response::from_parts(head, body));
+        }
+        if let Some(table) = &rt.api.mock {
+            // The mock stands in for the upstream: the answer still passes
+            // the response policies, and the exchange is counted and logged.
+            let op = operation
+                .and_then(|op| table.get(op.index))
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::NoOperation,
+                        format!(
+                            "API `{}` declares no operation at {}.",
+                            rt.api.name,
+                            parts.uri.path()
+                        ),
+                    )
+                })?;
+            if let Some(log) = exchange.log.as_mut() {
+                log.target = Some("mock".to_owned());
+            }
+            let (mut head, body) = match mock::answer(op, &parts) {
+                Ok(resp) => {
+                    let (head, body) = resp.into_parts();
+                    (head, GatewayBody::full(body))
+                }
+                Err(miss) => Failure::new(miss.code, miss.detail)
+                    .into_response(id)
+                    .into_parts(),
+            };
             pipeline::on_response(chain, &mut head, &cx);
             return Ok(Response::from_parts(head, body));
         }

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 
+use crate::mock::MockTable;
 use crate::operation::OperationTable;
 use crate::policy::PolicyChain;
+use crate::security::SpecSecurity;
 
 /// One API proxy, validated and normalised.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +25,12 @@ pub struct Api {
     /// The spec's operations, when the API has a spec.
     pub operations: Option<Arc<OperationTable>>,
     pub routing: Routing,
+    /// The spec's security requirements, when the API has a spec that
+    /// states some and lists no authentication policy of its own.
+    pub security: Option<Arc<SpecSecurity>>,
+    /// The prepared answers of `upstream: { mock: true }`; the upstream
+    /// then has no targets.
+    pub mock: Option<Arc<MockTable>>,
 }
 
 /// How requests inside an API's base path are routed.
@@ -513,6 +521,8 @@ mod tests {
             hosts: vec![],
             policies: PolicyChain::default(),
             operations: None,
+            security: None,
+            mock: None,
             routing: Routing::Passthrough,
             upstream: Upstream {
                 targets: vec![],

@@ -6,11 +6,13 @@ pub mod api;
 pub mod cache;
 pub mod entities;
 pub mod limits;
+pub mod mock;
 pub mod node;
 pub mod operation;
 pub mod policy;
 pub mod problem;
 pub mod route;
+pub mod security;
 pub mod snapshot;
 pub mod units;
 

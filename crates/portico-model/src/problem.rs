@@ -89,6 +89,12 @@ error_codes! {
     NoOperation = ("no-operation", 404, "No operation", Downstream),
     /// The API routes by its spec, and the spec declares the path but not this method.
     MethodNotAllowed = ("method-not-allowed", 405, "Method not allowed", Downstream),
+    /// The API's mock upstream has no response in any media type the
+    /// request's `Accept` field allows.
+    NotAcceptable = ("not-acceptable", 406, "Not acceptable", Downstream),
+    /// The request's `Prefer` field asks the API's mock upstream for a
+    /// status or a named example that the spec does not declare.
+    MockNoResponse = ("mock-no-response", 400, "No such mock response", Downstream),
     /// The admin API has no resource at this path.
     NotFound = ("not-found", 404, "Not found", Downstream),
     /// The upstream refused or dropped the connection attempt.

@@ -571,14 +571,7 @@ impl Inner {
         {
             return Checked::Refused(Refusal::Invalid(format!("missing claim {missing}")));
         }
-        let granted: Vec<&str> = match (claims.get("scope"), claims.get("scp")) {
-            (Some(serde_json::Value::String(s)), _) => s.split(' ').collect(),
-            (_, Some(serde_json::Value::Array(a))) => {
-                a.iter().filter_map(serde_json::Value::as_str).collect()
-            }
-            (_, Some(serde_json::Value::String(s))) => s.split(' ').collect(),
-            _ => Vec::new(),
-        };
+        let granted = granted_scopes(&claims);
         if self.scopes.iter().any(|s| !granted.contains(&s.as_str())) {
             return Checked::Refused(Refusal::Scope);
         }
@@ -602,10 +595,12 @@ impl Inner {
             .clients
             .get(client)
             .ok_or_else(|| self.invalid("unknown client"))?;
-        let scopes = match claims.get("scope") {
-            Some(serde_json::Value::String(s)) => s.split(' ').map(str::to_owned).collect(),
-            _ => Vec::new(),
-        };
+        // The same scopes the policy checked, so that the spec's
+        // per-operation requirements see them too.
+        let scopes = granted_scopes(claims)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let credential = claims
             .get("jti")
             .or_else(|| claims.get("sub"))
@@ -773,5 +768,18 @@ impl Policy for Jwt {
             let fresh = jwks.refresh(seen).await;
             this.outcome(this.check(&token, fresh.as_deref()), &snapshot)
         }))
+    }
+}
+
+/// The scopes a token grants: `scope` (a space-separated string, RFC 8693)
+/// or `scp` (a list, or a string).
+fn granted_scopes(claims: &serde_json::Map<String, serde_json::Value>) -> Vec<&str> {
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(serde_json::Value::String(s)), _) => s.split(' ').filter(|s| !s.is_empty()).collect(),
+        (_, Some(serde_json::Value::Array(a))) => {
+            a.iter().filter_map(serde_json::Value::as_str).collect()
+        }
+        (_, Some(serde_json::Value::String(s))) => s.split(' ').filter(|s| !s.is_empty()).collect(),
+        _ => Vec::new(),
     }
 }

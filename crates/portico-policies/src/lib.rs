@@ -20,6 +20,7 @@ pub mod registry;
 mod request_size;
 mod spike_arrest;
 
+pub use api_key::{KeyIn, for_scheme as api_key_for_scheme};
 pub use registry::{BUILT, PLANNED, build};
 
 /// `Authorization` credentials split into the scheme and what follows it
@@ -50,6 +51,9 @@ pub mod fuzzing {
         let _ = crate::basic_auth::parse_basic(data);
         if let Ok(value) = http::HeaderValue::from_bytes(data) {
             let _ = crate::jwt::bearer(&value);
+            let mut headers = http::HeaderMap::new();
+            headers.append(http::header::COOKIE, value.clone());
+            let _ = crate::api_key::take_cookie(&mut headers, "api_key");
         }
         if let Ok(text) = std::str::from_utf8(data) {
             let _ = jsonwebtoken::decode_header(text);

@@ -15,6 +15,7 @@
 
 mod build;
 mod error;
+pub mod generate;
 mod model;
 mod source;
 

@@ -19,6 +19,7 @@ pub struct TestNodeBuilder {
     file: Option<PathBuf>,
     storage: Option<Storage>,
     poll: Option<std::time::Duration>,
+    demo: bool,
 }
 
 /// A running node; shut down when dropped (the runtime ends its tasks).
@@ -157,6 +158,12 @@ impl TestNodeBuilder {
         self
     }
 
+    /// Also serves the built-in demo API, as `portico serve --demo` does.
+    pub fn demo(mut self) -> Self {
+        self.demo = true;
+        self
+    }
+
     /// Compiles and starts the node; panics with every diagnostic if the
     /// configuration is refused.
     pub async fn run(self) -> TestNode {
@@ -192,6 +199,7 @@ impl TestNodeBuilder {
                 .then_some(portico_config::AccessLog::Off),
             storage,
             poll_interval: self.poll,
+            demo: self.demo,
         };
         let source = ConfigSource {
             text: Some(self.yaml),

@@ -32,6 +32,11 @@ enum Command {
         /// per core). 1 runs a single-threaded runtime.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         workers: Option<u16>,
+        /// Also serve the built-in demo API under /demo, answered by the
+        /// mock upstream from its OpenAPI examples (try
+        /// `curl localhost:8080/demo/books`).
+        #[arg(long)]
+        demo: bool,
     },
     /// Validate a configuration file without starting; prints every error
     /// and exits non-zero if there is one.
@@ -93,15 +98,17 @@ fn main() -> ExitCode {
             prune,
         }),
         Command::Export { admin, token } => export::run(admin, token),
-        Command::Serve { config, workers } => {
-            match serve(config.as_deref(), workers.map(usize::from)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve {
+            config,
+            workers,
+            demo,
+        } => match serve(config.as_deref(), workers.map(usize::from), demo) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
@@ -154,7 +161,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
+fn serve(path: Option<&Path>, workers: Option<usize>, demo: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -197,6 +204,7 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let overrides = Overrides {
             config_file: path.map(Path::to_path_buf),
+            demo,
             ..Overrides::default()
         };
         // A start error's message already ends with its cause: printed as a
@@ -204,6 +212,18 @@ fn serve(path: Option<&Path>, workers: Option<usize>) -> anyhow::Result<()> {
         let app = App::start(compiled, source, overrides)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if demo {
+            // A node listening on every address is reached on loopback.
+            let mut addr = app.proxy_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::info!(
+                url = %format!("http://{addr}/demo/books"),
+                key = portico_app::demo::KEY,
+                "The demo bookstore API is served under /demo; its order operations take the demo key in x-api-key."
+            );
+        }
         let threads = workers.map_or_else(|| "one per core".to_owned(), |n| n.to_string());
         tracing::info!(workers = %threads, "Press Ctrl-C to stop.");
         let shutdown = shutdown_signal();

@@ -39,11 +39,22 @@ fn serve(path: &std::path::Path) -> Serving {
 /// Starts `portico serve -c path` with `PORTICO_ADMIN_TOKEN` set to
 /// `token` (or unset), waits for "Portico is serving", and returns the
 /// lines printed on stderr before it.
-#[allow(clippy::zombie_processes)] // The child goes to the caller, which waits for it.
 fn serve_with_token(path: &std::path::Path, token: Option<&str>) -> (Serving, Vec<String>) {
+    serve_with(path, token, &[])
+}
+
+/// As [`serve_with_token`], with more arguments for `serve`.
+#[allow(clippy::zombie_processes)] // The child goes to the caller, which waits for it.
+fn serve_with(
+    path: &std::path::Path,
+    token: Option<&str>,
+    extra: &[&str],
+) -> (Serving, Vec<String>) {
     let mut command = portico();
     command
-        .args(["serve", "--workers", "1", "-c"])
+        .args(["serve", "--workers", "1"])
+        .args(extra)
+        .arg("-c")
         .arg(path)
         .stderr(Stdio::piped());
     match token {
@@ -294,6 +305,35 @@ fn serve_runs_and_stops_gracefully() {
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("Shutting down"), "{rest}");
+}
+
+/// `serve --demo` answers the demo API from its spec at once.
+#[test]
+fn serve_demo_answers_the_demo_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &local_node(&dir));
+    let (
+        Serving {
+            child,
+            mut stderr,
+            proxy,
+            ..
+        },
+        _,
+    ) = serve_with(&path, None, &["--demo"]);
+    let mut conn = TcpStream::connect(proxy).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"GET /demo/books/1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("content-type: application/json"), "{resp}");
+    assert!(resp.contains("\"title\":\"Dune\""), "{resp}");
+    stop(child);
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(log.contains("Shutting down"), "{log}");
 }
 
 /// SIGHUP re-reads the file: a new API becomes routable, a broken file is

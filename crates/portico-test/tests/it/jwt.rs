@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::{client, problem};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef-shared";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -27,7 +27,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn claims(extra: Value) -> Value {
+pub(crate) fn claims(extra: Value) -> Value {
     let mut c = json!({
         "iss": "https://idp.example.com",
         "aud": "orders",
@@ -55,7 +55,7 @@ fn signing_input(header: &Value, claims: &Value) -> String {
     )
 }
 
-fn hs256(claims: &Value) -> String {
+pub(crate) fn hs256(claims: &Value) -> String {
     let input = signing_input(&json!({"alg": "HS256", "typ": "JWT"}), claims);
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(input.as_bytes());
