@@ -492,14 +492,40 @@ impl Cx {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
-            let (operations, routing, base_path) =
+            let spec_failed = spec.is_some();
+            let (operations, routing, base_path, loaded) =
                 match self.api_spec(&name, spec, routing, base_path) {
                     Some(s) => s,
                     None => {
                         ok = false;
-                        (None, Routing::Passthrough, None)
+                        (None, Routing::Passthrough, None, None)
                     }
                 };
+            let mut policies = policies;
+            for p in &mut policies {
+                if !portico_policies::validate::is_unbound(&p.value.0) {
+                    continue;
+                }
+                match &loaded {
+                    Some(spec) => match portico_policies::validate::bind(&p.value.0, spec) {
+                        Ok(bound) => p.value.0 = bound,
+                        Err(errors) => {
+                            for e in errors {
+                                self.push(p.diag(format!("`validate`: {e}")));
+                            }
+                            ok = false;
+                        }
+                    },
+                    // The spec's own errors are reported already.
+                    None if spec_failed => {}
+                    None => {
+                        self.push(p.diag(
+                            "`validate` checks requests against the API's spec, and this API has no `spec`",
+                        ));
+                        ok = false;
+                    }
+                }
+            }
             let mut host_names = Vec::new();
             for h in hosts {
                 if host_names.contains(&h.value.0) {
@@ -566,7 +592,12 @@ impl Cx {
         spec: Option<Located<serde_json::Value>>,
         routing: Option<Located<RawRouting>>,
         base_path: Option<Located<BasePath>>,
-    ) -> Option<(Option<OperationTable>, Routing, Option<Located<String>>)> {
+    ) -> Option<(
+        Option<OperationTable>,
+        Routing,
+        Option<Located<String>>,
+        Option<portico_spec::Spec>,
+    )> {
         let written = base_path.map(|b| b.map(|b| b.0));
         let Some(spec) = spec else {
             if let Some(r) = &routing {
@@ -582,7 +613,7 @@ impl Cx {
                 ));
                 return None;
             };
-            return Some((None, Routing::Passthrough, Some(written)));
+            return Some((None, Routing::Passthrough, Some(written), None));
         };
         let loaded = spec::load(&spec, &self.dir, &mut self.errors)?;
         let table = spec::operations(&loaded, &spec, &mut self.errors)?;
@@ -601,7 +632,7 @@ impl Cx {
             None | Some(RawRouting::Spec) => Routing::Spec,
             Some(RawRouting::Passthrough) => Routing::Passthrough,
         };
-        Some((Some(table), routing, Some(base_path)))
+        Some((Some(table), routing, Some(base_path), Some(loaded)))
     }
 
     fn upstream(&mut self, raw: raw::RawUpstream) -> Option<Upstream> {

@@ -13,6 +13,7 @@ pub mod problem;
 pub mod route;
 pub mod snapshot;
 pub mod units;
+pub mod validate;
 
 pub use api::{Api, Routing, Target, Upstream};
 pub use entities::{ApiKeyEntry, App, BasicUser, Consumers, Developer, Product};

@@ -19,6 +19,7 @@ mod rate_limit;
 pub mod registry;
 mod request_size;
 mod spike_arrest;
+pub mod validate;
 
 pub use registry::{BUILT, PLANNED, build};
 
