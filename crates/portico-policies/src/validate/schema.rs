@@ -334,10 +334,25 @@ pub(crate) fn errors(
             place,
             name: name.map(str::to_owned),
             pointer: e.instance_path().as_str().to_owned(),
-            keyword: e.kind().keyword().to_owned(),
+            keyword: keyword(&e),
             detail: shorten(e.to_string()),
         })
         .collect()
+}
+
+/// The keyword that failed. A `false` schema has none of its own, so the
+/// keyword holding it is named (`items`, `additionalProperties`).
+fn keyword(e: &jsonschema::ValidationError<'_>) -> String {
+    let own = e.kind().keyword();
+    if own != "falseSchema" {
+        return own.to_owned();
+    }
+    e.schema_path()
+        .as_str()
+        .rsplit('/')
+        .find(|seg| !seg.is_empty() && !seg.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(own)
+        .to_owned()
 }
 
 fn shorten(mut text: String) -> String {

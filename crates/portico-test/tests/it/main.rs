@@ -24,4 +24,5 @@ mod spec;
 mod support;
 mod tls;
 mod upstream_tls;
+mod validate;
 mod websocket;
