@@ -4,6 +4,9 @@ use libfuzzer_sys::fuzz_target;
 
 // The spec loader must never panic on any text, YAML or JSON. No base
 // directory: file references are refused, so a run never reads files.
+// A spec that loads is compiled into the `validate` policy's validator
+// (3.0 schemas converted, every schema compiled), whose checks then run
+// on the same bytes as path, query, headers and body.
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -13,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             for op in &spec.operations {
                 let _ = portico_spec::template_names(&op.path).count();
             }
+            portico_policies::fuzzing::validator(&spec, data);
         }
         Err(errors) => {
             let _ = errors.to_string();

@@ -59,4 +59,12 @@ pub mod fuzzing {
             }
         }
     }
+
+    /// Compiles the `validate` policy's validator for a loaded spec (a
+    /// schema the compiler refuses is fine; a panic is not) and, when it
+    /// compiles, runs every operation's checks on `data` as the request
+    /// path below the base path, query, header values and body.
+    pub fn validator(spec: &portico_spec::Spec, data: &[u8]) {
+        crate::validate::fuzz(spec, data);
+    }
 }

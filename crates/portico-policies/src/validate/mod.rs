@@ -507,6 +507,64 @@ fn best_match<'p>(patterns: impl Iterator<Item = &'p str>, actual: &str) -> Opti
     best.map(|(_, i)| i)
 }
 
+/// See [`crate::fuzzing::validator`].
+pub(crate) fn fuzz(spec: &Spec, data: &[u8]) {
+    let settings = Unbound {
+        request: true,
+        response: ResponseMode::Report,
+        max_body: DEFAULT_MAX_BODY,
+    };
+    let Ok(v) = SpecValidator::compile(&settings, spec) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(data);
+    let path = format!("/{}", text.replace(['?', '#', ' '], "/"));
+    let mut builder = portico_model::OperationTableBuilder::new();
+    for op in &spec.operations {
+        if builder
+            .insert(&op.path, op.method.clone(), op.operation_id.as_deref())
+            .is_err()
+        {
+            return;
+        }
+    }
+    let table = builder.build();
+    let uri = format!("/x?{}", percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC))
+        .replace("%3D", "=")
+        .replace("%26", "&");
+    let mut req = http::Request::builder()
+        .uri(uri)
+        .header(CONTENT_TYPE, "application/json");
+    if let Ok(value) = http::HeaderValue::from_bytes(data) {
+        for p in spec.operations.iter().flat_map(|o| &o.parameters) {
+            if p.location == ParameterIn::Header
+                && let Ok(name) = http::HeaderName::try_from(p.name.as_str())
+            {
+                req = req.header(name, value.clone());
+            }
+        }
+        req = req.header(http::header::COOKIE, value);
+    }
+    let Ok(req) = req.body(()) else { return };
+    let (parts, ()) = req.into_parts();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    for op in table.operations() {
+        if let Ok(BodyCheck::Json(schema)) = v.check_head(op, &path, &parts, true) {
+            let _ = v.check_body(schema, data);
+        }
+        for status in [200, 404, 500] {
+            if let Some(schema) = v.response_schema(op, status, &headers) {
+                let _ = v.check_response(schema, data);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
