@@ -82,8 +82,15 @@ impl Decoder {
             ParameterIn::Header => {
                 let mut values = raw.headers.get_all(self.name.as_str()).iter().peekable();
                 values.peek()?;
+                // Field lines and list items may carry whitespace around
+                // commas (RFC 9110 §5.6.1).
                 let joined: Vec<String> = values
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+                    .flat_map(|v| {
+                        String::from_utf8_lossy(v.as_bytes())
+                            .split(',')
+                            .map(|item| item.trim().to_owned())
+                            .collect::<Vec<_>>()
+                    })
                     .collect();
                 Some(self.simple(&joined.join(",")))
             }

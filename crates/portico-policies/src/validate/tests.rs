@@ -242,3 +242,148 @@ fn media_types_match_most_specific_first() {
     assert_eq!(best("text/plain"), Some("*/*"));
     assert_eq!(best_match(["application/json"].into_iter(), "text/plain"), None);
 }
+
+mod styles {
+    use std::collections::BTreeMap;
+
+    use http::HeaderMap;
+    use portico_spec::{Parameter, ParameterIn, Schema, Style};
+    use serde_json::{Value, json};
+
+    use super::super::params::{Decoder, Raw, template};
+
+    fn decoder(location: ParameterIn, style: Style, explode: bool, schema: Value) -> Decoder {
+        let p = Parameter {
+            name: "p".into(),
+            location,
+            required: false,
+            style,
+            explode,
+            allow_empty_value: false,
+            deprecated: false,
+            schema: Some(Schema(schema)),
+            content_type: None,
+        };
+        Decoder::new(&p, &BTreeMap::new())
+    }
+
+    fn path(style: Style, explode: bool, schema: Value, raw: &str) -> Option<Value> {
+        let d = decoder(ParameterIn::Path, style, explode, schema);
+        let segments = template("/x/{p}");
+        let rest = format!("/x/{raw}");
+        let headers = HeaderMap::new();
+        d.extract(&Raw::new(&segments, &rest, None, &headers))
+    }
+
+    fn query(style: Style, explode: bool, schema: Value, q: &str) -> Option<Value> {
+        let d = decoder(ParameterIn::Query, style, explode, schema);
+        let headers = HeaderMap::new();
+        d.extract(&Raw::new(&[], "/", Some(q), &headers))
+    }
+
+    fn ints() -> Value {
+        json!({ "type": "array", "items": { "type": "integer" } })
+    }
+
+    fn obj() -> Value {
+        json!({ "type": "object", "properties": { "r": { "type": "integer" }, "g": { "type": "string" } } })
+    }
+
+    #[test]
+    fn path_styles() {
+        let int = json!({ "type": "integer" });
+        assert_eq!(path(Style::Simple, false, int.clone(), "5"), Some(json!(5)));
+        assert_eq!(path(Style::Simple, false, int, "five"), Some(json!("five")));
+        assert_eq!(path(Style::Simple, false, ints(), "3,4,5"), Some(json!([3, 4, 5])));
+        assert_eq!(
+            path(Style::Simple, false, obj(), "r,100,g,x"),
+            Some(json!({ "r": 100, "g": "x" }))
+        );
+        assert_eq!(
+            path(Style::Simple, true, obj(), "r=100,g=x"),
+            Some(json!({ "r": 100, "g": "x" }))
+        );
+        assert_eq!(path(Style::Label, false, ints(), ".3,4"), Some(json!([3, 4])));
+        assert_eq!(path(Style::Label, true, ints(), ".3.4"), Some(json!([3, 4])));
+        assert_eq!(path(Style::Matrix, false, ints(), ";p=3,4"), Some(json!([3, 4])));
+        assert_eq!(path(Style::Matrix, true, ints(), ";p=3;p=4"), Some(json!([3, 4])));
+        assert_eq!(
+            path(Style::Matrix, true, obj(), ";r=1;g=y"),
+            Some(json!({ "r": 1, "g": "y" }))
+        );
+        // Percent-encoded values are decoded.
+        let s = json!({ "type": "string" });
+        assert_eq!(path(Style::Simple, false, s, "a%20b"), Some(json!("a b")));
+    }
+
+    #[test]
+    fn query_styles() {
+        assert_eq!(query(Style::Form, true, ints(), "p=3&q=x&p=4"), Some(json!([3, 4])));
+        assert_eq!(query(Style::Form, false, ints(), "p=3,4"), Some(json!([3, 4])));
+        assert_eq!(query(Style::SpaceDelimited, false, ints(), "p=3%204"), Some(json!([3, 4])));
+        assert_eq!(query(Style::PipeDelimited, false, ints(), "p=3|4"), Some(json!([3, 4])));
+        assert_eq!(
+            query(Style::DeepObject, true, obj(), "p[r]=1&p[g]=a+b&other=1"),
+            Some(json!({ "r": 1, "g": "a b" }))
+        );
+        assert_eq!(
+            query(Style::Form, true, obj(), "r=1&g=x&z=2"),
+            Some(json!({ "r": 1, "g": "x" }))
+        );
+        assert_eq!(query(Style::Form, true, ints(), "q=1"), None);
+        let b = json!({ "type": "boolean" });
+        assert_eq!(query(Style::Form, true, b.clone(), "p=true"), Some(json!(true)));
+        assert_eq!(query(Style::Form, true, b, "p=yes"), Some(json!("yes")));
+        assert_eq!(query(Style::Form, true, json!({ "type": "string" }), "p="), Some(json!("")));
+    }
+
+    #[test]
+    fn headers_and_cookies() {
+        let d = decoder(ParameterIn::Header, Style::Simple, false, ints());
+        let mut headers = HeaderMap::new();
+        headers.insert("p", "1, 2".parse().unwrap());
+        headers.append("p", "3".parse().unwrap());
+        headers.insert("cookie", "a=1; p=7,8".parse().unwrap());
+        assert_eq!(d.extract(&Raw::new(&[], "/", None, &headers)), Some(json!([1, 2, 3])));
+        let d = decoder(ParameterIn::Cookie, Style::Form, false, ints());
+        assert_eq!(d.extract(&Raw::new(&[], "/", None, &headers)), Some(json!([7, 8])));
+    }
+}
+
+#[test]
+fn openapi_3_0_schemas_become_2020_12() {
+    use super::schema::{Direction, DocumentBuilder};
+    use portico_spec::{OpenApiVersion, Schema};
+    let mut named = std::collections::BTreeMap::new();
+    named.insert(
+        "#/components/schemas/Id".to_owned(),
+        Schema(serde_json::json!({ "type": "integer", "readOnly": true })),
+    );
+    let mut doc = DocumentBuilder::new(OpenApiVersion::V3_0, Direction::Request, &named);
+    let entry = doc.add(&serde_json::json!({
+        "type": "object",
+        "required": ["id", "kind", "n"],
+        "properties": {
+            "id": { "$ref": "#/components/schemas/Id", "description": "ignored in 3.0" },
+            "kind": { "type": "string", "enum": ["a", "b"], "nullable": true, "example": "a" },
+            "n": { "type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false },
+            "any": { "allOf": [{ "type": "string" }], "nullable": true }
+        }
+    }));
+    let doc = doc.finish();
+    let x = &doc["$defs"]["x"][entry.to_string()];
+    assert_eq!(
+        x,
+        &serde_json::json!({
+            "type": "object",
+            "required": ["kind", "n"],
+            "properties": {
+                "id": { "$ref": "#/$defs/s/0" },
+                "kind": { "type": ["string", "null"], "enum": ["a", "b", null] },
+                "n": { "type": "number", "exclusiveMinimum": 0, "maximum": 9 },
+                "any": { "anyOf": [{ "allOf": [{ "type": "string" }] }, { "type": "null" }] }
+            }
+        })
+    );
+    assert_eq!(doc["$defs"]["s"]["0"], serde_json::json!({ "type": "integer", "readOnly": true }));
+}
