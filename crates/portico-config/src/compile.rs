@@ -492,7 +492,7 @@ impl Cx {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
-            let spec_failed = spec.is_some();
+            let has_spec = spec.is_some();
             let (operations, routing, base_path, loaded) =
                 match self.api_spec(&name, spec, routing, base_path) {
                     Some(s) => s,
@@ -517,7 +517,7 @@ impl Cx {
                         }
                     },
                     // The spec's own errors are reported already.
-                    None if spec_failed => {}
+                    None if has_spec => {}
                     None => {
                         self.push(p.diag(
                             "`validate` checks requests against the API's spec, and this API has no `spec`",

@@ -495,7 +495,13 @@ impl Gateway {
                             if let (Some(report), true) = (&report, enforced) {
                                 let (head, body) = resp.into_parts();
                                 let bytes = enforce(report, body).await?;
-                                return Ok(self.respond_read(head, bytes, chain, &cx, cached.take()));
+                                return Ok(self.respond_read(
+                                    head,
+                                    bytes,
+                                    chain,
+                                    &cx,
+                                    cached.take(),
+                                ));
                             }
                             return Ok(self.respond(
                                 resp,

@@ -77,8 +77,12 @@ pub trait Validator: Send + Sync + Debug {
 
     /// The schema an upstream answer with this status and head is checked
     /// against, when it has one and a JSON media type.
-    fn response_schema(&self, op: &ApiOperation, status: u16, headers: &HeaderMap)
-    -> Option<SchemaId>;
+    fn response_schema(
+        &self,
+        op: &ApiOperation,
+        status: u16,
+        headers: &HeaderMap,
+    ) -> Option<SchemaId>;
 
     /// Checks a buffered JSON response body; empty when it matches.
     fn check_response(&self, schema: SchemaId, body: &[u8]) -> Vec<FieldError>;

@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use portico_model::validate::{BodyCheck, Validator};
 use portico_model::OperationTableBuilder;
+use portico_model::validate::{BodyCheck, Validator};
 
 const SPEC: &str = include_str!("../../../bench/validate/petstore.yaml");
 const PET: &str = include_str!("../../../bench/validate/pet.json");

@@ -325,7 +325,10 @@ impl Validator for SpecValidator {
                     .and_then(|v| v.to_str().ok())
                     .map(essence);
                 let Some(declared) = declared else {
-                    return Err(unsupported(op, "The request has a body but no Content-Type."));
+                    return Err(unsupported(
+                        op,
+                        "The request has a body but no Content-Type.",
+                    ));
                 };
                 let Some(found) = best_match(types.iter().map(|t| t.pattern.as_str()), &declared)
                 else {
@@ -368,11 +371,10 @@ impl Validator for SpecValidator {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Rejection::new(
-                ErrorCode::ValidationFailed,
-                summary(&errors, "request"),
+            Err(
+                Rejection::new(ErrorCode::ValidationFailed, summary(&errors, "request"))
+                    .with_errors(errors),
             )
-            .with_errors(errors))
         }
     }
 
@@ -529,9 +531,12 @@ pub(crate) fn fuzz(spec: &Spec, data: &[u8]) {
         }
     }
     let table = builder.build();
-    let uri = format!("/x?{}", percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC))
-        .replace("%3D", "=")
-        .replace("%26", "&");
+    let uri = format!(
+        "/x?{}",
+        percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+    )
+    .replace("%3D", "=")
+    .replace("%26", "&");
     let mut req = http::Request::builder()
         .uri(uri)
         .header(CONTENT_TYPE, "application/json");
@@ -548,7 +553,10 @@ pub(crate) fn fuzz(spec: &Spec, data: &[u8]) {
     let Ok(req) = req.body(()) else { return };
     let (parts, ()) = req.into_parts();
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     for op in table.operations() {
         if let Ok(BodyCheck::Json(schema)) = v.check_head(op, &path, &parts, true) {
             let _ = v.check_body(schema, data);

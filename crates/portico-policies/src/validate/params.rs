@@ -192,7 +192,9 @@ impl Decoder {
     fn delimited(&self, text: &str, delimiter: char) -> Value {
         match &self.shape {
             Shape::Scalar(kind) => scalar(text, *kind),
-            Shape::Json => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())),
+            Shape::Json => {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
+            }
             Shape::Array(item) => {
                 if text.is_empty() {
                     return Value::Array(Vec::new());
@@ -304,7 +306,10 @@ fn type_of(schema: &Value) -> Option<&str> {
     match schema.get("type")? {
         Value::String(t) => Some(t),
         Value::Array(types) => {
-            let mut named = types.iter().filter_map(Value::as_str).filter(|t| *t != "null");
+            let mut named = types
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null");
             let first = named.next()?;
             named.next().is_none().then_some(first)
         }
@@ -432,4 +437,3 @@ fn form_decode(text: &str) -> Cow<'_, str> {
     let spaced = text.replace('+', " ");
     Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
-

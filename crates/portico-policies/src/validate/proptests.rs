@@ -185,7 +185,11 @@ fn valid(schema: &Value, named: &BTreeMap<String, Schema>) -> BoxedStrategy<Valu
         "object" => {
             let required: Vec<String> = schema["required"]
                 .as_array()
-                .map(|r| r.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut fields: Vec<BoxedStrategy<Option<(String, Value)>>> = Vec::new();
             for (name, prop_schema) in schema["properties"].as_object().into_iter().flatten() {
@@ -200,7 +204,9 @@ fn valid(schema: &Value, named: &BTreeMap<String, Schema>) -> BoxedStrategy<Valu
                 }
             }
             fields
-                .prop_map(|fields| Value::Object(fields.into_iter().flatten().collect::<Map<_, _>>()))
+                .prop_map(|fields| {
+                    Value::Object(fields.into_iter().flatten().collect::<Map<_, _>>())
+                })
                 .boxed()
         }
         _ => Just(Value::Null).boxed(),
@@ -248,7 +254,13 @@ fn mutations(
         }
         ("array", Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                mutations(item, &schema["items"], named, &format!("{pointer}/{i}"), out);
+                mutations(
+                    item,
+                    &schema["items"],
+                    named,
+                    &format!("{pointer}/{i}"),
+                    out,
+                );
             }
         }
         _ => {}

@@ -228,7 +228,12 @@ fn indexed(list: Vec<Value>) -> Value {
 
 /// 3.0's `exclusiveMinimum: true` + `minimum: 5` is 2020-12's
 /// `exclusiveMinimum: 5`.
-fn exclusive_bound(obj: &Map<String, Value>, out: &mut Map<String, Value>, flag: &str, bound: &str) {
+fn exclusive_bound(
+    obj: &Map<String, Value>,
+    out: &mut Map<String, Value>,
+    flag: &str,
+    bound: &str,
+) {
     match obj.get(flag) {
         Some(Value::Bool(true)) => {
             out.remove(flag);
@@ -366,4 +371,3 @@ fn shorten(mut text: String) -> String {
     }
     text
 }
-

@@ -51,7 +51,11 @@ fn shape(r: &Rejection) -> Vec<(String, String, String)> {
         .iter()
         .map(|e| {
             (
-                format!("{}{}", e.place, e.name.as_ref().map_or(String::new(), |n| format!(":{n}"))),
+                format!(
+                    "{}{}",
+                    e.place,
+                    e.name.as_ref().map_or(String::new(), |n| format!(":{n}"))
+                ),
                 e.pointer.clone(),
                 e.keyword.clone(),
             )
@@ -69,7 +73,10 @@ fn petstore_parameters_are_decoded_and_checked() {
     let v = validator(&spec, ResponseMode::Off);
     let list = op(&spec, "listPets");
     let ok = head("GET", "/pets?limit=99&tags=a,b", &[]);
-    assert_eq!(v.check_head(&list, "/pets", &ok, false).unwrap(), BodyCheck::Stream);
+    assert_eq!(
+        v.check_head(&list, "/pets", &ok, false).unwrap(),
+        BodyCheck::Stream
+    );
     // 3.0's boolean exclusiveMaximum: 100 itself is out.
     let bad = head("GET", "/pets?limit=100", &[]);
     let r = v.check_head(&list, "/pets", &bad, false).unwrap_err();
@@ -99,7 +106,8 @@ fn petstore_bodies_list_every_error() {
     else {
         panic!("a JSON body is checked");
     };
-    v.check_body(schema, br#"{"name":"Rex","tag":null}"#).unwrap();
+    v.check_body(schema, br#"{"name":"Rex","tag":null}"#)
+        .unwrap();
     v.check_body(schema, br#"{"name":"Rex","parent":{"id":1,"name":"Mum"}}"#)
         .unwrap();
     let r = v
@@ -139,7 +147,11 @@ fn library_3_1_deep_objects_paths_and_siblings() {
     let spec = fixture("library-3.1.json");
     let v = validator(&spec, ResponseMode::Report);
     let list = op(&spec, "listBooks");
-    let ok = head("GET", "/books?filter[author]=Le%20Guin&filter[year]=1969", &[]);
+    let ok = head(
+        "GET",
+        "/books?filter[author]=Le%20Guin&filter[year]=1969",
+        &[],
+    );
     v.check_head(&list, "/books", &ok, false).unwrap();
 
     let chapter = op(&spec, "chapter");
@@ -180,7 +192,10 @@ fn library_3_1_deep_objects_paths_and_siblings() {
     got.sort();
     assert_eq!(
         got,
-        vec![t("body", "/series", "required"), t("body", "/series/isbn", "type")]
+        vec![
+            t("body", "/series", "required"),
+            t("body", "/series/isbn", "type")
+        ]
     );
 }
 
@@ -234,13 +249,24 @@ fn settings_are_checked() {
 
 #[test]
 fn media_types_match_most_specific_first() {
-    let patterns = ["*/*", "application/*", "application/*+json", "application/json"];
+    let patterns = [
+        "*/*",
+        "application/*",
+        "application/*+json",
+        "application/json",
+    ];
     let best = |actual: &str| best_match(patterns.iter().copied(), actual).map(|i| patterns[i]);
     assert_eq!(best("application/json"), Some("application/json"));
-    assert_eq!(best("application/merge-patch+json"), Some("application/*+json"));
+    assert_eq!(
+        best("application/merge-patch+json"),
+        Some("application/*+json")
+    );
     assert_eq!(best("application/xml"), Some("application/*"));
     assert_eq!(best("text/plain"), Some("*/*"));
-    assert_eq!(best_match(["application/json"].into_iter(), "text/plain"), None);
+    assert_eq!(
+        best_match(["application/json"].into_iter(), "text/plain"),
+        None
+    );
 }
 
 mod styles {
@@ -294,7 +320,10 @@ mod styles {
         let int = json!({ "type": "integer" });
         assert_eq!(path(Style::Simple, false, int.clone(), "5"), Some(json!(5)));
         assert_eq!(path(Style::Simple, false, int, "five"), Some(json!("five")));
-        assert_eq!(path(Style::Simple, false, ints(), "3,4,5"), Some(json!([3, 4, 5])));
+        assert_eq!(
+            path(Style::Simple, false, ints(), "3,4,5"),
+            Some(json!([3, 4, 5]))
+        );
         assert_eq!(
             path(Style::Simple, false, obj(), "r,100,g,x"),
             Some(json!({ "r": 100, "g": "x" }))
@@ -303,10 +332,22 @@ mod styles {
             path(Style::Simple, true, obj(), "r=100,g=x"),
             Some(json!({ "r": 100, "g": "x" }))
         );
-        assert_eq!(path(Style::Label, false, ints(), ".3,4"), Some(json!([3, 4])));
-        assert_eq!(path(Style::Label, true, ints(), ".3.4"), Some(json!([3, 4])));
-        assert_eq!(path(Style::Matrix, false, ints(), ";p=3,4"), Some(json!([3, 4])));
-        assert_eq!(path(Style::Matrix, true, ints(), ";p=3;p=4"), Some(json!([3, 4])));
+        assert_eq!(
+            path(Style::Label, false, ints(), ".3,4"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            path(Style::Label, true, ints(), ".3.4"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            path(Style::Matrix, false, ints(), ";p=3,4"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            path(Style::Matrix, true, ints(), ";p=3;p=4"),
+            Some(json!([3, 4]))
+        );
         assert_eq!(
             path(Style::Matrix, true, obj(), ";r=1;g=y"),
             Some(json!({ "r": 1, "g": "y" }))
@@ -318,10 +359,22 @@ mod styles {
 
     #[test]
     fn query_styles() {
-        assert_eq!(query(Style::Form, true, ints(), "p=3&q=x&p=4"), Some(json!([3, 4])));
-        assert_eq!(query(Style::Form, false, ints(), "p=3,4"), Some(json!([3, 4])));
-        assert_eq!(query(Style::SpaceDelimited, false, ints(), "p=3%204"), Some(json!([3, 4])));
-        assert_eq!(query(Style::PipeDelimited, false, ints(), "p=3|4"), Some(json!([3, 4])));
+        assert_eq!(
+            query(Style::Form, true, ints(), "p=3&q=x&p=4"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            query(Style::Form, false, ints(), "p=3,4"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            query(Style::SpaceDelimited, false, ints(), "p=3%204"),
+            Some(json!([3, 4]))
+        );
+        assert_eq!(
+            query(Style::PipeDelimited, false, ints(), "p=3|4"),
+            Some(json!([3, 4]))
+        );
         assert_eq!(
             query(Style::DeepObject, true, obj(), "p[r]=1&p[g]=a+b&other=1"),
             Some(json!({ "r": 1, "g": "a b" }))
@@ -332,9 +385,15 @@ mod styles {
         );
         assert_eq!(query(Style::Form, true, ints(), "q=1"), None);
         let b = json!({ "type": "boolean" });
-        assert_eq!(query(Style::Form, true, b.clone(), "p=true"), Some(json!(true)));
+        assert_eq!(
+            query(Style::Form, true, b.clone(), "p=true"),
+            Some(json!(true))
+        );
         assert_eq!(query(Style::Form, true, b, "p=yes"), Some(json!("yes")));
-        assert_eq!(query(Style::Form, true, json!({ "type": "string" }), "p="), Some(json!("")));
+        assert_eq!(
+            query(Style::Form, true, json!({ "type": "string" }), "p="),
+            Some(json!(""))
+        );
     }
 
     #[test]
@@ -344,9 +403,15 @@ mod styles {
         headers.insert("p", "1, 2".parse().unwrap());
         headers.append("p", "3".parse().unwrap());
         headers.insert("cookie", "a=1; p=7,8".parse().unwrap());
-        assert_eq!(d.extract(&Raw::new(&[], "/", None, &headers)), Some(json!([1, 2, 3])));
+        assert_eq!(
+            d.extract(&Raw::new(&[], "/", None, &headers)),
+            Some(json!([1, 2, 3]))
+        );
         let d = decoder(ParameterIn::Cookie, Style::Form, false, ints());
-        assert_eq!(d.extract(&Raw::new(&[], "/", None, &headers)), Some(json!([7, 8])));
+        assert_eq!(
+            d.extract(&Raw::new(&[], "/", None, &headers)),
+            Some(json!([7, 8]))
+        );
     }
 }
 
@@ -385,5 +450,8 @@ fn openapi_3_0_schemas_become_2020_12() {
             }
         })
     );
-    assert_eq!(doc["$defs"]["s"]["0"], serde_json::json!({ "type": "integer", "readOnly": true }));
+    assert_eq!(
+        doc["$defs"]["s"]["0"],
+        serde_json::json!({ "type": "integer", "readOnly": true })
+    );
 }

@@ -275,7 +275,10 @@ async fn petstore_3_0_valid_requests_pass_invalid_ones_never_reach_the_upstream(
     let doc = problem(resp, 400, "validation-failed").await;
     assert_eq!(
         errors(&doc),
-        vec![e("cookie:session", "", "minLength"), e("path:petId", "", "type")]
+        vec![
+            e("cookie:session", "", "minLength"),
+            e("path:petId", "", "type")
+        ]
     );
 
     // Invalid bodies.
@@ -296,7 +299,10 @@ async fn petstore_3_0_valid_requests_pass_invalid_ones_never_reach_the_upstream(
             e("body", "/status", "enum"),
         ]
     );
-    assert!(doc["detail"].as_str().unwrap().contains("4 places"), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("4 places"),
+        "{doc}"
+    );
     let resp = c
         .post(node.proxy_url("/store/v1/pets"))
         .header("content-type", "application/json")
@@ -323,7 +329,10 @@ async fn petstore_3_0_valid_requests_pass_invalid_ones_never_reach_the_upstream(
         .await
         .unwrap();
     let doc = problem(resp, 415, "unsupported-media-type").await;
-    assert!(doc["detail"].as_str().unwrap().contains("application/json"), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("application/json"),
+        "{doc}"
+    );
     let resp = c
         .put(node.proxy_url("/store/v1/pets/7/photo"))
         .header("content-type", "image/gif")
@@ -450,7 +459,9 @@ async fn bodies_over_max_body_are_413_and_never_read_past_it() {
     let resp = c
         .post(node.proxy_url("/store/v1/pets"))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -558,11 +569,21 @@ async fn response_enforce_answers_502_for_mismatches() {
         .await
         .unwrap();
     let doc = problem(resp, 502, "response-validation-failed").await;
-    assert!(doc.get("errors").is_none(), "the upstream's data stays in the log");
+    assert!(
+        doc.get("errors").is_none(),
+        "the upstream's data stays in the log"
+    );
     // Too large to check (over 4 KiB): refused, not passed unchecked.
-    let resp = c.get(node.proxy_url("/store/v1/pets")).send().await.unwrap();
+    let resp = c
+        .get(node.proxy_url("/store/v1/pets"))
+        .send()
+        .await
+        .unwrap();
     let doc = problem(resp, 502, "response-validation-failed").await;
-    assert!(doc["detail"].as_str().unwrap().contains("too large"), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("too large"),
+        "{doc}"
+    );
     // HEAD answers carry no body and are not checked.
     let resp = c
         .head(node.proxy_url("/store/v1/pets/2"))
@@ -578,9 +599,17 @@ async fn validate_needs_a_spec_and_names_the_key_and_line() {
     let yaml = "apis:\n  - name: plain\n    base_path: /p\n    upstream: { targets: [\"http://127.0.0.1:9\"] }\n    policies:\n      - validate: {}\n";
     let err = TestNode::new().config(yaml).try_run().await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("has no `spec`") && text.contains("apis[0].policies[0]") && text.contains("line 6"), "{text}");
+    assert!(
+        text.contains("has no `spec`")
+            && text.contains("apis[0].policies[0]")
+            && text.contains("line 6"),
+        "{text}"
+    );
     let yaml = "apis:\n  - name: plain\n    base_path: /p\n    upstream: { targets: [\"http://127.0.0.1:9\"] }\n    policies:\n      - validate: { response: maybe }\n";
     let err = TestNode::new().config(yaml).try_run().await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("`enforce`") && text.contains("validate"), "{text}");
+    assert!(
+        text.contains("`enforce`") && text.contains("validate"),
+        "{text}"
+    );
 }
