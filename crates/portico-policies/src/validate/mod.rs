@@ -164,9 +164,30 @@ struct OpPlan {
     body_required: bool,
     /// `None`: the operation declares no request body.
     body_types: Option<Vec<BodyType>>,
-    /// Response status (`200`, `2XX`, `default`) → JSON media types with
-    /// their schema (in the response document).
-    responses: Vec<(String, Vec<(String, u32)>)>,
+    /// Response status → JSON media types with their schema (in the
+    /// response document).
+    responses: Vec<(StatusKey, Vec<(String, u32)>)>,
+}
+
+/// A `responses` key: a code, a class (`2XX`) or `default`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatusKey {
+    Code(u16),
+    Class(u16),
+    Default,
+}
+
+impl StatusKey {
+    fn parse(key: &str) -> Option<Self> {
+        let upper = key.to_ascii_uppercase();
+        if upper == "DEFAULT" {
+            return Some(Self::Default);
+        }
+        if let Some(class) = upper.strip_suffix("XX") {
+            return class.parse().ok().map(Self::Class);
+        }
+        key.parse().ok().map(Self::Code)
+    }
 }
 
 /// The compiled validator of one API's spec.
@@ -202,7 +223,18 @@ impl SpecValidator {
                     {
                         continue;
                     }
-                    let entry = p.schema.as_ref().map(|s| req_doc.add(&s.0) as u32);
+                    let origin = || {
+                        format!(
+                            "#{}: the {} parameter `{}`",
+                            op.pointer,
+                            p.location.as_str(),
+                            p.name
+                        )
+                    };
+                    let entry = p
+                        .schema
+                        .as_ref()
+                        .map(|s| req_doc.add(&s.0, origin()) as u32);
                     plan.params.push((Decoder::new(p, &spec.schemas), entry));
                 }
                 if let Some(body) = &op.request_body {
@@ -212,7 +244,14 @@ impl SpecValidator {
                         .iter()
                         .map(|m| BodyType {
                             pattern: essence(&m.content_type),
-                            schema: json_schema(m).map(|s| req_doc.add(s) as u32),
+                            schema: json_schema(m).map(|s| {
+                                let origin = format!(
+                                    "#{}/requestBody/content/{}/schema",
+                                    op.pointer,
+                                    escape(&m.content_type)
+                                );
+                                req_doc.add(s, origin) as u32
+                            }),
                         })
                         .collect();
                     plan.body_types = Some(types);
@@ -224,11 +263,20 @@ impl SpecValidator {
                         .content
                         .iter()
                         .filter_map(|m| {
-                            json_schema(m)
-                                .map(|s| (essence(&m.content_type), resp_doc.add(s) as u32))
+                            json_schema(m).map(|s| {
+                                let origin = format!(
+                                    "#{}/responses/{}/content/{}/schema",
+                                    op.pointer,
+                                    r.status,
+                                    escape(&m.content_type)
+                                );
+                                (essence(&m.content_type), resp_doc.add(s, origin) as u32)
+                            })
                         })
                         .collect();
-                    plan.responses.push((r.status.to_ascii_uppercase(), types));
+                    if let Some(key) = StatusKey::parse(&r.status) {
+                        plan.responses.push((key, types));
+                    }
                 }
             }
             ops.push(plan);
@@ -238,17 +286,16 @@ impl SpecValidator {
             if doc.len() == 0 {
                 return None;
             }
-            let n = doc.len();
-            match Compiled::new(&doc.finish(), n) {
+            match doc.compile() {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    errors.push(format!("{what} {e}"));
+                    errors.push(format!("{what}: {e}"));
                     None
                 }
             }
         };
-        let requests = compile(req_doc, "request schemas:");
-        let responses = compile(resp_doc, "response schemas:");
+        let requests = compile(req_doc, "request schemas");
+        let responses = compile(resp_doc, "response schemas");
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -396,12 +443,14 @@ impl Validator for SpecValidator {
             return None;
         }
         let plan = self.plan(op)?;
-        let code = status.to_string();
-        let range = format!("{}XX", status / 100);
-        let types = [code.as_str(), range.as_str(), "DEFAULT"]
-            .iter()
-            .find_map(|want| plan.responses.iter().find(|(s, _)| s == want))
-            .map(|(_, types)| types)?;
+        let types = [
+            StatusKey::Code(status),
+            StatusKey::Class(status / 100),
+            StatusKey::Default,
+        ]
+        .iter()
+        .find_map(|want| plan.responses.iter().find(|(s, _)| s == want))
+        .map(|(_, types)| types)?;
         let declared = essence(headers.get(CONTENT_TYPE)?.to_str().ok()?);
         if !is_json(&declared) {
             return None;
@@ -455,6 +504,11 @@ fn unsupported(op: &ApiOperation, detail: &str) -> Rejection {
         ErrorCode::UnsupportedMediaType,
         format!("{detail} (operation {})", op.label),
     )
+}
+
+/// `text` as a JSON pointer token.
+fn escape(text: &str) -> String {
+    text.replace('~', "~0").replace('/', "~1")
 }
 
 /// The schema of a JSON media type entry.

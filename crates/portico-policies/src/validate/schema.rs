@@ -3,8 +3,8 @@
 //! Every schema the validator needs (each operation's parameters, request
 //! bodies and responses, and every schema of `Spec::schemas` they refer
 //! to) goes into **one** document per direction, under `$defs`:
-//! `$defs/s/N` for the spec's named schemas, `$defs/x/N` for the entry
-//! points. References are rewritten to `#/$defs/s/N`, so they resolve
+//! `$defs/sN` for the spec's named schemas, `$defs/xN` for the entry
+//! points. References are rewritten to `#/$defs/sN`, so they resolve
 //! inside the document and nothing is ever fetched. `jsonschema` compiles
 //! the document once (`build_map`), and each entry point is looked up by
 //! its pointer.
@@ -60,10 +60,12 @@ const SCHEMA_MAP: &[&str] = &[
 pub(crate) struct DocumentBuilder<'a> {
     version: OpenApiVersion,
     direction: Direction,
-    /// Spec schema key → index under `$defs/s`.
+    /// Spec schema key → index (`$defs/sN`).
     keys: BTreeMap<&'a str, usize>,
     named: &'a BTreeMap<String, Schema>,
     entries: Vec<Value>,
+    /// Where each entry is in the spec, for errors.
+    origins: Vec<String>,
 }
 
 impl<'a> DocumentBuilder<'a> {
@@ -83,13 +85,17 @@ impl<'a> DocumentBuilder<'a> {
             keys,
             named,
             entries: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
     /// Adds an entry point; returns its index under `$defs/x`.
-    pub(crate) fn add(&mut self, schema: &Value) -> usize {
+    /// Adds an entry point found at `origin` in the spec (for errors);
+    /// returns its index (`$defs/xN`).
+    pub(crate) fn add(&mut self, schema: &Value, origin: String) -> usize {
         let converted = self.convert(schema);
         self.entries.push(converted);
+        self.origins.push(origin);
         self.entries.len() - 1
     }
 
@@ -97,12 +103,46 @@ impl<'a> DocumentBuilder<'a> {
         self.entries.len()
     }
 
+    /// Compiles the document, with every named schema converted. An error
+    /// names the place in the spec of the schema that `jsonschema` refused.
+    pub(crate) fn compile(self) -> Result<Compiled, String> {
+        let mut origins: Vec<(String, String)> = self
+            .named
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (format!("/$defs/s{i}"), k.clone()))
+            .collect();
+        origins.extend(
+            self.origins
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (format!("/$defs/x{i}"), o.clone())),
+        );
+        let entries = self.entries.len();
+        let doc = self.finish();
+        Compiled::new(&doc, entries).map_err(|(at, e)| {
+            let place = origins.iter().find_map(|(prefix, origin)| {
+                let rest = at.strip_prefix(prefix.as_str())?;
+                (rest.is_empty() || rest.starts_with('/')).then(|| format!("{origin}{rest}"))
+            });
+            match place {
+                Some(p) => format!("the schema at {p} cannot be compiled: {e}"),
+                None => format!("a schema cannot be compiled: {e}"),
+            }
+        })
+    }
+
     /// The document, with every named schema converted.
     pub(crate) fn finish(self) -> Value {
-        let named: Vec<Value> = self.named.values().map(|s| self.convert(&s.0)).collect();
+        // Each one directly under `$defs`, a schema position, so that the
+        // meta-schema check reaches every one of them.
         let mut defs = Map::new();
-        defs.insert("s".into(), indexed(named));
-        defs.insert("x".into(), indexed(self.entries));
+        for (i, schema) in self.named.values().enumerate() {
+            defs.insert(format!("s{i}"), self.convert(&schema.0));
+        }
+        for (i, entry) in self.entries.into_iter().enumerate() {
+            defs.insert(format!("x{i}"), entry);
+        }
         let mut doc = Map::new();
         doc.insert(
             "$schema".into(),
@@ -209,21 +249,12 @@ impl<'a> DocumentBuilder<'a> {
 
     fn reference(&self, target: &str) -> String {
         match self.keys.get(target) {
-            Some(i) => format!("#/$defs/s/{i}"),
+            Some(i) => format!("#/$defs/s{i}"),
             // The loader checked every reference; an unknown one is left
             // for the compiler to report.
             None => target.to_owned(),
         }
     }
-}
-
-fn indexed(list: Vec<Value>) -> Value {
-    Value::Object(
-        list.into_iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), v))
-            .collect(),
-    )
 }
 
 /// 3.0's `exclusiveMinimum: true` + `minimum: 5` is 2020-12's
@@ -300,16 +331,17 @@ impl std::fmt::Debug for Compiled {
 impl Compiled {
     /// Compiles `doc`; formats are checked (`date-time`, `email`, `uuid`,
     /// …), unknown ones (`int32`) ignored.
-    pub(crate) fn new(doc: &Value, entries: usize) -> Result<Self, String> {
+    /// Errors are (pointer into `doc`, message).
+    fn new(doc: &Value, entries: usize) -> Result<Self, (String, String)> {
         let map = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(true)
             .should_ignore_unknown_formats(true)
             .build_map(doc)
-            .map_err(|e| format!("a schema cannot be compiled: {e}"))?;
-        let pointers: Vec<String> = (0..entries).map(|i| format!("#/$defs/x/{i}")).collect();
+            .map_err(|e| (e.instance_path().as_str().to_owned(), e.to_string()))?;
+        let pointers: Vec<String> = (0..entries).map(|i| format!("#/$defs/x{i}")).collect();
         if let Some(missing) = pointers.iter().find(|p| map.get(p).is_none()) {
-            return Err(format!("schema entry {missing} was not compiled"));
+            return Err((String::new(), format!("entry {missing} was not compiled")));
         }
         Ok(Self { map, pointers })
     }

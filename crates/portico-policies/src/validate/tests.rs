@@ -434,16 +434,16 @@ fn openapi_3_0_schemas_become_2020_12() {
             "n": { "type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false },
             "any": { "allOf": [{ "type": "string" }], "nullable": true }
         }
-    }));
+    }), "#/test".into());
     let doc = doc.finish();
-    let x = &doc["$defs"]["x"][entry.to_string()];
+    let x = &doc["$defs"][format!("x{entry}")];
     assert_eq!(
         x,
         &serde_json::json!({
             "type": "object",
             "required": ["kind", "n"],
             "properties": {
-                "id": { "$ref": "#/$defs/s/0" },
+                "id": { "$ref": "#/$defs/s0" },
                 "kind": { "type": ["string", "null"], "enum": ["a", "b", null] },
                 "n": { "type": "number", "exclusiveMinimum": 0, "maximum": 9 },
                 "any": { "anyOf": [{ "allOf": [{ "type": "string" }] }, { "type": "null" }] }
@@ -451,7 +451,41 @@ fn openapi_3_0_schemas_become_2020_12() {
         })
     );
     assert_eq!(
-        doc["$defs"]["s"]["0"],
+        doc["$defs"]["s0"],
         serde_json::json!({ "type": "integer", "readOnly": true })
+    );
+}
+
+#[test]
+fn a_schema_jsonschema_refuses_is_named_by_its_place_in_the_spec() {
+    let text = r##"
+openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /things:
+    post:
+      parameters:
+        - { name: q, in: query, schema: { type: strin } }
+      requestBody:
+        content: { application/json: { schema: { $ref: "#/components/schemas/Thing" } } }
+      responses: { "200": { description: ok } }
+components:
+  schemas:
+    Thing: { type: object, properties: { name: { type: string, minLength: -1 } } }
+"##;
+    let spec = portico_spec::load_str(text, portico_spec::LoadOptions::default()).unwrap();
+    let settings = Unbound {
+        request: true,
+        response: ResponseMode::Off,
+        max_body: DEFAULT_MAX_BODY,
+    };
+    let errors = SpecValidator::compile(&settings, &spec).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert!(
+        e.starts_with("request schemas: the schema at ")
+            && (e.contains("#/components/schemas/Thing/properties/name/minLength")
+                || e.contains("#/paths/~1things/post: the query parameter `q`")),
+        "{e}"
     );
 }
