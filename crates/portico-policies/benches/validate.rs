@@ -12,6 +12,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portico_model::OperationTableBuilder;
 use portico_model::validate::{BodyCheck, Validator};
 
+/// The binary's allocator (crates/portico/src/main.rs), so that the
+/// allocations of a parsed body cost here what they cost in the node.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SPEC: &str = include_str!("../../../bench/validate/petstore.yaml");
 const PET: &str = include_str!("../../../bench/validate/pet.json");
 

@@ -364,6 +364,11 @@ pub(crate) fn errors(
     place: &'static str,
     name: Option<&str>,
 ) -> Vec<FieldError> {
+    // The common case first: `is_valid` stops at nothing and builds no
+    // error values, where `iter_errors` sets up its collection.
+    if validator.is_valid(instance) {
+        return Vec::new();
+    }
     validator
         .iter_errors(instance)
         .take(MAX_ERRORS)
