@@ -507,7 +507,6 @@ impl Gateway {
                                 resp,
                                 upgrade.take(),
                                 conn,
-                                chain,
                                 &cx,
                                 cached.take(),
                                 report,
@@ -562,17 +561,18 @@ impl Gateway {
         }
     }
 
-    /// The upstream's answer on its way to the client.
+    /// The upstream's answer on its way to the client. The API's chain is
+    /// `cx.api.policies`.
     fn respond(
         &self,
         mut resp: Response<Incoming>,
         upgrade: Option<upgrade::Upgrade>,
         conn: &ConnectionInfo,
-        chain: &portico_model::policy::PolicyChain,
         cx: &RequestContext<'_>,
         cached: Option<cache::Forward>,
         report: Option<validate::Report>,
     ) -> Response<GatewayBody> {
+        let chain = &cx.api.policies;
         let switched = upgrade.and_then(|u| u.switch(&mut resp, &conn.scope));
         remove_hop_by_hop(resp.headers_mut());
         if let Some(s) = switched {
