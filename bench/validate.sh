@@ -13,11 +13,17 @@
 # over one keep-alive connection (curl), with a callgrind dump after each
 # phase. The script prints instructions per request and the ratios.
 #
-# Usage: bench/validate.sh [N]   (default 2000)
+# Then the same node runs without valgrind (pinned to CPU 1, curl and
+# nginx on CPU 0), and the node's CPU time (user + system, from
+# /proc/PID/stat) is read around M requests per API, over 3 interleaved
+# rounds: CPU per request, kernel included, and its ratios.
+#
+# Usage: bench/validate.sh [N] [M]   (defaults 2000 and 20000)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=${1:-2000}
+M=${2:-20000}
 command -v valgrind >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 }
@@ -68,7 +74,8 @@ send() {
     printf 'url = "http://127.0.0.1:%s%s?dry_run=false"\noutput = "/dev/null"\n' "$POR" "$1" >> "$cfg"
   done
   local codes
-  codes=$(curl -s --config "$cfg" -H 'content-type: application/json' -H 'x-request-tag: bench' \
+  # The sender on CPU 0, away from the node on CPU 1.
+  codes=$(taskset -c 0 curl -s --config "$cfg" -H 'content-type: application/json' -H 'x-request-tag: bench' \
     --data-binary @"$BODY" -w '%{http_code}\n' | sort | uniq -c)
   if [ "$(echo "$codes" | awk '{print $2}')" != "200" ]; then
     echo "unexpected statuses for $1: $codes" >&2
@@ -95,4 +102,33 @@ plain, routed, validated = map(int, sys.argv[1:])
 print(f"validated / plain:  {validated / plain:.3f}  (+{validated - plain} instructions per request)")
 print(f"validated / routed: {validated / routed:.3f}  (+{validated - routed} instructions per request)")
 print(f"routed / plain:     {routed / plain:.3f}")
+PY
+
+kill "$VG"; wait "$VG" 2>/dev/null || true
+PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
+NODE=$!
+wait_port "$POR"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$NODE/stat"; }
+TICK=$(getconf CLK_TCK)
+for p in /plain/pets /routed/v1/pets /store/v1/pets; do send "$p" 1000; done
+declare -A cpu
+for round in 1 2 3; do
+  for phase in plain:/plain/pets routed:/routed/v1/pets validated:/store/v1/pets; do
+    name=${phase%%:*}
+    before=$(cpu_ticks)
+    send "${phase#*:}" "$M"
+    after=$(cpu_ticks)
+    cpu[$name]="${cpu[$name]:-} $((after - before))"
+  done
+done
+python3 - "$M" "$TICK" "${cpu[plain]}" "${cpu[routed]}" "${cpu[validated]}" <<'PY'
+import statistics, sys
+m, tick = int(sys.argv[1]), int(sys.argv[2])
+us = {}
+for name, ticks in zip(["plain", "routed", "validated"], sys.argv[3:]):
+    per = [int(t) * 1e6 / tick / m for t in ticks.split()]
+    us[name] = statistics.median(per)
+    print(f"{name}: CPU per request {us[name]:.1f} us (rounds: {', '.join(f'{p:.1f}' for p in per)})")
+print(f"CPU validated / plain:  {us['validated'] / us['plain']:.3f}")
+print(f"CPU validated / routed: {us['validated'] / us['routed']:.3f}")
 PY
