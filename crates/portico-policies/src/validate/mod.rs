@@ -41,6 +41,8 @@ struct Settings {
     response: Option<ResponseSetting>,
     /// The largest body buffered for a check, such as `1MiB`.
     max_body: Option<String>,
+    /// Check `format` (`email`, `uri`, `date-time`, …); default `true`.
+    formats: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,7 @@ pub struct Unbound {
     request: bool,
     response: ResponseMode,
     max_body: u64,
+    formats: bool,
 }
 
 pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, D::Error> {
@@ -63,6 +66,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         request,
         response,
         max_body,
+        formats,
     } = Settings::deserialize(d)?;
     let response = match response {
         None | Some(ResponseSetting::Flag(false)) => ResponseMode::Off,
@@ -91,6 +95,7 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
         request,
         response,
         max_body,
+        formats: formats.unwrap_or(true),
     }))
 }
 
@@ -210,6 +215,7 @@ impl SpecValidator {
     fn compile(settings: &Unbound, spec: &Spec) -> Result<Self, Vec<String>> {
         let mut req_doc = DocumentBuilder::new(spec.version, Direction::Request, &spec.schemas);
         let mut resp_doc = DocumentBuilder::new(spec.version, Direction::Response, &spec.schemas);
+        let formats = settings.formats;
         let mut ops = Vec::with_capacity(spec.operations.len());
         for op in &spec.operations {
             let mut plan = OpPlan {
@@ -286,7 +292,7 @@ impl SpecValidator {
             if doc.len() == 0 {
                 return None;
             }
-            match doc.compile() {
+            match doc.compile(formats) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     errors.push(format!("{what}: {e}"));
@@ -574,6 +580,7 @@ pub(crate) fn fuzz(spec: &Spec, data: &[u8]) {
         request: true,
         response: ResponseMode::Report,
         max_body: DEFAULT_MAX_BODY,
+        formats: true,
     };
     let Ok(v) = SpecValidator::compile(&settings, spec) else {
         return;

@@ -90,6 +90,7 @@ fn fixture(text: &str) -> Fixture {
         request: true,
         response: ResponseMode::Off,
         max_body: DEFAULT_MAX_BODY,
+        formats: true,
     };
     let validator = SpecValidator::compile(&settings, &spec).unwrap();
     let mut b = portico_model::OperationTableBuilder::new();

@@ -105,7 +105,9 @@ impl<'a> DocumentBuilder<'a> {
 
     /// Compiles the document, with every named schema converted. An error
     /// names the place in the spec of the schema that `jsonschema` refused.
-    pub(crate) fn compile(self) -> Result<Compiled, String> {
+    /// `formats`: whether `format` asserts (it is an annotation by default
+    /// in 2020-12).
+    pub(crate) fn compile(self, formats: bool) -> Result<Compiled, String> {
         let mut origins: Vec<(String, String)> = self
             .named
             .keys()
@@ -120,7 +122,7 @@ impl<'a> DocumentBuilder<'a> {
         );
         let entries = self.entries.len();
         let doc = self.finish();
-        Compiled::new(&doc, entries).map_err(|(at, e)| {
+        Compiled::new(&doc, entries, formats).map_err(|(at, e)| {
             let place = origins.iter().find_map(|(prefix, origin)| {
                 let rest = at.strip_prefix(prefix.as_str())?;
                 (rest.is_empty() || rest.starts_with('/')).then(|| format!("{origin}{rest}"))
@@ -329,13 +331,14 @@ impl std::fmt::Debug for Compiled {
 }
 
 impl Compiled {
-    /// Compiles `doc`; formats are checked (`date-time`, `email`, `uuid`,
-    /// …), unknown ones (`int32`) ignored.
+    /// Compiles `doc`; with `formats`, the formats JSON Schema defines are
+    /// checked (`date-time`, `email`, `uuid`, …), unknown ones (`int32`)
+    /// ignored.
     /// Errors are (pointer into `doc`, message).
-    fn new(doc: &Value, entries: usize) -> Result<Self, (String, String)> {
+    fn new(doc: &Value, entries: usize, formats: bool) -> Result<Self, (String, String)> {
         let map = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
+            .should_validate_formats(formats)
             .should_ignore_unknown_formats(true)
             .build_map(doc)
             .map_err(|e| (e.instance_path().as_str().to_owned(), e.to_string()))?;

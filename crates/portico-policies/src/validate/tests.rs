@@ -18,6 +18,7 @@ fn validator(spec: &Spec, response: ResponseMode) -> SpecValidator {
         request: true,
         response,
         max_body: DEFAULT_MAX_BODY,
+        formats: true,
     };
     SpecValidator::compile(&settings, spec).unwrap()
 }
@@ -234,7 +235,7 @@ fn settings_are_checked() {
     };
     assert_eq!(build("{}").unwrap(), "validate");
     assert_eq!(
-        build("{ request: true, response: enforce, max_body: 64KiB }").unwrap(),
+        build("{ request: true, response: enforce, max_body: 64KiB, formats: false }").unwrap(),
         "validate"
     );
     let e = build("{ response: sometimes }").unwrap_err().to_string();
@@ -478,6 +479,7 @@ components:
         request: true,
         response: ResponseMode::Off,
         max_body: DEFAULT_MAX_BODY,
+        formats: true,
     };
     let errors = SpecValidator::compile(&settings, &spec).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -488,4 +490,34 @@ components:
                 || e.contains("#/paths/~1things/post: the query parameter `q`")),
         "{e}"
     );
+}
+
+#[test]
+fn formats_assert_unless_turned_off() {
+    let text = r##"
+openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /things:
+    post:
+      requestBody:
+        content: { application/json: { schema: { type: object, properties: { at: { type: string, format: date } } } } }
+      responses: { "200": { description: ok } }
+"##;
+    let spec = portico_spec::load_str(text, portico_spec::LoadOptions::default()).unwrap();
+    let check = |formats: bool| {
+        let settings = Unbound {
+            request: true,
+            response: ResponseMode::Off,
+            max_body: DEFAULT_MAX_BODY,
+            formats,
+        };
+        let v = SpecValidator::compile(&settings, &spec).unwrap();
+        v.requests.as_ref().and_then(|c| c.validator(0)).map(|val| {
+            super::schema::errors(val, &serde_json::json!({ "at": "yesterday" }), "body", None)
+                .len()
+        })
+    };
+    assert_eq!(check(true), Some(1));
+    assert_eq!(check(false), Some(0));
 }
