@@ -323,7 +323,7 @@ impl Gateway {
         }
         // Validation: the gateway's own step, as the body check waits for
         // the body.
-        let body = match (chain.validator(), operation) {
+        let body = match (chain.validator().filter(|v| v.checks_requests()), operation) {
             (Some(validator), Some(op)) => {
                 let routing = path::routing_path(parts.uri.path());
                 let rest = rt.api.rest_of(&routing);

@@ -56,6 +56,10 @@ pub enum ResponseMode {
 
 /// A request/response validator for one API's spec.
 pub trait Validator: Send + Sync + Debug {
+    /// Whether requests are checked (`request: true`); a validator may
+    /// check responses only.
+    fn checks_requests(&self) -> bool;
+
     /// Checks the request head: parameters (path, query, header, cookie)
     /// and the body's presence and media type. `rest` is the routing path
     /// below the API's base path; `has_body` whether a body follows.

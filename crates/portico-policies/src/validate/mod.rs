@@ -351,6 +351,10 @@ impl SpecValidator {
 }
 
 impl Validator for SpecValidator {
+    fn checks_requests(&self) -> bool {
+        self.request
+    }
+
     fn check_head(
         &self,
         op: &ApiOperation,
