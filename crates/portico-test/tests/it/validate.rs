@@ -466,6 +466,30 @@ async fn bodies_over_max_body_are_413_and_never_read_past_it() {
         .await
         .unwrap();
     problem(resp, 413, "payload-too-large").await;
+    // A valid body without a declared length is read, checked and sent
+    // upstream whole.
+    let text = pet().to_string();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = text
+        .as_bytes()
+        .chunks(16)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let resp = c
+        .post(node.proxy_url("/store/v1/pets"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
+    assert_eq!(seen.body_len, text.len());
+    assert_eq!(
+        seen.header("content-length"),
+        Some(text.len().to_string().as_str())
+    );
     // A body that needs no check streams through whatever its size.
     let resp = c
         .put(node.proxy_url("/store/v1/pets/7/photo"))
@@ -477,7 +501,7 @@ async fn bodies_over_max_body_are_413_and_never_read_past_it() {
     assert_eq!(resp.status(), 200);
     let seen = RecordedRequest::from_json(&resp.json().await.unwrap());
     assert_eq!(seen.body_len, 64 * 1024);
-    assert_eq!(up.requests(), 1);
+    assert_eq!(up.requests(), 2);
 }
 
 /// An upstream answering `GET /pets/{id}` with a pet for odd ids and with
