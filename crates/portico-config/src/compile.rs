@@ -495,6 +495,7 @@ impl Cx {
                 self.push(name.diag(format!("duplicate API name `{}`", name.value.0)));
                 ok = false;
             }
+            let has_spec = spec.is_some();
             let spec_place = spec.as_ref().map(Located::clone_place);
             let (loaded, operations, routing, base_path) =
                 match self.api_spec(&name, spec, routing, base_path) {
@@ -504,6 +505,31 @@ impl Cx {
                         (None, None, Routing::Passthrough, None)
                     }
                 };
+            let mut policies = policies;
+            for p in &mut policies {
+                if !portico_policies::validate::is_unbound(&p.value.0) {
+                    continue;
+                }
+                match &loaded {
+                    Some(spec) => match portico_policies::validate::bind(&p.value.0, spec) {
+                        Ok(bound) => p.value.0 = bound,
+                        Err(errors) => {
+                            for e in errors {
+                                self.push(p.diag(format!("`validate`: {e}")));
+                            }
+                            ok = false;
+                        }
+                    },
+                    // The spec's own errors are reported already.
+                    None if has_spec => {}
+                    None => {
+                        self.push(p.diag(
+                            "`validate` checks requests against the API's spec, and this API has no `spec`",
+                        ));
+                        ok = false;
+                    }
+                }
+            }
             let mut host_names = Vec::new();
             for h in hosts {
                 if host_names.contains(&h.value.0) {

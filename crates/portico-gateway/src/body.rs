@@ -25,6 +25,7 @@ use crate::cache::Tee;
 use crate::metrics::ApiMetrics;
 use crate::time::rfc3339_millis;
 use crate::upstream::InFlight;
+use crate::validate::CheckedBody;
 
 /// A response body: fixed bytes made by the gateway, or an upstream stream.
 pub struct GatewayBody {
@@ -37,6 +38,8 @@ enum Kind {
     Upstream(Incoming),
     /// An upstream body copied for the response cache.
     Cached(Box<Tee>),
+    /// A body copied for `validate` to check when it ends.
+    Checked(Box<CheckedBody>),
 }
 
 impl GatewayBody {
@@ -62,6 +65,14 @@ impl GatewayBody {
     pub(crate) fn cached(tee: Tee) -> Self {
         Self {
             kind: Kind::Cached(Box::new(tee)),
+            exchange: None,
+        }
+    }
+
+    /// A body that `validate` checks when it ends (`response: true`).
+    pub(crate) fn checked(body: CheckedBody) -> Self {
+        Self {
+            kind: Kind::Checked(Box::new(body)),
             exchange: None,
         }
     }
@@ -98,6 +109,7 @@ impl Body for GatewayBody {
             Kind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
             Kind::Upstream(body) => ready!(Pin::new(body).poll_frame(cx)),
             Kind::Cached(tee) => ready!(Pin::new(&mut **tee).poll_frame(cx)),
+            Kind::Checked(body) => ready!(Pin::new(&mut **body).poll_frame(cx)),
         };
         match &frame {
             Some(Ok(f)) => {
@@ -121,6 +133,7 @@ impl Body for GatewayBody {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Upstream(body) => body.is_end_stream(),
             Kind::Cached(tee) => tee.is_end_stream(),
+            Kind::Checked(body) => body.is_end_stream(),
         }
     }
 
@@ -129,6 +142,7 @@ impl Body for GatewayBody {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Upstream(body) => body.size_hint(),
             Kind::Cached(tee) => tee.size_hint(),
+            Kind::Checked(body) => body.size_hint(),
         }
     }
 }
@@ -139,6 +153,7 @@ impl Drop for GatewayBody {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Upstream(body) => body.is_end_stream(),
             Kind::Cached(tee) => tee.is_end_stream(),
+            Kind::Checked(body) => body.is_end_stream(),
         };
         if let (false, Some(ex)) = (ended, self.exchange.as_mut()) {
             // Dropped before its end: the client went away or the stream broke.
@@ -248,6 +263,8 @@ pub(crate) enum RequestBody {
     },
     /// No body: health checks, and retries of requests that had none.
     Empty,
+    /// A body read whole (for `validate`), sent as one frame.
+    Full(Option<Bytes>),
     /// A body that can be handed to another try as long as this one has
     /// not started sending it.
     Shared(SharedBody),
@@ -325,6 +342,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut *self {
             RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             RequestBody::Shared(shared) => match shared.body() {
                 Some(body) => Pin::new(body).poll_frame(cx),
                 None => Poll::Ready(None),
@@ -355,6 +373,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.is_end_stream(),
             RequestBody::Empty => true,
+            RequestBody::Full(bytes) => bytes.is_none(),
             RequestBody::Shared(shared) => match &shared.taken {
                 Some(body) => body.is_end_stream(),
                 None => shared
@@ -369,6 +388,9 @@ impl Body for RequestBody {
         match self {
             RequestBody::Plain(inner) | RequestBody::Limited { inner, .. } => inner.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             RequestBody::Shared(shared) => match &shared.taken {
                 Some(body) => body.size_hint(),
                 None => shared.slot.lock().map_or_else(

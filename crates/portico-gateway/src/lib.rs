@@ -29,6 +29,7 @@ mod time;
 pub mod tls;
 mod upgrade;
 mod upstream;
+mod validate;
 
 pub use access_log::AccessLogSink;
 pub use cache::NodeCache;

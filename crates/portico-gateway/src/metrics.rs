@@ -45,6 +45,59 @@ pub mod names {
     pub const CACHE_BACKEND_ERRORS: &str = "portico_cache_backend_errors_total";
     pub const CACHE_ENTRIES: &str = "portico_cache_entries";
     pub const CACHE_BYTES: &str = "portico_cache_bytes";
+    pub const VALIDATE_REQUESTS: &str = "portico_validate_requests_total";
+    pub const VALIDATE_RESPONSES: &str = "portico_validate_responses_total";
+}
+
+/// What the `validate` policy decided about one request or response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidateOutcome {
+    /// The request matched the spec and went on.
+    Passed,
+    /// 400: parameters or body differ from the spec.
+    Refused,
+    /// 415: a media type the operation does not declare.
+    Unsupported,
+    /// 413: the body was over the policy's `max_body`.
+    TooLarge,
+    /// The upstream's answer matched its response schema.
+    ResponsePassed,
+    /// The upstream's answer did not match (logged; 502 under `enforce`).
+    ResponseMismatch,
+    /// The answer was over `max_body` and not checked (502 under
+    /// `enforce`).
+    ResponseTooLarge,
+}
+
+impl ValidateOutcome {
+    const ALL: [ValidateOutcome; 7] = [
+        ValidateOutcome::Passed,
+        ValidateOutcome::Refused,
+        ValidateOutcome::Unsupported,
+        ValidateOutcome::TooLarge,
+        ValidateOutcome::ResponsePassed,
+        ValidateOutcome::ResponseMismatch,
+        ValidateOutcome::ResponseTooLarge,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ValidateOutcome::Passed | ValidateOutcome::ResponsePassed => "passed",
+            ValidateOutcome::Refused => "refused",
+            ValidateOutcome::Unsupported => "unsupported_media_type",
+            ValidateOutcome::TooLarge | ValidateOutcome::ResponseTooLarge => "too_large",
+            ValidateOutcome::ResponseMismatch => "mismatch",
+        }
+    }
+
+    fn is_response(self) -> bool {
+        matches!(
+            self,
+            ValidateOutcome::ResponsePassed
+                | ValidateOutcome::ResponseMismatch
+                | ValidateOutcome::ResponseTooLarge
+        )
+    }
 }
 
 /// What the response cache did with one request (lookups) or response
@@ -203,6 +256,8 @@ pub struct ApiMetrics {
     limits: [[AtomicU64; 4]; LimitPolicy::ALL.len()],
     /// Response cache results.
     cache: [AtomicU64; CacheResult::ALL.len()],
+    /// `validate` decisions.
+    validate: [AtomicU64; ValidateOutcome::ALL.len()],
 }
 
 impl ApiMetrics {
@@ -216,6 +271,12 @@ impl ApiMetrics {
     #[inline]
     pub(crate) fn cache(&self, result: CacheResult) {
         self.cache[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one `validate` decision.
+    #[inline]
+    pub(crate) fn validate(&self, outcome: ValidateOutcome) {
+        self.validate[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a retry that was sent.
@@ -402,6 +463,35 @@ impl Metrics {
                 }
             }
         }
+        for (name, help, responses) in [
+            (
+                names::VALIDATE_REQUESTS,
+                "Requests the validate policy checked, by API and outcome (series appear once counted).",
+                false,
+            ),
+            (
+                names::VALIDATE_RESPONSES,
+                "Upstream answers the validate policy checked, by API and outcome (series appear once counted).",
+                true,
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            for (api, m) in apis.iter().map(|(n, m)| (n.as_str(), m.as_ref())) {
+                for outcome in ValidateOutcome::ALL
+                    .iter()
+                    .filter(|o| o.is_response() == responses)
+                {
+                    let n = m.validate[*outcome as usize].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{api=\"{api}\",outcome=\"{}\"}} {n}",
+                            outcome.as_str()
+                        );
+                    }
+                }
+            }
+        }
         family(
             &mut out,
             names::ACCESS_LOG_DROPPED,
@@ -574,6 +664,25 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("portico_limit_redis_up 0"), "{out}");
+    }
+
+    #[test]
+    fn validate_outcomes_are_rendered() {
+        let m = Metrics::new();
+        let a = m.api("orders");
+        a.validate(ValidateOutcome::Passed);
+        a.validate(ValidateOutcome::Refused);
+        a.validate(ValidateOutcome::Refused);
+        a.validate(ValidateOutcome::ResponseMismatch);
+        let text = m.render();
+        for line in [
+            "portico_validate_requests_total{api=\"orders\",outcome=\"passed\"} 1",
+            "portico_validate_requests_total{api=\"orders\",outcome=\"refused\"} 2",
+            "portico_validate_responses_total{api=\"orders\",outcome=\"mismatch\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("outcome=\"too_large\""), "{text}");
     }
 
     #[test]

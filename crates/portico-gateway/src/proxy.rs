@@ -12,6 +12,7 @@ use http::{HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use portico_model::policy::{Rejection, RequestContext};
+use portico_model::validate::ResponseMode;
 use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 
 use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody};
@@ -26,7 +27,7 @@ use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::upstream::TargetSet;
-use crate::{cache, client, mock, problem, upgrade, upstream::ApiRuntime};
+use crate::{cache, client, mock, problem, upgrade, upstream::ApiRuntime, validate};
 use portico_model::api::RetryOn;
 
 /// Everything a failed exchange needs to answer and be recorded.
@@ -82,11 +83,16 @@ impl Failure {
 
 impl From<Rejection> for Failure {
     fn from(r: Rejection) -> Self {
+        let members = if r.errors.is_empty() {
+            Vec::new()
+        } else {
+            vec![("errors", validate::errors_member(&r.errors))]
+        };
         Self {
             code: r.code,
             detail: r.detail,
             headers: r.headers,
-            members: Vec::new(),
+            members,
         }
     }
 }
@@ -316,6 +322,33 @@ impl Gateway {
             pipeline::on_response(chain, &mut head, &cx);
             return Ok(Response::from_parts(head, body));
         }
+        // Validation: the gateway's own step, as the body check waits for
+        // the body.
+        let body = match (chain.validator().filter(|v| v.checks_requests()), operation) {
+            (Some(validator), Some(op)) => {
+                let routing = path::routing_path(parts.uri.path());
+                let rest = rt.api.rest_of(&routing);
+                let checked = validate::request(
+                    validator,
+                    op,
+                    rest,
+                    &parts,
+                    body,
+                    cx.body_limit,
+                    &rt.metrics,
+                )
+                .await;
+                match checked {
+                    Ok(checked) => checked,
+                    Err(r) => {
+                        let (mut head, body) = Failure::from(r).into_response(id).into_parts();
+                        pipeline::on_response(chain, &mut head, &cx);
+                        return Ok(Response::from_parts(head, body));
+                    }
+                }
+            }
+            _ => validate::Checked::Streaming(body),
+        };
         if let Some(table) = &rt.api.mock {
             // The mock stands in for the upstream: the answer still passes
             // the response policies, and the exchange is counted and logged.
@@ -392,13 +425,14 @@ impl Gateway {
         }
         // Only a limited body needs the flag (and its allocation).
         let tripped = cx.body_limit.map(|_| Arc::new(AtomicBool::new(false)));
-        let body = match (cx.body_limit, &tripped) {
-            (Some(max), Some(flag)) => RequestBody::Limited {
+        let body = match (body, cx.body_limit, &tripped) {
+            (validate::Checked::Read(bytes), _, _) => RequestBody::Full(Some(bytes)),
+            (validate::Checked::Streaming(body), Some(max), Some(flag)) => RequestBody::Limited {
                 inner: body,
                 remaining: max,
                 tripped: flag.clone(),
             },
-            _ => RequestBody::Plain(body),
+            (validate::Checked::Streaming(body), _, _) => RequestBody::Plain(body),
         };
         let retries = rt
             .api
@@ -418,6 +452,7 @@ impl Gateway {
             tried: TargetSet::default(),
             left: retries.map_or(0, |r| r.attempts),
         };
+        let is_head = parts.method == Method::HEAD;
         // The head is cloned for every try but the last, which takes it.
         let mut head = Some(parts);
         let mut attempt = 0u32;
@@ -485,13 +520,27 @@ impl Gateway {
                             tracing::debug!(request_id = ?id, target = %target.url, status, "Retrying after the target's answer.");
                         }
                         _ => {
+                            let report = response_check(rt, &cx, is_head, &resp, id);
+                            let enforced = chain.validator().map(|v| v.response_mode())
+                                == Some(ResponseMode::Enforce);
+                            if let (Some(report), true) = (&report, enforced) {
+                                let (head, body) = resp.into_parts();
+                                let bytes = enforce(report, body).await?;
+                                return Ok(self.respond_read(
+                                    head,
+                                    bytes,
+                                    chain,
+                                    &cx,
+                                    cached.take(),
+                                ));
+                            }
                             return Ok(self.respond(
                                 resp,
                                 upgrade.take(),
                                 conn,
-                                chain,
                                 &cx,
                                 cached.take(),
+                                report,
                             ));
                         }
                     }
@@ -543,16 +592,18 @@ impl Gateway {
         }
     }
 
-    /// The upstream's answer on its way to the client.
+    /// The upstream's answer on its way to the client. The API's chain is
+    /// `cx.api.policies`.
     fn respond(
         &self,
         mut resp: Response<Incoming>,
         upgrade: Option<upgrade::Upgrade>,
         conn: &ConnectionInfo,
-        chain: &portico_model::policy::PolicyChain,
         cx: &RequestContext<'_>,
         cached: Option<cache::Forward>,
+        report: Option<validate::Report>,
     ) -> Response<GatewayBody> {
+        let chain = &cx.api.policies;
         let switched = upgrade.and_then(|u| u.switch(&mut resp, &conn.scope));
         remove_hop_by_hop(resp.headers_mut());
         if let Some(s) = switched {
@@ -570,11 +621,97 @@ impl Gateway {
             pipeline::on_response(chain, &mut head, cx);
             resp = Response::from_parts(head, body);
         }
-        match tee {
+        let resp = match tee {
             Some(tee) => resp.map(|b| GatewayBody::cached(tee.with_body(b))),
             None => resp.map(GatewayBody::upstream),
+        };
+        match (report, cx.api.policies.validator()) {
+            (Some(report), Some(v)) => {
+                let cap = v.max_body();
+                resp.map(|b| GatewayBody::checked(validate::CheckedBody::new(b, cap, report)))
+            }
+            _ => resp,
         }
     }
+
+    /// An upstream answer read whole and checked (`response: enforce`) on
+    /// its way to the client: the response side of [`Gateway::respond`].
+    fn respond_read(
+        &self,
+        mut head: http::response::Parts,
+        bytes: Bytes,
+        chain: &portico_model::policy::PolicyChain,
+        cx: &RequestContext<'_>,
+        cached: Option<cache::Forward>,
+    ) -> Response<GatewayBody> {
+        remove_hop_by_hop(&mut head.headers);
+        if let Some(tee) = cached.and_then(|f| f.on_response(&mut head)) {
+            tee.store_bytes(&bytes);
+        }
+        if !chain.is_empty() {
+            pipeline::on_response(chain, &mut head, cx);
+        }
+        Response::from_parts(head, GatewayBody::full(bytes))
+    }
+}
+
+/// The response check for an upstream answer, when the API validates
+/// responses and the operation has a JSON schema for this one. `HEAD`
+/// answers and statuses without a body are not checked.
+fn response_check(
+    rt: &ApiRuntime,
+    cx: &RequestContext<'_>,
+    is_head: bool,
+    resp: &Response<Incoming>,
+    id: &HeaderValue,
+) -> Option<validate::Report> {
+    let validator = rt.api.policies.validator()?;
+    let op = cx.operation?;
+    let status = resp.status();
+    if validator.response_mode() == ResponseMode::Off
+        || is_head
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED
+    {
+        return None;
+    }
+    let schema = validator.response_schema(op, status.as_u16(), resp.headers())?;
+    Some(validate::Report {
+        validator: validator.clone(),
+        schema,
+        metrics: rt.metrics.clone(),
+        api: rt.name.clone(),
+        operation: op.label.clone(),
+        status: status.as_u16(),
+        request_id: id.clone(),
+    })
+}
+
+/// `response: enforce`: the answer read whole and checked; a mismatch, or
+/// an answer too large to check, is a 502.
+async fn enforce(report: &validate::Report, body: Incoming) -> Result<Bytes, Failure> {
+    let cap = report.validator.max_body();
+    let Some(bytes) = validate::read_response(body, cap).await else {
+        report.too_large();
+        return Err(Failure::new(
+            ErrorCode::ResponseValidationFailed,
+            format!("The upstream's answer is larger than {cap} bytes, too large to check."),
+        ));
+    };
+    let errors = report.check(&bytes);
+    if errors.is_empty() {
+        return Ok(bytes);
+    }
+    // The differences stay in the node's log: they describe the upstream's
+    // data, not the client's request.
+    Err(Failure::new(
+        ErrorCode::ResponseValidationFailed,
+        format!(
+            "The upstream's answer does not match the API's spec ({} errors); the node's log has them under this request id.",
+            errors.len()
+        ),
+    ))
 }
 
 /// Methods a retry cannot change the effect of (RFC 9110 §9.2.2).

@@ -15,6 +15,7 @@ pub mod route;
 pub mod security;
 pub mod snapshot;
 pub mod units;
+pub mod validate;
 
 pub use api::{Api, Routing, Target, Upstream};
 pub use entities::{ApiKeyEntry, App, BasicUser, Consumers, Developer, Product};

@@ -19,6 +19,7 @@ use http::{HeaderName, HeaderValue, request, response};
 
 use crate::cache::CacheSettings;
 use crate::limits::Limits;
+use crate::validate::{FieldError, Validator};
 use crate::{Api, ApiOperation, App, ErrorCode, Snapshot};
 
 /// The phases of DESIGN.md "Policies", in the order they run.
@@ -42,6 +43,9 @@ pub struct Rejection {
     pub code: ErrorCode,
     pub detail: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Every difference from the spec, rendered as the document's
+    /// `errors` member (validation refusals only).
+    pub errors: Vec<FieldError>,
 }
 
 impl Rejection {
@@ -50,7 +54,13 @@ impl Rejection {
             code,
             detail: detail.into(),
             headers: Vec::new(),
+            errors: Vec::new(),
         }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -177,7 +187,10 @@ impl<'a> RequestContext<'a> {
 }
 
 /// A compiled policy.
-pub trait Policy: Send + Sync + Debug {
+///
+/// `Any` lets the compiler find a policy it must finish with data the
+/// registry does not have (the `validate` policy gets the API's spec).
+pub trait Policy: std::any::Any + Send + Sync + Debug {
     /// The name used in configuration files (`api_key`).
     fn name(&self) -> &'static str;
 
@@ -233,6 +246,12 @@ pub trait Policy: Send + Sync + Debug {
     fn limit_name(&self) -> Option<&str> {
         None
     }
+
+    /// The compiled validator, for the `validate` policy: the gateway
+    /// checks requests itself, because a body check waits for the body.
+    fn validator(&self) -> Option<&Arc<dyn Validator>> {
+        None
+    }
 }
 
 /// An API's policies, sorted by phase once per snapshot; file order is kept
@@ -246,6 +265,8 @@ pub struct PolicyChain {
     owned: Arc<[HeaderName]>,
     /// The `cache` policy's settings, if the chain has one.
     cache: Option<Arc<CacheSettings>>,
+    /// The `validate` policy's validator, if the chain has one.
+    validator: Option<Arc<dyn Validator>>,
 }
 
 impl PolicyChain {
@@ -257,12 +278,20 @@ impl PolicyChain {
             .flat_map(|p| p.owned_headers().iter().cloned())
             .collect();
         let cache = policies.iter().find_map(|p| p.cache().cloned());
+        let validator = policies.iter().find_map(|p| p.validator().cloned());
         Self {
             policies: policies.into(),
             has_auth,
             owned: owned.into(),
             cache,
+            validator,
         }
+    }
+
+    /// The request/response validator, when the chain has a `validate`
+    /// policy.
+    pub fn validator(&self) -> Option<&Arc<dyn Validator>> {
+        self.validator.as_ref()
     }
 
     /// The response cache settings, when the chain has a `cache` policy.

@@ -83,6 +83,11 @@ error_codes! {
     CorsDenied = ("cors-denied", 403, "Cross-origin request not allowed", Downstream),
     /// The request body is larger than the API allows.
     PayloadTooLarge = ("payload-too-large", 413, "Payload too large", Downstream),
+    /// The request does not match its operation in the API's spec
+    /// (`validate`): the document lists every error.
+    ValidationFailed = ("validation-failed", 400, "Validation failed", Downstream),
+    /// The request body's media type is not one its operation declares.
+    UnsupportedMediaType = ("unsupported-media-type", 415, "Unsupported media type", Downstream),
     /// No API is mounted at this host and path.
     NoRoute = ("no-route", 404, "No route", Downstream),
     /// The API routes by its spec, and the spec declares no operation at this path.
@@ -106,6 +111,9 @@ error_codes! {
     UpstreamFailed = ("upstream-failed", 502, "Upstream failed", Upstream),
     /// The upstream did not accept the connection or answer within the API's timeout.
     UpstreamTimeout = ("upstream-timeout", 504, "Upstream timeout", Upstream),
+    /// The upstream's answer does not match its operation's response in the
+    /// spec (`validate` with `response: enforce`).
+    ResponseValidationFailed = ("response-validation-failed", 502, "Upstream response failed validation", Upstream),
     /// Every target of the API failed its active health checks.
     NoHealthyTarget = ("no-healthy-target", 503, "No healthy target", Upstream),
     /// Every target of the API that passes its checks has an open circuit.

@@ -19,6 +19,7 @@ mod rate_limit;
 pub mod registry;
 mod request_size;
 mod spike_arrest;
+pub mod validate;
 
 pub use api_key::{KeyIn, for_scheme as api_key_for_scheme};
 pub use registry::{BUILT, PLANNED, build};
@@ -61,5 +62,13 @@ pub mod fuzzing {
                 let _ = crate::api_key::take_query_param(&mut uri, "api_key");
             }
         }
+    }
+
+    /// Compiles the `validate` policy's validator for a loaded spec (a
+    /// schema the compiler refuses is fine; a panic is not) and, when it
+    /// compiles, runs every operation's checks on `data` as the request
+    /// path below the base path, query, header values and body.
+    pub fn validator(spec: &portico_spec::Spec, data: &[u8]) {
+        crate::validate::fuzz(spec, data);
     }
 }

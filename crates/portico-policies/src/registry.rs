@@ -8,7 +8,7 @@ use serde::de::Error as _;
 
 use crate::{
     api_key, basic_auth, cache, concurrency, cors, ip_filter, jwt, mtls, quota, rate_limit,
-    request_size, spike_arrest,
+    request_size, spike_arrest, validate,
 };
 
 /// Policies this build can run.
@@ -25,13 +25,13 @@ pub const BUILT: &[&str] = &[
     "rate_limit",
     "request_size",
     "spike_arrest",
+    "validate",
 ];
 
 /// Policies of the product contract that are not built yet. A configuration
 /// naming one is refused (fail closed) rather than run without it.
 pub const PLANNED: &[&str] = &[
     "oauth2",
-    "validate",
     "headers",
     "rewrite",
     "json_to_xml",
@@ -57,6 +57,7 @@ pub fn build<'de, D: Deserializer<'de>>(
         "spike_arrest" => spike_arrest::build(settings),
         "quota" => quota::build(settings),
         "concurrency" => concurrency::build(settings),
+        "validate" => validate::build(settings),
         planned if PLANNED.contains(&planned) => Err(D::Error::custom(format!(
             "policy `{name}` is not available in this version of Portico yet; refusing to run the API without it"
         ))),

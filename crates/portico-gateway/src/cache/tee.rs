@@ -56,6 +56,19 @@ impl Tee {
         self
     }
 
+    /// A body already read whole (checked by `validate`): copied at once.
+    pub(crate) fn store_bytes(mut self, body: &Bytes) {
+        if let Some(c) = self.capture.as_mut() {
+            if body.len() as u64 > c.plan.settings.max_entry_size {
+                too_large(&c.plan);
+                self.capture = None;
+            } else {
+                c.buf.extend_from_slice(body);
+            }
+        }
+        self.complete();
+    }
+
     fn on_frame(&mut self, frame: &Option<Result<Frame<Bytes>, hyper::Error>>) {
         let Some(c) = self.capture.as_mut() else {
             return;

@@ -26,4 +26,5 @@ mod spec_security;
 mod support;
 mod tls;
 mod upstream_tls;
+mod validate;
 mod websocket;

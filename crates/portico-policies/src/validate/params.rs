@@ -1,0 +1,439 @@
+//! Parameter decoders: the raw text of a path, query, header or cookie
+//! parameter turned into the JSON value its schema is checked against,
+//! following the parameter's `style` and `explode` (OpenAPI "Style
+//! Values"). The decoder's shape (a scalar, an array, an object, and the
+//! scalar types inside) is worked out from the schema once per snapshot.
+//!
+//! Values that do not read as the schema's type stay strings, so the
+//! schema check reports them with the `type` keyword.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use http::HeaderMap;
+use percent_encoding::percent_decode_str;
+use portico_spec::{Parameter, ParameterIn, Schema, Style};
+use serde_json::{Map, Number, Value};
+
+/// What a scalar is read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    /// No type or several: numbers and booleans are recognised, anything
+    /// else is a string.
+    Any,
+}
+
+/// The shape a parameter value decodes into.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Shape {
+    Scalar(Scalar),
+    Array(Scalar),
+    /// Property name → scalar type; `other` for names the schema does not
+    /// list.
+    Object {
+        props: BTreeMap<String, Scalar>,
+        other: Scalar,
+    },
+    /// `content: application/json`: the value is a JSON document.
+    Json,
+}
+
+/// One parameter, ready to decode.
+#[derive(Clone, Debug)]
+pub(crate) struct Decoder {
+    pub name: String,
+    pub location: ParameterIn,
+    pub required: bool,
+    pub style: Style,
+    pub explode: bool,
+    pub shape: Shape,
+}
+
+impl Decoder {
+    pub(crate) fn new(p: &Parameter, named: &BTreeMap<String, Schema>) -> Self {
+        let shape = match (&p.content_type, &p.schema) {
+            (Some(ct), _) if super::is_json(ct) => Shape::Json,
+            (Some(_), _) => Shape::Scalar(Scalar::String),
+            (None, Some(schema)) => shape_of(&schema.0, named),
+            (None, None) => Shape::Scalar(Scalar::Any),
+        };
+        Self {
+            name: p.name.clone(),
+            location: p.location,
+            required: p.required,
+            style: p.style,
+            explode: p.explode,
+            shape,
+        }
+    }
+
+    /// The parameter's value in the request, or `None` when absent.
+    pub(crate) fn extract(&self, raw: &Raw<'_>) -> Option<Value> {
+        match self.location {
+            ParameterIn::Path => {
+                let text = raw.path_var(&self.name)?;
+                Some(self.path_value(&text))
+            }
+            ParameterIn::Query => self.query_value(raw),
+            ParameterIn::Header => {
+                let mut values = raw.headers.get_all(self.name.as_str()).iter().peekable();
+                values.peek()?;
+                // Field lines and list items may carry whitespace around
+                // commas (RFC 9110 §5.6.1).
+                let joined: Vec<String> = values
+                    .flat_map(|v| {
+                        String::from_utf8_lossy(v.as_bytes())
+                            .split(',')
+                            .map(|item| item.trim().to_owned())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                Some(self.simple(&joined.join(",")))
+            }
+            ParameterIn::Cookie => {
+                let text = raw.cookie(&self.name)?;
+                Some(self.delimited(&text, ','))
+            }
+        }
+    }
+
+    fn path_value(&self, text: &str) -> Value {
+        match self.style {
+            Style::Label => {
+                let rest = text.strip_prefix('.').unwrap_or(text);
+                match (&self.shape, self.explode) {
+                    (Shape::Object { .. }, true) => self.pairs(rest.split('.')),
+                    (_, true) => self.delimited(rest, '.'),
+                    _ => self.delimited(rest, ','),
+                }
+            }
+            Style::Matrix => {
+                let rest = text.strip_prefix(';').unwrap_or(text);
+                let prefix = format!("{}=", self.name);
+                match (&self.shape, self.explode) {
+                    (Shape::Object { .. }, true) => self.pairs(rest.split(';')),
+                    (Shape::Array(item), true) => Value::Array(
+                        rest.split(';')
+                            .map(|part| scalar(part.strip_prefix(&prefix).unwrap_or(part), *item))
+                            .collect(),
+                    ),
+                    _ => self.delimited(rest.strip_prefix(&prefix).unwrap_or(rest), ','),
+                }
+            }
+            _ => self.simple(text),
+        }
+    }
+
+    /// `simple`: comma-separated; exploded objects write `k=v`.
+    fn simple(&self, text: &str) -> Value {
+        match (&self.shape, self.explode) {
+            (Shape::Object { .. }, true) => self.pairs(text.split(',')),
+            _ => self.delimited(text, ','),
+        }
+    }
+
+    fn query_value(&self, raw: &Raw<'_>) -> Option<Value> {
+        let name = self.name.as_str();
+        match (&self.shape, self.style, self.explode) {
+            (Shape::Object { props, other }, Style::DeepObject, _) => {
+                let mut obj = Map::new();
+                for (k, v) in &raw.query {
+                    let Some(key) = k
+                        .strip_prefix(name)
+                        .and_then(|r| r.strip_prefix('['))
+                        .and_then(|r| r.strip_suffix(']'))
+                    else {
+                        continue;
+                    };
+                    let kind = props.get(key).copied().unwrap_or(*other);
+                    obj.insert(key.to_owned(), scalar(v, kind));
+                }
+                (!obj.is_empty()).then_some(Value::Object(obj))
+            }
+            (Shape::Object { props, other }, Style::Form, true) => {
+                // Each property is a parameter of its own name.
+                let mut obj = Map::new();
+                for (k, v) in &raw.query {
+                    if let Some(kind) = props.get(k.as_ref()) {
+                        obj.insert(k.to_string(), scalar(v, *kind));
+                    } else if props.is_empty() && *other != Scalar::String {
+                        obj.insert(k.to_string(), scalar(v, *other));
+                    }
+                }
+                (!obj.is_empty()).then_some(Value::Object(obj))
+            }
+            (Shape::Array(item), Style::Form, true) => {
+                let values: Vec<Value> = raw
+                    .query
+                    .iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| scalar(v, *item))
+                    .collect();
+                (!values.is_empty()).then_some(Value::Array(values))
+            }
+            (_, style, _) => {
+                let (_, text) = raw.query.iter().find(|(k, _)| k == name)?;
+                let delimiter = match style {
+                    Style::SpaceDelimited => ' ',
+                    Style::PipeDelimited => '|',
+                    _ => ',',
+                };
+                Some(self.delimited(text, delimiter))
+            }
+        }
+    }
+
+    /// A value whose array items or object pairs are separated by
+    /// `delimiter` (objects as `k,v,k,v`).
+    fn delimited(&self, text: &str, delimiter: char) -> Value {
+        match &self.shape {
+            Shape::Scalar(kind) => scalar(text, *kind),
+            Shape::Json => {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
+            }
+            Shape::Array(item) => {
+                if text.is_empty() {
+                    return Value::Array(Vec::new());
+                }
+                Value::Array(text.split(delimiter).map(|v| scalar(v, *item)).collect())
+            }
+            Shape::Object { props, other } => {
+                let mut obj = Map::new();
+                let mut parts = text.split(delimiter);
+                while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+                    let kind = props.get(k).copied().unwrap_or(*other);
+                    obj.insert(k.to_owned(), scalar(v, kind));
+                }
+                Value::Object(obj)
+            }
+        }
+    }
+
+    /// `k=v` items of an exploded object.
+    fn pairs<'t>(&self, items: impl Iterator<Item = &'t str>) -> Value {
+        let Shape::Object { props, other } = &self.shape else {
+            return Value::Null;
+        };
+        let mut obj = Map::new();
+        for item in items.filter(|i| !i.is_empty()) {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            let kind = props.get(k).copied().unwrap_or(*other);
+            obj.insert(k.to_owned(), scalar(v, kind));
+        }
+        Value::Object(obj)
+    }
+}
+
+/// A scalar read as `kind`; text that does not read so stays a string.
+pub(crate) fn scalar(text: &str, kind: Scalar) -> Value {
+    let as_number = || {
+        if let Ok(i) = text.parse::<i64>() {
+            return Some(Value::Number(i.into()));
+        }
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+    };
+    let as_bool = || match text {
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        _ => None,
+    };
+    let read = match kind {
+        Scalar::String => None,
+        Scalar::Integer | Scalar::Number => as_number(),
+        Scalar::Boolean => as_bool(),
+        Scalar::Any => as_number().or_else(as_bool),
+    };
+    read.unwrap_or_else(|| Value::String(text.to_owned()))
+}
+
+/// The decoder shape of a parameter schema; `$ref`s are followed (a few
+/// steps at most).
+fn shape_of(schema: &Value, named: &BTreeMap<String, Schema>) -> Shape {
+    let schema = resolve(schema, named);
+    match type_of(schema) {
+        Some("array") => {
+            let item = schema
+                .get("items")
+                .map(|i| scalar_of(resolve(i, named)))
+                .unwrap_or(Scalar::Any);
+            Shape::Array(item)
+        }
+        Some("object") => {
+            let props = schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, s)| (k.clone(), scalar_of(resolve(s, named))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let other = schema
+                .get("additionalProperties")
+                .filter(|a| a.is_object())
+                .map(|a| scalar_of(resolve(a, named)))
+                .unwrap_or(Scalar::Any);
+            Shape::Object { props, other }
+        }
+        _ => Shape::Scalar(scalar_of(schema)),
+    }
+}
+
+fn resolve<'s>(mut schema: &'s Value, named: &'s BTreeMap<String, Schema>) -> &'s Value {
+    for _ in 0..8 {
+        match schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| named.get(r))
+        {
+            Some(target) => schema = &target.0,
+            None => break,
+        }
+    }
+    schema
+}
+
+/// The one non-null `type` of a schema.
+fn type_of(schema: &Value) -> Option<&str> {
+    match schema.get("type")? {
+        Value::String(t) => Some(t),
+        Value::Array(types) => {
+            let mut named = types
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null");
+            let first = named.next()?;
+            named.next().is_none().then_some(first)
+        }
+        _ => None,
+    }
+}
+
+fn scalar_of(schema: &Value) -> Scalar {
+    match type_of(schema) {
+        Some("string") => Scalar::String,
+        Some("integer") => Scalar::Integer,
+        Some("number") => Scalar::Number,
+        Some("boolean") => Scalar::Boolean,
+        _ => Scalar::Any,
+    }
+}
+
+/// A path template split for matching: literal segments, and segments
+/// holding one variable between a literal prefix and suffix.
+#[derive(Clone, Debug)]
+pub(crate) enum Segment {
+    Literal,
+    Var {
+        prefix: String,
+        name: String,
+        suffix: String,
+    },
+}
+
+pub(crate) fn template(path: &str) -> Vec<Segment> {
+    path.split('/')
+        .skip(1)
+        .map(|seg| {
+            let Some((prefix, rest)) = seg.split_once('{') else {
+                return Segment::Literal;
+            };
+            let Some((name, suffix)) = rest.split_once('}') else {
+                return Segment::Literal;
+            };
+            Segment::Var {
+                prefix: prefix.to_owned(),
+                name: name.to_owned(),
+                suffix: suffix.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The parts of a request the decoders read, split once per request.
+pub(crate) struct Raw<'a> {
+    /// Path variable → raw (still percent-encoded) value.
+    vars: Vec<(&'a str, &'a str)>,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> Raw<'a> {
+    pub(crate) fn new(
+        segments: &'a [Segment],
+        rest: &'a str,
+        query: Option<&'a str>,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let mut vars = Vec::new();
+        for (seg, text) in segments.iter().zip(rest.split('/').skip(1)) {
+            if let Segment::Var {
+                prefix,
+                name,
+                suffix,
+            } = seg
+                && let Some(v) = text
+                    .strip_prefix(prefix.as_str())
+                    .and_then(|t| t.strip_suffix(suffix.as_str()))
+            {
+                vars.push((name.as_str(), v));
+            }
+        }
+        let query = query
+            .map(|q| {
+                q.split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        (form_decode(k), form_decode(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            vars,
+            query,
+            headers,
+        }
+    }
+
+    fn path_var(&self, name: &str) -> Option<Cow<'a, str>> {
+        let (_, raw) = self.vars.iter().find(|(n, _)| *n == name)?;
+        Some(percent_decode_str(raw).decode_utf8_lossy())
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| {
+                percent_decode_str(v.trim_matches('"'))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one query name or
+/// value: `+` is a space, then percent-decoding (invalid UTF-8 replaced).
+fn form_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['+', '%']) {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+}
