@@ -7,7 +7,7 @@
 #   medians reported, then the ratio portico / nginx.
 #
 # Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick] [--keys]
-#                       [--rate-limit] [--redis URL]
+#                       [--rate-limit] [--redis URL] [--validate]
 #   --keys adds two Portico targets with the api_key policy: 10 keys and
 #   100,000 keys configured (every request carries a valid key).
 #   --rate-limit adds `portico-limits`: api_key + rate_limit (in-process,
@@ -15,6 +15,10 @@
 #   to a file: DESIGN.md's second performance target. With --redis URL it
 #   also adds `portico-limits-redis`, the same counting in that Redis, and
 #   prints the Redis round trips per request from /metrics.
+#   --validate adds POST targets with the 1 KiB JSON body of
+#   bench/validate/pet.json: nginx, Portico routing by the pet store spec
+#   (bench/validate/petstore.yaml) without policies, and the same with the
+#   `validate` policy; it prints validated / routed.
 # Needs root for apt-get the first time (nginx, haproxy, wrk).
 set -euo pipefail
 
@@ -25,6 +29,7 @@ WARMUP=3
 KEYS=0
 LIMITS=0
 REDIS_URL=""
+VALIDATE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     --keys) KEYS=1; shift ;;
     --rate-limit) LIMITS=1; shift ;;
     --redis) REDIS_URL=$2; shift 2 ;;
+    --validate) VALIDATE=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -174,6 +180,51 @@ CONF
   fi
 fi
 
+if [ "$VALIDATE" = 1 ]; then
+  # One node with two APIs on the same spec: routed only, and validated.
+  VAL_PORT=$(free_port); VAL_ADM=$(free_port)
+  cp "$root/bench/validate/petstore.yaml" "$work/petstore.yaml"
+  cat > "$work/portico-validate.yaml" <<CONF
+server:
+  proxy: { listen: "127.0.0.1:$VAL_PORT" }
+  admin: { listen: "127.0.0.1:$VAL_ADM" }
+  access_log: "off"
+  workers: 1
+storage: "sqlite://$work/portico-data/portico.db"
+apis:
+  - name: routed
+    base_path: /routed/v1
+    spec: petstore.yaml
+    upstream: { targets: ["http://127.0.0.1:$UP"] }
+  - name: validated
+    base_path: /store/v1
+    spec: petstore.yaml
+    upstream: { targets: ["http://127.0.0.1:$UP"] }
+    policies:
+      - validate: {}
+CONF
+  PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-validate.yaml" & pids+=($!)
+  VAL_PID=$!
+  # wrk sends the same POST on every request: built once from the script.
+  python3 - "$root/bench/validate/pet.json" "$work/post.lua" <<'PY'
+import json, sys
+body = open(sys.argv[1]).read()
+with open(sys.argv[2], "w") as f:
+    f.write('wrk.method = "POST"\n')
+    f.write("wrk.body = " + json.dumps(body) + "\n")
+    f.write('wrk.headers["Content-Type"] = "application/json"\n')
+    f.write('wrk.headers["x-request-tag"] = "bench"\n')
+PY
+  TARGETS+=(nginx-post portico-routed-post portico-validate-post)
+  wait_port "$VAL_PORT"
+  for path in /routed/v1/pets /store/v1/pets; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+      -H 'x-request-tag: bench' --data-binary @"$root/bench/validate/pet.json" \
+      "http://127.0.0.1:$VAL_PORT$path?dry_run=false")
+    [ "$code" = 200 ] || { echo "POST $path answered $code" >&2; exit 1; }
+  done
+fi
+
 for p in $UP $NGX $HAP $POR; do wait_port "$p"; done
 for p in $UP $NGX $HAP $POR; do
   curl -sf "http://127.0.0.1:$p/" | grep -q hello || { echo "port $p does not proxy" >&2; exit 1; }
@@ -189,10 +240,10 @@ results="$work/results.tsv"
 run() { # name port pid [wrk args...]
   local name=$1 port=$2 pid=$3 out
   shift 3
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$@" "http://127.0.0.1:$port/" >/dev/null 2>&1
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$@" "http://127.0.0.1:$port${URL_PATH:-/}" >/dev/null 2>&1
   read -r b0a t0a < <(cpu_ticks 0); read -r b1a t1a < <(cpu_ticks 1)
   local pa=0; [ -n "$pid" ] && pa=$(proc_ticks "$pid")
-  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/")
+  out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port${URL_PATH:-/}")
   read -r b0b t0b < <(cpu_ticks 0); read -r b1b t1b < <(cpu_ticks 1)
   local pb=0; [ -n "$pid" ] && pb=$(proc_ticks "$pid")
   python3 - "$name" "$((b0b-b0a))" "$((t0b-t0a))" "$((b1b-b1a))" "$((t1b-t1a))" "$((pb-pa))" "$out" >> "$results" <<'PY'
@@ -231,6 +282,11 @@ for r in $(seq "$ROUNDS"); do
       run portico-limits-redis "$LIMR_PORT" "$LIMR_PID" -H "x-api-key: bench-key-limits-01"
     fi
   fi
+  if [ "$VALIDATE" = 1 ]; then
+    run nginx-post "$NGX" "$NGX_PID" -s "$work/post.lua"
+    URL_PATH="/routed/v1/pets?dry_run=false" run portico-routed-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
+    URL_PATH="/store/v1/pets?dry_run=false" run portico-validate-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
+  fi
   echo "round $r done" >&2
 done
 
@@ -238,17 +294,18 @@ python3 - "$results" "$CONNS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 order = ["direct", "nginx", "haproxy", "portico", "portico-key10", "portico-key100000",
-         "portico-limits", "portico-limits-redis"]
+         "portico-limits", "portico-limits-redis", "nginx-post", "portico-routed-post",
+         "portico-validate-post"]
 med = {}
 print(f"\nc={sys.argv[2]}, medians over {sum(r[0] == 'direct' for r in rows)} rounds")
-print(f"{'target':<10}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}{'sockerr':>8}{'cpu0%':>7}{'cpu1%':>7}{'cpu us/req':>11}")
+print(f"{'target':<22}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}{'sockerr':>8}{'cpu0%':>7}{'cpu1%':>7}{'cpu us/req':>11}")
 for name in order:
     rs = [r for r in rows if r[0] == name]
     if not rs:
         continue
     m = [statistics.median(float(r[i]) for r in rs) for i in range(1, 9)]
     med[name] = m
-    print(f"{name:<10}{m[0]:>10.0f}{m[1]:>9.3f}{m[2]:>9.3f}{m[3]:>8.0f}{m[4]:>8.0f}{m[5]:>7.0f}{m[6]:>7.0f}{m[7]:>11.2f}")
+    print(f"{name:<22}{m[0]:>10.0f}{m[1]:>9.3f}{m[2]:>9.3f}{m[3]:>8.0f}{m[4]:>8.0f}{m[5]:>7.0f}{m[6]:>7.0f}{m[7]:>11.2f}")
 if "nginx" in med and "portico" in med:
     n, p = med["nginx"], med["portico"]
     print(f"\nportico / nginx: rps {p[0] / n[0]:.2f}x, p99 {p[2] / n[2]:.2f}x (lower is better), "
@@ -263,6 +320,10 @@ for name in ["portico-limits", "portico-limits-redis"]:
         print(f"{name} (api_key + rate_limit + metrics + access log) / nginx: rps {l[0] / n[0]:.3f}x"
               + (" (target: at least 0.9x)" if name == "portico-limits" else "")
               + f", non-2xx {l[3]:.0f}")
+if "portico-validate-post" in med:
+    v, r, n = med["portico-validate-post"], med["portico-routed-post"], med["nginx-post"]
+    print(f"validate / routed (POST, 1 KiB JSON): rps {v[0] / r[0]:.3f}x (target: cost under 10 %, so at least 0.9x), "
+          f"cpu per request {v[7] / r[7]:.3f}x; routed / nginx (POST): rps {r[0] / n[0]:.3f}x")
 PY
 if [ -n "$REDIS_URL" ] && [ "$LIMITS" = 1 ]; then
   # Redis round trips per admitted request, from the node's own counters.
