@@ -94,13 +94,15 @@ taskset -c 1 "$HAPROXY" -f "$work/haproxy.cfg" -db & pids+=($!)
 HAP_PID=$!
 
 # Portico on CPU 1, single-threaded runtime, access log off (nginx's is off too).
+# Every Portico node has a store of its own: nodes sharing one follow each
+# other's entities (the file seeds the store, ADR 0008).
 cat > "$work/portico.yaml" <<CONF
 server:
   proxy: { listen: "127.0.0.1:$POR" }
   admin: { listen: "127.0.0.1:$ADM" }
   access_log: "off"
   workers: 1
-storage: "sqlite://$work/portico-data/portico.db"
+storage: "sqlite://$work/data-$POR/portico.db"
 apis:
   - name: bench
     base_path: /
@@ -121,7 +123,7 @@ path, n, port, adm, up, work = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 per_app = min(n, 100)
 with open(path, "w") as f:
     f.write(f'server:\n  proxy: {{ listen: "127.0.0.1:{port}" }}\n  admin: {{ listen: "127.0.0.1:{adm}" }}\n')
-    f.write(f'  access_log: "off"\n  workers: 1\nstorage: "sqlite://{work}/portico-data/portico.db"\n')
+    f.write(f'  access_log: "off"\n  workers: 1\nstorage: "sqlite://{work}/data-{port}/portico.db"\n')
     f.write(f'apis:\n  - name: bench\n    base_path: /\n    upstream: {{ targets: ["http://127.0.0.1:{up}"] }}\n')
     f.write('    policies:\n      - api_key: {}\nproducts:\n  - { name: all, apis: [bench] }\n')
     f.write('developers:\n  - { email: bench@example.com, name: Bench }\napps:\n')
@@ -146,7 +148,7 @@ server:
   admin: { listen: "127.0.0.1:$3" }
   access_log: "$work/access-$2.log"
   workers: 1
-storage: "sqlite://$work/portico-data/portico.db"
+storage: "sqlite://$work/data-$2/portico.db"
 $4
 apis:
   - name: bench
@@ -190,7 +192,7 @@ server:
   admin: { listen: "127.0.0.1:$VAL_ADM" }
   access_log: "off"
   workers: 1
-storage: "sqlite://$work/portico-data/portico.db"
+storage: "sqlite://$work/data-$VAL_PORT/portico.db"
 apis:
   - name: routed
     base_path: /routed/v1
