@@ -169,15 +169,9 @@ impl NodeControl {
                 path: self.file_path(),
                 diagnostics,
             })?;
-        let options = ApplyOptions {
-            prune: Prune::Source(FILE_SOURCE.to_owned()),
-            dry_run: false,
-        };
         let diff = self
-            .store
-            .apply(&Actor::new(FILE_ACTOR), &documents, &options)
-            .await
-            .map_err(ReloadError::Store)?;
+            .seed_source(FILE_SOURCE, FILE_ACTOR, &documents)
+            .await?;
         if !diff.is_empty() {
             tracing::info!(
                 changes = diff.changes.len(),
@@ -205,15 +199,9 @@ impl NodeControl {
                     .collect(),
             )
         };
-        let options = ApplyOptions {
-            prune: Prune::Source(crate::demo::SOURCE.to_owned()),
-            dry_run: false,
-        };
         let diff = self
-            .store
-            .apply(&Actor::new(crate::demo::SOURCE), &documents, &options)
-            .await
-            .map_err(ReloadError::Store)?;
+            .seed_source(crate::demo::SOURCE, crate::demo::SOURCE, &documents)
+            .await?;
         if !diff.is_empty() {
             tracing::info!(
                 changes = diff.changes.len(),
@@ -222,6 +210,25 @@ impl NodeControl {
             );
         }
         Ok(diff)
+    }
+
+    /// Makes the entities that seeding `source` put in the store match
+    /// `documents` in one transaction, written as `actor`; entities of other
+    /// sources and of the admin API stay.
+    async fn seed_source(
+        &self,
+        source: &str,
+        actor: &str,
+        documents: &Value,
+    ) -> Result<Diff, ReloadError> {
+        let options = ApplyOptions {
+            prune: Prune::Source(source.to_owned()),
+            dry_run: false,
+        };
+        self.store
+            .apply(&Actor::new(actor), documents, &options)
+            .await
+            .map_err(ReloadError::Store)
     }
 
     fn file_path(&self) -> PathBuf {
