@@ -89,9 +89,34 @@ pub(crate) enum Checked {
     Read(Bytes),
 }
 
-/// Reads `body` whole, refusing it once past `cap` bytes (or at once when
-/// `Content-Length` says it will be).
-async fn read(parts: &request::Parts, mut body: Incoming, cap: u64) -> Result<Bytes, Rejection> {
+/// Why [`read_capped`] gave no body.
+enum ReadFailed {
+    /// Past the cap.
+    TooLarge,
+    /// The body broke off.
+    Broken(hyper::Error),
+}
+
+/// Reads `body` whole, stopping once it passes `cap` bytes; `expected` is
+/// the length to reserve. Trailers are not kept: a body read for checking
+/// is forwarded without them.
+async fn read_capped(mut body: Incoming, cap: u64, expected: usize) -> Result<Bytes, ReadFailed> {
+    let mut buf = BytesMut::with_capacity(expected);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadFailed::Broken)?;
+        if let Some(data) = frame.data_ref() {
+            if (buf.len() + data.len()) as u64 > cap {
+                return Err(ReadFailed::TooLarge);
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a request body whole, refusing it once past `cap` bytes (or at
+/// once when `Content-Length` says it will be).
+async fn read(parts: &request::Parts, body: Incoming, cap: u64) -> Result<Bytes, Rejection> {
     let too_large = || {
         Rejection::new(
             ErrorCode::PayloadTooLarge,
@@ -106,42 +131,24 @@ async fn read(parts: &request::Parts, mut body: Incoming, cap: u64) -> Result<By
     if declared.is_some_and(|n| n > cap) {
         return Err(too_large());
     }
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Rejection::new(
+    read_capped(body, cap, declared.map_or(0, |n| n as usize))
+        .await
+        .map_err(|e| match e {
+            ReadFailed::TooLarge => too_large(),
+            ReadFailed::Broken(e) => Rejection::new(
                 ErrorCode::BadRequest,
                 format!("The request body could not be read: {e}."),
-            )
-        })?;
-        // Trailers of a validated body are not forwarded.
-        if let Some(data) = frame.data_ref() {
-            if (buf.len() + data.len()) as u64 > cap {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(data);
-        }
-    }
-    Ok(buf.freeze())
+            ),
+        })
 }
 
 /// Reads an upstream answer for `response: enforce`: `None` when it is
 /// over `cap` or breaks off.
-pub(crate) async fn read_response(mut body: Incoming, cap: u64) -> Option<Bytes> {
+pub(crate) async fn read_response(body: Incoming, cap: u64) -> Option<Bytes> {
     if body.size_hint().lower() > cap {
         return None;
     }
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.ok()?;
-        if let Some(data) = frame.data_ref() {
-            if (buf.len() + data.len()) as u64 > cap {
-                return None;
-            }
-            buf.extend_from_slice(data);
-        }
-    }
-    Some(buf.freeze())
+    read_capped(body, cap, 0).await.ok()
 }
 
 /// What a response check reports with, when it ends.
