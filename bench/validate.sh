@@ -19,6 +19,8 @@
 # rounds: CPU per request, kernel included, and its ratios.
 #
 # Usage: bench/validate.sh [N] [M]   (defaults 2000 and 20000)
+# With CALLGRIND_OUT=DIR the callgrind dumps are kept in DIR, for
+# callgrind_annotate.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -61,7 +63,7 @@ apis:
       - validate: {}
 CONF
 
-PORTICO_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+PORTICO_LOG=warn valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$work/cg.out" \
   "$PORTICO" serve -c "$work/portico.yaml" 2>"$work/valgrind.log" & pids+=($!)
 VG=$!
 wait_port "$POR"
@@ -105,6 +107,9 @@ print(f"routed / plain:     {routed / plain:.3f}")
 PY
 
 kill "$VG"; wait "$VG" 2>/dev/null || true
+if [ -n "${CALLGRIND_OUT:-}" ]; then
+  mkdir -p "$CALLGRIND_OUT" && cp "$work"/cg.out* "$CALLGRIND_OUT"/
+fi
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
 NODE=$!
 wait_port "$POR"

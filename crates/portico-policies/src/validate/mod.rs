@@ -12,7 +12,9 @@
 
 mod params;
 mod schema;
+mod tape;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
@@ -28,6 +30,7 @@ use serde_json::Value;
 
 use params::{Decoder, Raw, Segment};
 use schema::{Compiled, Direction, DocumentBuilder};
+use tape::Doc;
 
 /// The default cap on a buffered body.
 pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
@@ -249,7 +252,7 @@ impl SpecValidator {
                         .content
                         .iter()
                         .map(|m| BodyType {
-                            pattern: essence(&m.content_type),
+                            pattern: essence(&m.content_type).into_owned(),
                             schema: json_schema(m).map(|s| {
                                 let origin = format!(
                                     "#{}/requestBody/content/{}/schema",
@@ -276,7 +279,10 @@ impl SpecValidator {
                                     r.status,
                                     escape(&m.content_type)
                                 );
-                                (essence(&m.content_type), resp_doc.add(s, origin) as u32)
+                                (
+                                    essence(&m.content_type).into_owned(),
+                                    resp_doc.add(s, origin) as u32,
+                                )
                             })
                         })
                         .collect();
@@ -343,7 +349,8 @@ impl SpecValidator {
                 .zip(self.requests.as_ref())
                 .and_then(|(e, c)| c.validator(e as usize));
             if let Some(v) = validator {
-                errors.extend(schema::errors(v, &value, place, Some(&decoder.name)));
+                let doc = Doc::from_value(&value);
+                errors.extend(schema::errors(v, doc.root(), place, Some(&decoder.name)));
             }
         }
         errors
@@ -421,10 +428,7 @@ impl Validator for SpecValidator {
         else {
             return Ok(());
         };
-        let errors = match parse(body) {
-            Ok(value) => schema::errors(validator, &value, "body", None),
-            Err(e) => vec![e],
-        };
+        let errors = body_errors(validator, body);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -477,17 +481,15 @@ impl Validator for SpecValidator {
         else {
             return Vec::new();
         };
-        match parse(body) {
-            Ok(value) => schema::errors(validator, &value, "body", None),
-            Err(e) => vec![e],
-        }
+        body_errors(validator, body)
     }
 }
 
-/// A JSON body as a value. UTF-8 is checked once for the whole body, and
-/// the text parser then skips checking each string again (with
-/// `from_slice`, that per-string check was a fifth of the parse).
-fn parse(body: &[u8]) -> Result<Value, FieldError> {
+/// Every error of a JSON body against `validator`. The body is read into
+/// a [`Doc`] that borrows its strings; the few bodies that reader leaves
+/// to `serde_json` (a syntax error to name, a member named twice, deep
+/// nesting) are read by it, and validated as the value it gives.
+fn body_errors(validator: &schema::Validator, body: &[u8]) -> Vec<FieldError> {
     let not_json = |detail: String| FieldError {
         place: "body",
         name: None,
@@ -495,8 +497,17 @@ fn parse(body: &[u8]) -> Result<Value, FieldError> {
         keyword: "json".into(),
         detail: format!("The body is not valid JSON: {detail}."),
     };
-    let text = std::str::from_utf8(body).map_err(|e| not_json(e.to_string()))?;
-    serde_json::from_str(text).map_err(|e| not_json(e.to_string()))
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => return vec![not_json(e.to_string())],
+    };
+    if let Some(doc) = Doc::parse(text) {
+        return schema::errors(validator, doc.root(), "body", None);
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => schema::errors(validator, Doc::from_value(&value).root(), "body", None),
+        Err(e) => vec![not_json(e.to_string())],
+    }
 }
 
 fn refused(errors: Vec<FieldError>) -> Rejection {
@@ -533,13 +544,13 @@ fn json_schema(m: &MediaType) -> Option<&Value> {
 }
 
 /// `type/subtype`, lower case, without parameters.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+fn essence(content_type: &str) -> Cow<'_, str> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    }
 }
 
 /// JSON media types: `application/json`, `…+json`, and the patterns that

@@ -51,6 +51,9 @@ pub(crate) struct Decoder {
     pub style: Style,
     pub explode: bool,
     pub shape: Shape,
+    /// A header parameter's name, parsed once; `None` for other
+    /// parameters, and for a name no header can have.
+    header: Option<http::HeaderName>,
 }
 
 impl Decoder {
@@ -68,6 +71,9 @@ impl Decoder {
             style: p.style,
             explode: p.explode,
             shape,
+            header: (p.location == ParameterIn::Header)
+                .then(|| http::HeaderName::try_from(p.name.as_str()).ok())
+                .flatten(),
         }
     }
 
@@ -80,19 +86,24 @@ impl Decoder {
             }
             ParameterIn::Query => self.query_value(raw),
             ParameterIn::Header => {
-                let mut values = raw.headers.get_all(self.name.as_str()).iter().peekable();
+                let values = raw.headers.get_all(self.header.as_ref()?);
+                let mut values = values.iter().peekable();
                 values.peek()?;
                 // Field lines and list items may carry whitespace around
-                // commas (RFC 9110 §5.6.1).
-                let joined: Vec<String> = values
-                    .flat_map(|v| {
-                        String::from_utf8_lossy(v.as_bytes())
-                            .split(',')
-                            .map(|item| item.trim().to_owned())
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                Some(self.simple(&joined.join(",")))
+                // commas (RFC 9110 §5.6.1): the items of every line, each
+                // trimmed, joined by single commas.
+                let mut joined = String::new();
+                let mut first = true;
+                for line in values {
+                    for item in String::from_utf8_lossy(line.as_bytes()).split(',') {
+                        if !first {
+                            joined.push(',');
+                        }
+                        first = false;
+                        joined.push_str(item.trim());
+                    }
+                }
+                Some(self.simple(&joined))
             }
             ParameterIn::Cookie => {
                 let text = raw.cookie(&self.name)?;

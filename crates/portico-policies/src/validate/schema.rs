@@ -19,10 +19,14 @@
 
 use std::collections::BTreeMap;
 
-use jsonschema::{Validator, ValidatorMap};
 use portico_model::validate::FieldError;
 use portico_spec::{OpenApiVersion, Schema};
 use serde_json::{Map, Value};
+
+use super::tape::{Tape, TapeNode};
+
+/// A compiled schema; it checks values read into a [`super::tape::Doc`].
+pub(crate) type Validator = jsonschema::Validator<Tape>;
 
 /// Which side of the exchange a schema checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,7 +321,7 @@ fn nullable(out: &mut Map<String, Value>) {
 
 /// One document compiled: its entry points' validators.
 pub(crate) struct Compiled {
-    map: ValidatorMap,
+    map: jsonschema::ValidatorMap<Tape>,
     /// Each entry point's key in `map`, made once.
     pointers: Vec<String>,
 }
@@ -336,10 +340,14 @@ impl Compiled {
     /// ignored.
     /// Errors are (pointer into `doc`, message).
     fn new(doc: &Value, entries: usize, formats: bool) -> Result<Self, (String, String)> {
-        let map = jsonschema::options()
+        let mut options = jsonschema::options_for::<Tape>()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(formats)
-            .should_ignore_unknown_formats(true)
+            .should_ignore_unknown_formats(true);
+        if formats && let Some(check) = email_check() {
+            options = options.with_format("email", check);
+        }
+        let map = options
             .build_map(doc)
             .map_err(|e| (e.instance_path().as_str().to_owned(), e.to_string()))?;
         let pointers: Vec<String> = (0..entries).map(|i| format!("#/$defs/x{i}")).collect();
@@ -354,6 +362,59 @@ impl Compiled {
     }
 }
 
+/// The `email` format as `jsonschema` checks it, answered without it for
+/// the common shape ([`plain_address`]); `jsonschema`'s own check (the
+/// `email_address` crate's parse, display names, quoted local parts,
+/// address literals, IDNA labels) costs thousands of instructions per
+/// address. `None` if the fallback cannot be built, which leaves the
+/// format to `jsonschema` entirely.
+fn email_check() -> Option<impl Fn(&str) -> bool + Send + Sync + 'static> {
+    let full = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&serde_json::json!({ "format": "email" }))
+        .ok()?;
+    Some(move |text: &str| plain_address(text) || full.is_valid(&Value::String(text.to_owned())))
+}
+
+/// Whether `text` is an address of the plain shape, which `jsonschema`'s
+/// `email` check accepts too: an unquoted dot-atom local part of at most
+/// 64 bytes, one `@`, and a domain of at least two ASCII labels (letters,
+/// digits, inner hyphens but never two in a row, at most 63 bytes each,
+/// 253 in all). Anything else is left to `jsonschema`.
+pub(crate) fn plain_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let Some(at) = bytes.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
+        return false;
+    }
+    if local.windows(2).any(|w| w == b"..") || !local.iter().all(|&b| b == b'.' || atext(b)) {
+        return false;
+    }
+    let label_ok = |label: &[u8]| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label[0].is_ascii_alphanumeric()
+            && label[label.len() - 1].is_ascii_alphanumeric()
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.windows(2).any(|w| w == b"--")
+    };
+    let mut labels = 0;
+    for label in domain.split(|&b| b == b'.') {
+        if !label_ok(label) {
+            return false;
+        }
+        labels += 1;
+    }
+    domain.len() <= 253 && labels >= 2
+}
+
 /// At most this many errors are listed per value; a document listing
 /// thousands helps nobody and costs memory.
 pub(crate) const MAX_ERRORS: usize = 100;
@@ -363,7 +424,7 @@ const MAX_DETAIL: usize = 240;
 /// Every error of `instance` against `validator`, as field errors.
 pub(crate) fn errors(
     validator: &Validator,
-    instance: &Value,
+    instance: TapeNode<'_>,
     place: &'static str,
     name: Option<&str>,
 ) -> Vec<FieldError> {
