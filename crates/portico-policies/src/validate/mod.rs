@@ -545,7 +545,8 @@ fn json_schema(m: &MediaType) -> Option<&Value> {
 
 /// `type/subtype`, lower case, without parameters.
 fn essence(content_type: &str) -> Cow<'_, str> {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let end = content_type.bytes().position(|b| b == b';');
+    let essence = content_type[..end.unwrap_or(content_type.len())].trim();
     if essence.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(essence.to_ascii_lowercase())
     } else {

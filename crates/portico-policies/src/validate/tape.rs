@@ -20,6 +20,7 @@
 //! case.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use jsonschema::json::{Array, Json, Node, NodeIdentity, Object, cmp};
 use jsonschema::types::JsonType;
@@ -44,6 +45,39 @@ pub(crate) struct Doc<'t> {
     /// Strings that are not a plain range of `text`: those with escapes,
     /// and every string of a document built from a value.
     decoded: String,
+    /// The reader's scratch: the member names of the objects being read
+    /// (fingerprint, entry index), for the repeated-name check.
+    names: Vec<Name>,
+    /// Whether the vectors came from [`SPARE`] and go back there.
+    spare: bool,
+}
+
+/// A member name being read: its fingerprint and entry index.
+type Name = (u64, u32);
+
+thread_local! {
+    /// The vectors of the last document dropped on this thread, for the
+    /// next one to read into: one body per request would otherwise
+    /// allocate and free them every time.
+    static SPARE: Cell<(Vec<Entry>, Vec<Name>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Vectors past this many entries are freed, not kept: one large body
+/// must not pin its memory to a thread.
+const SPARE_MAX: usize = 4096;
+
+impl Drop for Doc<'_> {
+    fn drop(&mut self) {
+        if !self.spare || self.entries.capacity() > SPARE_MAX || self.names.capacity() > SPARE_MAX {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut names = std::mem::take(&mut self.names);
+        entries.clear();
+        names.clear();
+        // Gone only while the thread exits.
+        let _ = SPARE.try_with(|spare| spare.set((entries, names)));
+    }
 }
 
 /// One value, or an object member's name. A container's members follow
@@ -79,14 +113,17 @@ impl<'t> Doc<'t> {
         // Offsets are `u32`.
         u32::try_from(text.len()).ok()?;
         let bytes = text.as_bytes();
+        let (mut entries, names) = SPARE.try_with(Cell::take).unwrap_or_default();
+        entries.reserve(text.len() / 12 + 2);
         let mut reader = Reader {
             bytes,
             doc: Doc {
                 text,
-                entries: Vec::with_capacity(text.len() / 12 + 2),
+                entries,
                 decoded: String::new(),
+                names,
+                spare: true,
             },
-            names: Vec::new(),
         };
         let end = reader.value(skip_space(bytes, 0), 0)?;
         (skip_space(bytes, end) == bytes.len()).then_some(reader.doc)
@@ -105,6 +142,8 @@ impl<'t> Doc<'t> {
                     name: 0,
                 }],
                 decoded: String::new(),
+                names: Vec::new(),
+                spare: false,
             };
         }
         let mut doc = Doc::default();
@@ -218,9 +257,6 @@ impl<'t> Doc<'t> {
 struct Reader<'t> {
     bytes: &'t [u8],
     doc: Doc<'t>,
-    /// The member names of the objects being read (fingerprint, entry
-    /// index), for the repeated-name check.
-    names: Vec<(u64, u32)>,
 }
 
 /// The index of the first byte from `at` that is not JSON whitespace.
@@ -300,7 +336,7 @@ impl Reader<'_> {
         }
         let entry = self.doc.entries.len();
         self.doc.entries.push(Entry::Object { len: 0, next: 0 });
-        let names_from = self.names.len();
+        let names_from = self.doc.names.len();
         let mut len = 0u32;
         let mut at = skip_space(self.bytes, at);
         if self.bytes.get(at) == Some(&b'}') {
@@ -312,7 +348,7 @@ impl Reader<'_> {
                 }
                 let name = self.doc.entries.len();
                 let (end, print) = self.string(at + 1, true)?;
-                self.names.push((print, name as u32));
+                self.doc.names.push((print, name as u32));
                 at = skip_space(self.bytes, end);
                 if self.bytes.get(at) != Some(&b':') {
                     return None;
@@ -334,7 +370,7 @@ impl Reader<'_> {
         if self.repeats_a_name(names_from) {
             return None;
         }
-        self.names.truncate(names_from);
+        self.doc.names.truncate(names_from);
         self.doc.entries[entry] = Entry::Object {
             len,
             next: self.doc.entries.len() as u32,
@@ -345,7 +381,7 @@ impl Reader<'_> {
     /// Whether the object whose names start at `names[from]` names a
     /// member twice.
     fn repeats_a_name(&self, from: usize) -> bool {
-        let names = &self.names[from..];
+        let names = &self.doc.names[from..];
         let name = |i: u32| self.doc.str_at(i).unwrap_or_default();
         if names.len() <= PAIRWISE_NAMES {
             // Fingerprints differ for nearly every pair of different names.
