@@ -388,7 +388,7 @@ impl Reader<'_> {
             return names.iter().enumerate().any(|(i, (print, at))| {
                 names[i + 1..]
                     .iter()
-                    .any(|(p, a)| p == print && name(*a) == name(*at))
+                    .any(|(p, a)| p == print && (*p >> 56 < 8 || name(*a) == name(*at)))
             });
         }
         let mut sorted: Vec<(u64, &str)> = names.iter().map(|(p, a)| (*p, name(*a))).collect();
@@ -630,9 +630,11 @@ fn space_run(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// A member name's length and first seven bytes in one word: two names
-/// with the same fingerprint are most likely the same.
+/// with the same fingerprint are most likely the same, and certainly when
+/// they are shorter than eight bytes.
 fn fingerprint(name: &[u8]) -> u64 {
-    let len = (name.len() as u64) << 56;
+    // The length saturates, so that only a short name reads as short.
+    let len = (name.len().min(255) as u64) << 56;
     if let Some(word) = word_at(name, 0) {
         return len | (word & 0x00FF_FFFF_FFFF_FFFF);
     }
@@ -837,7 +839,7 @@ impl<'a> Object<'a, Tape> for TapeObject<'a> {
         for _ in 0..self.len() {
             if let Entry::Str { name, .. } = self.doc.entries[at as usize]
                 && name == key.print
-                && self.doc.str_at(at) == Some(&*key.name)
+                && (key.name.len() < 8 || self.doc.str_at(at) == Some(&*key.name))
             {
                 return Some(TapeNode {
                     doc: self.doc,

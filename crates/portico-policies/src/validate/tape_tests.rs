@@ -98,6 +98,25 @@ fn leaves_repeated_names_and_deep_nesting_to_serde_json() {
     assert!(Doc::parse(&unique).is_some());
     let repeated = format!("{{{}, \"k7\": 0}}", many.join(","));
     assert!(Doc::parse(&repeated).is_none());
+    // Names alike in length and first bytes are still told apart.
+    let long_a = format!("{}a", "n".repeat(256));
+    let long_b = format!("{}b", "n".repeat(256));
+    for (a, b) in [
+        ("abcdefgh1", "abcdefgh2"),
+        ("abcdefg", "abcdefh"),
+        (&*long_a, &*long_b),
+    ] {
+        let text = format!("{{\"{a}\": 1, \"{b}\": 2}}");
+        let doc = Doc::parse(&text).expect("different names");
+        let root = doc.root();
+        let object = jsonschema::json::Node::as_object(&root).unwrap();
+        let get = |name: &str| {
+            let key = <Tape as jsonschema::json::Json>::prepare_key(name);
+            jsonschema::json::Object::get(&object, &key).map(|n| n.at)
+        };
+        assert_eq!((get(a), get(b)), (Some(2), Some(4)), "{a} / {b}");
+        assert_eq!(get(&a[..a.len() - 1]), None);
+    }
     // The same name in two different objects is no repeat.
     assert!(Doc::parse(r#"{"a": {"a": 1}, "b": {"a": 2}}"#).is_some());
 
