@@ -10,10 +10,10 @@
 //! into one side buffer, numbers are held as the `serde_json::Number` that
 //! `serde_json` would have read.
 //!
-//! The reader accepts exactly the documents `serde_json` accepts, with one
-//! exception: it gives up (returns `None`) on an object that names a member
-//! twice, where `serde_json` keeps the last value, and on nesting deeper
-//! than `serde_json`'s limit. The caller then reads the body with
+//! The reader accepts exactly the documents `serde_json` accepts, with two
+//! exceptions: it gives up (returns `None`) on an object that names a
+//! member twice, where `serde_json` keeps the last value, and on nesting
+//! deeper than `serde_json`'s limit. The caller then reads the body with
 //! `serde_json`, which either names the syntax error or gives the value
 //! that [`Doc::from_value`] turns into a tape. So every answer is the one
 //! the `serde_json` representation would give, only cheaper in the common
@@ -26,7 +26,8 @@ use jsonschema::json::{Array, Json, Node, NodeIdentity, Object, cmp};
 use jsonschema::types::JsonType;
 use serde_json::{Map, Number, Value};
 
-/// `serde_json`'s nesting limit: it refuses a document nested this deep.
+/// `serde_json`'s nesting limit: it refuses documents with more arrays and
+/// objects inside one another than this.
 const MAX_DEPTH: u32 = 127;
 
 /// Objects with at most this many members are checked for a repeated name
