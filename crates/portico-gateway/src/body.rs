@@ -4,7 +4,8 @@
 //! the response body ends or is dropped, so durations and byte counts cover
 //! the whole response, streamed or not.
 
-use std::net::SocketAddr;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Method};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use serde::Serialize;
 
 use portico_model::App;
 use portico_model::limits::Permit;
@@ -23,7 +23,8 @@ use portico_model::limits::Permit;
 use crate::access_log::AccessLogSink;
 use crate::cache::Tee;
 use crate::metrics::ApiMetrics;
-use crate::time::rfc3339_millis;
+use crate::text::push_u64;
+use crate::time::write_rfc3339_millis;
 use crate::upstream::InFlight;
 use crate::validate::CheckedBody;
 
@@ -196,30 +197,7 @@ pub(crate) struct LogContext {
     pub sink: AccessLogSink,
     pub method: Method,
     pub path: String,
-    pub target: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    time: &'a str,
-    request_id: &'a str,
-    api: Option<&'a str>,
-    operation: Option<&'a str>,
-    app: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes: u64,
-    duration_ms: f64,
-    upstream_ms: Option<f64>,
-    upstream: Option<&'a str>,
-    client: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    aborted: bool,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+    pub target: Option<Arc<str>>,
 }
 
 impl Exchange {
@@ -227,26 +205,125 @@ impl Exchange {
         let total = self.start.elapsed();
         self.metrics.record(self.status, total, self.upstream);
         if let Some(log) = &self.log {
-            let time = rfc3339_millis(log.started_at);
-            let line = Line {
-                time: &time,
-                request_id: self.request_id.to_str().unwrap_or(""),
-                api: self.api.as_deref(),
-                operation: self.operation.as_deref(),
-                app: self.app.as_deref().map(|a| a.name.as_str()),
-                method: log.method.as_str(),
-                path: &log.path,
-                status: self.status,
-                bytes: self.bytes,
-                duration_ms: millis(total),
-                upstream_ms: self.upstream.map(millis),
-                upstream: log.target.as_deref(),
-                client: self.client.ip().to_string(),
-                aborted: self.aborted,
-            };
-            if let Ok(text) = serde_json::to_string(&line) {
-                log.sink.send(text);
+            log.sink.send(self.line(log, total));
+        }
+    }
+
+    /// The access log line: a JSON object with the keys in a fixed order,
+    /// written straight into one string (the line is made for every
+    /// request, so it skips a serializer's generic machinery).
+    fn line(&self, log: &LogContext, total: Duration) -> String {
+        let mut out = String::with_capacity(320);
+        out.push_str("{\"time\":\"");
+        write_rfc3339_millis(&mut out, log.started_at);
+        out.push_str("\",\"request_id\":");
+        json_str(&mut out, self.request_id.to_str().unwrap_or(""));
+        out.push_str(",\"api\":");
+        json_opt(&mut out, self.api.as_deref());
+        out.push_str(",\"operation\":");
+        json_opt(&mut out, self.operation.as_deref());
+        out.push_str(",\"app\":");
+        json_opt(&mut out, self.app.as_deref().map(|a| a.name.as_str()));
+        out.push_str(",\"method\":");
+        json_str(&mut out, log.method.as_str());
+        out.push_str(",\"path\":");
+        json_str(&mut out, &log.path);
+        out.push_str(",\"status\":");
+        push_u64(&mut out, u64::from(self.status));
+        out.push_str(",\"bytes\":");
+        push_u64(&mut out, self.bytes);
+        out.push_str(",\"duration_ms\":");
+        push_millis(&mut out, total);
+        out.push_str(",\"upstream_ms\":");
+        match self.upstream {
+            Some(d) => push_millis(&mut out, d),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"upstream\":");
+        json_opt(&mut out, log.target.as_deref());
+        out.push_str(",\"client\":\"");
+        push_ip(&mut out, self.client.ip());
+        out.push('"');
+        if self.aborted {
+            out.push_str(",\"aborted\":true");
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// `s` as a JSON string. Only `"`, `\\` and control characters need an
+/// escape (what serde_json escapes too); everything else is copied as is.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn json_opt(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// `d` in milliseconds, rounded to the microsecond, as the shortest
+/// decimal that reads back the same (`12.5`, `0.042`, `3.0`).
+fn push_millis(out: &mut String, d: Duration) {
+    let micros = (d.as_nanos() + 500) / 1000;
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    push_u64(out, micros / 1000);
+    out.push('.');
+    let mut frac = micros % 1000;
+    if frac == 0 {
+        out.push('0');
+        return;
+    }
+    let mut width = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + ((frac / 10u64.pow(i)) % 10) as u8));
+    }
+}
+
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(octet));
             }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -398,6 +475,64 @@ impl Body for RequestBody {
                     |b| b.as_ref().map_or(SizeHint::with_exact(0), Body::size_hint),
                 ),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_json(s: &str) -> String {
+        let mut out = String::new();
+        json_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        for s in [
+            "",
+            "/pets/1",
+            "quote \" and backslash \\",
+            "line\nfeed\r\ttab \u{1} \u{1f}",
+            "caf\u{e9} \u{1F600}",
+        ] {
+            let written = as_json(s);
+            let back: String = serde_json::from_str(&written).expect(&written);
+            assert_eq!(back, s);
+        }
+        assert_eq!(as_json("a\u{1}b"), "\"a\\u0001b\"");
+    }
+
+    #[test]
+    fn millis_are_the_shortest_decimal() {
+        let cases = [
+            (Duration::ZERO, "0.0"),
+            (Duration::from_millis(3), "3.0"),
+            (Duration::from_micros(12_500), "12.5"),
+            (Duration::from_micros(42), "0.042"),
+            (Duration::from_nanos(1_234_567), "1.235"),
+            (Duration::from_nanos(499), "0.0"),
+            (Duration::from_secs(90), "90000.0"),
+        ];
+        for (d, want) in cases {
+            let mut out = String::new();
+            push_millis(&mut out, d);
+            assert_eq!(out, want, "{d:?}");
+            let n: f64 = out.parse().unwrap();
+            assert_eq!(n, (d.as_secs_f64() * 1_000_000.0).round() / 1000.0);
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let mut out = String::new();
+        for ip in ["127.0.0.1", "0.0.0.0", "255.10.0.9", "::1", "2001:db8::7"] {
+            out.clear();
+            let ip: IpAddr = ip.parse().unwrap();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
         }
     }
 }

@@ -25,6 +25,7 @@ mod security;
 pub mod server;
 mod sni;
 mod state;
+mod text;
 mod time;
 pub mod tls;
 mod upgrade;

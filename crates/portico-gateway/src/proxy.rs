@@ -365,7 +365,7 @@ impl Gateway {
                     )
                 })?;
             if let Some(log) = exchange.log.as_mut() {
-                log.target = Some("mock".to_owned());
+                log.target = Some("mock".into());
             }
             let (mut head, body) = match mock::answer(op, &parts) {
                 Ok(resp) => {
