@@ -23,6 +23,7 @@ use portico_model::limits::Permit;
 use crate::access_log::AccessLogSink;
 use crate::cache::Tee;
 use crate::metrics::ApiMetrics;
+use crate::pool::Lease;
 use crate::text::push_u64;
 use crate::time::write_rfc3339_millis;
 use crate::upstream::InFlight;
@@ -32,6 +33,9 @@ use crate::validate::CheckedBody;
 pub struct GatewayBody {
     kind: Kind,
     exchange: Option<Box<Exchange>>,
+    /// The upstream connection the body comes from, back to its pool when
+    /// the body ends or is dropped.
+    lease: Option<Lease>,
 }
 
 enum Kind {
@@ -48,6 +52,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -59,6 +64,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Upstream(body),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Cached(Box::new(tee)),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -75,7 +82,14 @@ impl GatewayBody {
         Self {
             kind: Kind::Checked(Box::new(body)),
             exchange: None,
+            lease: None,
         }
+    }
+
+    /// Keeps the upstream connection until this body ends.
+    pub(crate) fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Attaches the record to finish when this body ends.
@@ -124,7 +138,10 @@ impl Body for GatewayBody {
                 }
                 this.finish();
             }
-            None => this.finish(),
+            None => {
+                this.lease = None;
+                this.finish();
+            }
         }
         Poll::Ready(frame)
     }

@@ -19,6 +19,7 @@ pub mod metrics;
 mod mock;
 mod path;
 mod pipeline;
+mod pool;
 pub mod problem;
 mod proxy;
 mod security;

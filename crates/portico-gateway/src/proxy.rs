@@ -510,7 +510,7 @@ impl Gateway {
             let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
-                Ok(Ok(resp)) => {
+                Ok(Ok((resp, lease))) => {
                     let status = resp.status().as_u16();
                     outcome.finish(status < 500);
                     let retry_on = RetryOn::status(status)
@@ -526,6 +526,8 @@ impl Gateway {
                             if let (Some(report), true) = (&report, enforced) {
                                 let (head, body) = resp.into_parts();
                                 let bytes = enforce(report, body).await?;
+                                // Read whole: the connection is free again.
+                                drop(lease);
                                 return Ok(self.respond_read(
                                     head,
                                     bytes,
@@ -534,14 +536,18 @@ impl Gateway {
                                     cached.take(),
                                 ));
                             }
-                            return Ok(self.respond(
+                            let resp = self.respond(
                                 resp,
                                 upgrade.take(),
                                 conn,
                                 &cx,
                                 cached.take(),
                                 report,
-                            ));
+                            );
+                            return Ok(match lease {
+                                Some(lease) => resp.map(|b| b.with_lease(lease)),
+                                None => resp,
+                            });
                         }
                     }
                     attempt += 1;
@@ -940,7 +946,7 @@ fn routing_host(host: &str) -> Cow<'_, str> {
 /// Maps a client error to the answer: TLS failures (during or just after
 /// the handshake) are 502 `upstream-tls`, connect failures 502 (504 when
 /// the connect timed out), anything after is 502.
-fn classify(e: &hyper_util::client::legacy::Error, target: &str) -> Failure {
+fn classify(e: &client::ClientError, target: &str) -> Failure {
     if let Some(reason) = client::tls_failure(e) {
         return Failure::new(
             ErrorCode::UpstreamTls,
