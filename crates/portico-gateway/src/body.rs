@@ -273,6 +273,12 @@ impl Exchange {
 /// escape (what serde_json escapes too); everything else is copied as is.
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Ids, names and most paths need no escape: one scan, one copy.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut plain = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {

@@ -33,38 +33,33 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Removes the hop-by-hop fields: the fixed list and every field the
-/// `Connection` header names. One pass over the names when there are none,
-/// which is the common case.
+/// `Connection` header names. One pass over the names finds the ones
+/// present (none on most requests, `Connection` on most responses), so
+/// only those are looked up again to be removed.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    if found.is_empty() {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    if found.contains(&header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|name| !found.contains(name))
             .collect();
         for name in named {
             headers.remove(name);
         }
-        headers.remove(header::CONNECTION);
     }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-    ] {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+    for name in found {
+        headers.remove(name);
     }
 }
 
@@ -96,23 +91,25 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let mut id = Vec::with_capacity(32);
-    push_hex(&mut id, fastrand::u128(..), 32);
-    header_value(id)
+    let mut id = [0u8; 32];
+    write_hex(&mut id, fastrand::u128(..));
+    header_value(&id)
 }
 
-/// Appends the lowest `digits` hex digits of `v`, most significant first.
-fn push_hex(out: &mut Vec<u8>, v: u128, digits: u32) {
+/// Fills `out` with the lowest `out.len()` hex digits of `v`, most
+/// significant first. Into a fixed buffer: a push per digit costs a
+/// capacity check each, on every request.
+fn write_hex(out: &mut [u8], v: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    let last = out.len() - 1;
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((v >> ((last - i) * 4)) & 0xf) as usize];
     }
 }
 
 /// A header value from bytes this module produced (hex, digits, `-`).
-fn header_value(bytes: Vec<u8>) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
-        .expect("generated header values are visible ASCII")
+fn header_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).expect("generated header values are visible ASCII")
 }
 
 /// The `traceparent` to send upstream: the incoming trace continued with a
@@ -120,26 +117,24 @@ fn header_value(bytes: Vec<u8>) -> HeaderValue {
 /// incoming one is absent or malformed.
 pub(crate) fn traceparent(headers: &HeaderMap) -> HeaderValue {
     let span = nonzero_u64();
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
+    // `00-` trace (32) `-` parent (16) `-` flags (2).
+    let mut out = *b"00-................................-................-..";
     let incoming = headers
         .get(&TRACEPARENT)
         .and_then(|v| parse_traceparent(v.as_bytes()));
     let flags = match incoming {
         Some((trace, flags)) => {
-            out.extend_from_slice(trace.as_bytes());
+            out[3..35].copy_from_slice(trace.as_bytes());
             flags.as_bytes()
         }
         None => {
-            push_hex(&mut out, nonzero_u128(), 32);
+            write_hex(&mut out[3..35], nonzero_u128());
             b"01"
         }
     };
-    out.push(b'-');
-    push_hex(&mut out, u128::from(span), 16);
-    out.push(b'-');
-    out.extend_from_slice(flags);
-    header_value(out)
+    write_hex(&mut out[36..52], u128::from(span));
+    out[53..55].copy_from_slice(flags);
+    header_value(&out)
 }
 
 fn nonzero_u64() -> u64 {

@@ -178,9 +178,9 @@ impl H1Pool {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(pq);
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut().insert(header::HOST, target.host.clone());
-        }
+        req.headers_mut()
+            .entry(header::HOST)
+            .or_insert_with(|| target.host.clone());
         loop {
             let (mut sender, reused) = match inner.checkout(target) {
                 Some(sender) => (sender, true),

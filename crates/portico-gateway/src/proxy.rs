@@ -266,14 +266,23 @@ impl Gateway {
 
         // Identity headers, and headers the API's policies set, are
         // Portico's to set, never the client's.
-        for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
-            .into_iter()
-            .chain(rt.api.policies.owned_headers())
-            .chain(rt.api.security.iter().flat_map(|s| s.owned.iter()))
-        {
-            if parts.headers.contains_key(name) {
-                parts.headers.remove(name);
-            }
+        let owned = || {
+            [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
+                .into_iter()
+                .chain(rt.api.policies.owned_headers())
+                .chain(rt.api.security.iter().flat_map(|s| s.owned.iter()))
+        };
+        // One pass over the request's few names finds whether there is
+        // anything to remove (there seldom is), instead of a lookup per
+        // owned name.
+        let found: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|k| owned().any(|n| n == *k))
+            .cloned()
+            .collect();
+        for name in found {
+            parts.headers.remove(name);
         }
         let chain = &rt.api.policies;
         // Noted before a policy removes a credential: the cache treats
