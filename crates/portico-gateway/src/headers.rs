@@ -181,6 +181,11 @@ pub struct Hop {
 }
 
 impl Hop {
+    /// The client's address (the access log writes it too).
+    pub(crate) fn client_ip(&self) -> &HeaderValue {
+        &self.ip
+    }
+
     pub fn new(client: SocketAddr, proto: &'static str) -> Self {
         let forwarded = match client.ip() {
             IpAddr::V4(v4) => format!("for={v4};proto={proto}"),

@@ -151,6 +151,7 @@ impl Gateway {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             target: None,
+            client: conn.hop.client_ip().clone(),
         });
         let mut exchange = Exchange {
             start,
@@ -167,7 +168,6 @@ impl Gateway {
             upstream: None,
             bytes: 0,
             aborted: false,
-            client: conn.peer,
         };
         let result = self.forward(req, conn, &id, &mut exchange).await;
         let mut response = match result {
