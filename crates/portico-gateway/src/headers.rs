@@ -3,6 +3,7 @@
 //! and W3C trace context.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -178,6 +179,10 @@ pub struct Hop {
     /// The client address as an `X-Forwarded-For` element.
     ip: HeaderValue,
     proto: &'static str,
+    /// The first `Host` seen on the connection and the `Forwarded` value
+    /// made for it: a client sends the same host on every request of a
+    /// connection, so the value is made once instead of per request.
+    for_host: OnceLock<(HeaderValue, HeaderValue)>,
 }
 
 impl Hop {
@@ -197,6 +202,7 @@ impl Hop {
             forwarded,
             ip,
             proto,
+            for_host: OnceLock::new(),
         }
     }
 }
@@ -206,19 +212,17 @@ impl Hop {
 /// appended to what earlier proxies wrote; the protocol and host describe
 /// this hop and replace what the client sent.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&HeaderValue>) {
-    let host_str = host.and_then(|h| h.to_str().ok()).filter(|h| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    });
-    let mut forwarded =
-        String::with_capacity(hop.forwarded.len() + host_str.map_or(0, |h| h.len() + 8));
-    forwarded.push_str(&hop.forwarded);
-    if let Some(h) = host_str {
-        forwarded.push_str(";host=\"");
-        forwarded.push_str(h);
-        forwarded.push('"');
-    }
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
+    let value = match (host, hop.for_host.get()) {
+        (Some(host), Some((seen, value))) if host == seen => Some(value.clone()),
+        _ => {
+            let value = forwarded_value(hop, host);
+            if let (Some(host), Some(value)) = (host, &value) {
+                let _ = hop.for_host.set((host.clone(), value.clone()));
+            }
+            value
+        }
+    };
+    if let Some(v) = value {
         headers.append(&FORWARDED, v);
     }
 
@@ -244,6 +248,23 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&He
             headers.remove(&X_FORWARDED_HOST);
         }
     }
+}
+
+/// This hop's `Forwarded` element for a request naming `host`.
+fn forwarded_value(hop: &Hop, host: Option<&HeaderValue>) -> Option<HeaderValue> {
+    let host_str = host.and_then(|h| h.to_str().ok()).filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    });
+    let mut forwarded =
+        String::with_capacity(hop.forwarded.len() + host_str.map_or(0, |h| h.len() + 8));
+    forwarded.push_str(&hop.forwarded);
+    if let Some(h) = host_str {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)).ok()
 }
 
 #[cfg(test)]
@@ -383,5 +404,23 @@ mod tests {
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(h["x-forwarded-for"], "::1");
         assert!(!h.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn forwarded_follows_the_host_of_each_request_on_a_connection() {
+        let hop = Hop::new("127.0.0.1:5000".parse().unwrap(), "http");
+        let forwarded = |host: &'static str| {
+            let mut h = HeaderMap::new();
+            add_forwarded(&mut h, &hop, Some(&HeaderValue::from_static(host)));
+            h["forwarded"].to_str().unwrap().to_owned()
+        };
+        let a = "for=127.0.0.1;proto=http;host=\"a.example\"";
+        assert_eq!(forwarded("a.example"), a);
+        assert_eq!(forwarded("a.example"), a, "the kept value");
+        assert_eq!(
+            forwarded("b.example"),
+            "for=127.0.0.1;proto=http;host=\"b.example\""
+        );
+        assert_eq!(forwarded("a.example"), a);
     }
 }
