@@ -47,16 +47,19 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     if found.contains(&header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
+        // The values are cheap to copy (shared bytes); with the copies the
+        // named fields are removed by their text, case-insensitively,
+        // without building a `HeaderName` (an allocation for most names).
+        let connection: Vec<HeaderValue> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|name| !found.contains(name))
+            .cloned()
             .collect();
-        for name in named {
-            headers.remove(name);
+        for value in &connection {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',') {
+                headers.remove(token.trim());
+            }
         }
     }
     for name in found {
