@@ -1504,7 +1504,7 @@ fn parse_target(raw: &RawTarget) -> Result<Target, String> {
     }
     let path_prefix = uri.path().trim_end_matches('/').to_owned();
     Ok(Target {
-        url: url.to_owned(),
+        url: url.into(),
         scheme,
         authority,
         path_prefix,

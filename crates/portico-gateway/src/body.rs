@@ -4,7 +4,6 @@
 //! the response body ends or is dropped, so durations and byte counts cover
 //! the whole response, streamed or not.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +14,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Method};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use serde::Serialize;
 
 use portico_model::App;
 use portico_model::limits::Permit;
@@ -23,7 +21,9 @@ use portico_model::limits::Permit;
 use crate::access_log::AccessLogSink;
 use crate::cache::Tee;
 use crate::metrics::ApiMetrics;
-use crate::time::rfc3339_millis;
+use crate::pool::Lease;
+use crate::text::push_u64;
+use crate::time::write_rfc3339_millis;
 use crate::upstream::InFlight;
 use crate::validate::CheckedBody;
 
@@ -31,6 +31,9 @@ use crate::validate::CheckedBody;
 pub struct GatewayBody {
     kind: Kind,
     exchange: Option<Box<Exchange>>,
+    /// The upstream connection the body comes from, back to its pool when
+    /// the body ends or is dropped.
+    lease: Option<Lease>,
 }
 
 enum Kind {
@@ -47,6 +50,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Upstream(body),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -66,6 +71,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Cached(Box::new(tee)),
             exchange: None,
+            lease: None,
         }
     }
 
@@ -74,7 +80,14 @@ impl GatewayBody {
         Self {
             kind: Kind::Checked(Box::new(body)),
             exchange: None,
+            lease: None,
         }
+    }
+
+    /// Keeps the upstream connection until this body ends.
+    pub(crate) fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Attaches the record to finish when this body ends.
@@ -123,7 +136,10 @@ impl Body for GatewayBody {
                 }
                 this.finish();
             }
-            None => this.finish(),
+            None => {
+                this.lease = None;
+                this.finish();
+            }
         }
         Poll::Ready(frame)
     }
@@ -186,7 +202,6 @@ pub(crate) struct Exchange {
     pub upstream: Option<Duration>,
     pub bytes: u64,
     pub aborted: bool,
-    pub client: SocketAddr,
 }
 
 /// Request details kept only when the access log is on.
@@ -196,30 +211,9 @@ pub(crate) struct LogContext {
     pub sink: AccessLogSink,
     pub method: Method,
     pub path: String,
-    pub target: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    time: &'a str,
-    request_id: &'a str,
-    api: Option<&'a str>,
-    operation: Option<&'a str>,
-    app: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes: u64,
-    duration_ms: f64,
-    upstream_ms: Option<f64>,
-    upstream: Option<&'a str>,
-    client: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    aborted: bool,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+    pub target: Option<Arc<str>>,
+    /// The client's address, as written once per connection.
+    pub client: HeaderValue,
 }
 
 impl Exchange {
@@ -227,27 +221,115 @@ impl Exchange {
         let total = self.start.elapsed();
         self.metrics.record(self.status, total, self.upstream);
         if let Some(log) = &self.log {
-            let time = rfc3339_millis(log.started_at);
-            let line = Line {
-                time: &time,
-                request_id: self.request_id.to_str().unwrap_or(""),
-                api: self.api.as_deref(),
-                operation: self.operation.as_deref(),
-                app: self.app.as_deref().map(|a| a.name.as_str()),
-                method: log.method.as_str(),
-                path: &log.path,
-                status: self.status,
-                bytes: self.bytes,
-                duration_ms: millis(total),
-                upstream_ms: self.upstream.map(millis),
-                upstream: log.target.as_deref(),
-                client: self.client.ip().to_string(),
-                aborted: self.aborted,
-            };
-            if let Ok(text) = serde_json::to_string(&line) {
-                log.sink.send(text);
-            }
+            log.sink.send(self.line(log, total));
         }
+    }
+
+    /// The access log line: a JSON object with the keys in a fixed order,
+    /// written straight into one string (the line is made for every
+    /// request, so it skips a serializer's generic machinery).
+    fn line(&self, log: &LogContext, total: Duration) -> String {
+        let mut out = String::with_capacity(320);
+        out.push_str("{\"time\":\"");
+        write_rfc3339_millis(&mut out, log.started_at);
+        out.push_str("\",\"request_id\":");
+        json_str(&mut out, self.request_id.to_str().unwrap_or(""));
+        out.push_str(",\"api\":");
+        json_opt(&mut out, self.api.as_deref());
+        out.push_str(",\"operation\":");
+        json_opt(&mut out, self.operation.as_deref());
+        out.push_str(",\"app\":");
+        json_opt(&mut out, self.app.as_deref().map(|a| a.name.as_str()));
+        out.push_str(",\"method\":");
+        json_str(&mut out, log.method.as_str());
+        out.push_str(",\"path\":");
+        json_str(&mut out, &log.path);
+        out.push_str(",\"status\":");
+        push_u64(&mut out, u64::from(self.status));
+        out.push_str(",\"bytes\":");
+        push_u64(&mut out, self.bytes);
+        out.push_str(",\"duration_ms\":");
+        push_millis(&mut out, total);
+        out.push_str(",\"upstream_ms\":");
+        match self.upstream {
+            Some(d) => push_millis(&mut out, d),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"upstream\":");
+        json_opt(&mut out, log.target.as_deref());
+        out.push_str(",\"client\":");
+        json_str(&mut out, log.client.to_str().unwrap_or(""));
+        if self.aborted {
+            out.push_str(",\"aborted\":true");
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// `s` as a JSON string. Only `"`, `\\` and control characters need an
+/// escape (what serde_json escapes too); everything else is copied as is.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    // Ids, names and most paths need no escape: one scan, one copy.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn json_opt(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// `d` in milliseconds, rounded to the microsecond, as the shortest
+/// decimal that reads back the same (`12.5`, `0.042`, `3.0`).
+fn push_millis(out: &mut String, d: Duration) {
+    let micros = (d.as_nanos() + 500) / 1000;
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    push_u64(out, micros / 1000);
+    out.push('.');
+    let mut frac = micros % 1000;
+    if frac == 0 {
+        out.push('0');
+        return;
+    }
+    let mut width = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + ((frac / 10u64.pow(i)) % 10) as u8));
     }
 }
 
@@ -398,6 +480,53 @@ impl Body for RequestBody {
                     |b| b.as_ref().map_or(SizeHint::with_exact(0), Body::size_hint),
                 ),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_json(s: &str) -> String {
+        let mut out = String::new();
+        json_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        for s in [
+            "",
+            "/pets/1",
+            "quote \" and backslash \\",
+            "line\nfeed\r\ttab \u{1} \u{1f}",
+            "caf\u{e9} \u{1F600}",
+        ] {
+            let written = as_json(s);
+            let back: String = serde_json::from_str(&written).expect(&written);
+            assert_eq!(back, s);
+        }
+        assert_eq!(as_json("a\u{1}b"), "\"a\\u0001b\"");
+    }
+
+    #[test]
+    fn millis_are_the_shortest_decimal() {
+        let cases = [
+            (Duration::ZERO, "0.0"),
+            (Duration::from_millis(3), "3.0"),
+            (Duration::from_micros(12_500), "12.5"),
+            (Duration::from_micros(42), "0.042"),
+            (Duration::from_nanos(1_234_567), "1.235"),
+            (Duration::from_nanos(499), "0.0"),
+            (Duration::from_secs(90), "90000.0"),
+        ];
+        for (d, want) in cases {
+            let mut out = String::new();
+            push_millis(&mut out, d);
+            assert_eq!(out, want, "{d:?}");
+            let n: f64 = out.parse().unwrap();
+            assert_eq!(n, (d.as_secs_f64() * 1_000_000.0).round() / 1000.0);
         }
     }
 }

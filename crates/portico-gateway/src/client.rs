@@ -9,13 +9,15 @@
 //! traffic pays nothing for TLS support.
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::{Request, Version};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portico_model::Upstream;
 use portico_model::api::{KeyFormat, UpstreamProtocol, UpstreamTls};
@@ -28,6 +30,7 @@ use rustls::pki_types::{
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::body::RequestBody;
+use crate::pool::{H1Pool, Lease, PoolError};
 
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -43,7 +46,9 @@ pub(crate) struct UpstreamClient {
 
 #[derive(Clone)]
 enum Inner {
-    /// Only `http://` targets: HTTP/1.1 or h2c.
+    /// Only `http://` targets, HTTP/1.1: Portico's own pool (`pool.rs`).
+    Http1(H1Pool),
+    /// Only `http://` targets, h2c.
     Plain(Client<HttpConnector, RequestBody>),
     /// At least one `https://` target (`http://` ones still work).
     Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
@@ -69,6 +74,11 @@ impl UpstreamClient {
             }
         };
         let inner = match &upstream.tls {
+            None if upstream.protocol == UpstreamProtocol::Http1 => Inner::Http1(H1Pool::new(
+                upstream.targets.iter().map(|t| t.authority.clone()),
+                upstream.connect_timeout,
+                TCP_KEEPALIVE,
+            )),
             None => {
                 http.enforce_http(true);
                 Inner::Plain(builder.build(http))
@@ -103,12 +113,63 @@ impl UpstreamClient {
         self.version
     }
 
-    /// Sends `req` on a pooled (or new) connection.
-    #[inline]
-    pub fn request(&self, req: Request<RequestBody>) -> ResponseFuture {
+    /// Sends `req` on a pooled (or new) connection. The lease, when there
+    /// is one, returns the connection to its pool when dropped: keep it
+    /// until the response body has ended.
+    pub async fn request(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Option<Lease>), ClientError> {
         match &self.inner {
-            Inner::Plain(c) => c.request(req),
-            Inner::Tls(c) => c.request(req),
+            Inner::Http1(p) => match p.send(req).await {
+                Ok((resp, lease)) => Ok((resp, Some(lease))),
+                Err(e) => Err(ClientError::Pool(e)),
+            },
+            Inner::Plain(c) => c
+                .request(req)
+                .await
+                .map(|r| (r, None))
+                .map_err(ClientError::Legacy),
+            Inner::Tls(c) => c
+                .request(req)
+                .await
+                .map(|r| (r, None))
+                .map_err(ClientError::Legacy),
+        }
+    }
+}
+
+/// A failed upstream request, from either client.
+#[derive(Debug)]
+pub(crate) enum ClientError {
+    Legacy(hyper_util::client::legacy::Error),
+    Pool(PoolError),
+}
+
+impl ClientError {
+    /// True when no connection could be made, so the request never left.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Legacy(e) => e.is_connect(),
+            Self::Pool(e) => e.is_connect(),
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Legacy(e) => e.fmt(f),
+            Self::Pool(e) => e.fmt(f),
+        }
+    }
+}
+
+impl StdError for ClientError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Legacy(e) => Some(e),
+            Self::Pool(e) => Some(e),
         }
     }
 }

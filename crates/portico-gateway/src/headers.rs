@@ -3,6 +3,7 @@
 //! and W3C trace context.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -33,38 +34,36 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Removes the hop-by-hop fields: the fixed list and every field the
-/// `Connection` header names. One pass over the names when there are none,
-/// which is the common case.
+/// `Connection` header names. One pass over the names finds the ones
+/// present (none on most requests, `Connection` on most responses), so
+/// only those are looked up again to be removed.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(is_hop_by_hop) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    if found.is_empty() {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    if found.contains(&header::CONNECTION) {
+        // The values are cheap to copy (shared bytes); with the copies the
+        // named fields are removed by their text, case-insensitively,
+        // without building a `HeaderName` (an allocation for most names).
+        let connection: Vec<HeaderValue> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .cloned()
             .collect();
-        for name in named {
-            headers.remove(name);
+        for value in &connection {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',') {
+                headers.remove(token.trim());
+            }
         }
-        headers.remove(header::CONNECTION);
     }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-    ] {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+    for name in found {
+        headers.remove(name);
     }
 }
 
@@ -96,23 +95,25 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let mut id = Vec::with_capacity(32);
-    push_hex(&mut id, fastrand::u128(..), 32);
-    header_value(id)
+    let mut id = [0u8; 32];
+    write_hex(&mut id, fastrand::u128(..));
+    header_value(&id)
 }
 
-/// Appends the lowest `digits` hex digits of `v`, most significant first.
-fn push_hex(out: &mut Vec<u8>, v: u128, digits: u32) {
+/// Fills `out` with the lowest `out.len()` hex digits of `v`, most
+/// significant first. Into a fixed buffer: a push per digit costs a
+/// capacity check each, on every request.
+fn write_hex(out: &mut [u8], v: u128) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    let last = out.len() - 1;
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((v >> ((last - i) * 4)) & 0xf) as usize];
     }
 }
 
 /// A header value from bytes this module produced (hex, digits, `-`).
-fn header_value(bytes: Vec<u8>) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes))
-        .expect("generated header values are visible ASCII")
+fn header_value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).expect("generated header values are visible ASCII")
 }
 
 /// The `traceparent` to send upstream: the incoming trace continued with a
@@ -120,26 +121,24 @@ fn header_value(bytes: Vec<u8>) -> HeaderValue {
 /// incoming one is absent or malformed.
 pub(crate) fn traceparent(headers: &HeaderMap) -> HeaderValue {
     let span = nonzero_u64();
-    let mut out = Vec::with_capacity(55);
-    out.extend_from_slice(b"00-");
+    // `00-` trace (32) `-` parent (16) `-` flags (2).
+    let mut out = *b"00-................................-................-..";
     let incoming = headers
         .get(&TRACEPARENT)
         .and_then(|v| parse_traceparent(v.as_bytes()));
     let flags = match incoming {
         Some((trace, flags)) => {
-            out.extend_from_slice(trace.as_bytes());
+            out[3..35].copy_from_slice(trace.as_bytes());
             flags.as_bytes()
         }
         None => {
-            push_hex(&mut out, nonzero_u128(), 32);
+            write_hex(&mut out[3..35], nonzero_u128());
             b"01"
         }
     };
-    out.push(b'-');
-    push_hex(&mut out, u128::from(span), 16);
-    out.push(b'-');
-    out.extend_from_slice(flags);
-    header_value(out)
+    write_hex(&mut out[36..52], u128::from(span));
+    out[53..55].copy_from_slice(flags);
+    header_value(&out)
 }
 
 fn nonzero_u64() -> u64 {
@@ -183,9 +182,18 @@ pub struct Hop {
     /// The client address as an `X-Forwarded-For` element.
     ip: HeaderValue,
     proto: &'static str,
+    /// The first `Host` seen on the connection and the `Forwarded` value
+    /// made for it: a client sends the same host on every request of a
+    /// connection, so the value is made once instead of per request.
+    for_host: OnceLock<(HeaderValue, HeaderValue)>,
 }
 
 impl Hop {
+    /// The client's address (the access log writes it too).
+    pub(crate) fn client_ip(&self) -> &HeaderValue {
+        &self.ip
+    }
+
     pub fn new(client: SocketAddr, proto: &'static str) -> Self {
         let forwarded = match client.ip() {
             IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
@@ -197,6 +205,7 @@ impl Hop {
             forwarded,
             ip,
             proto,
+            for_host: OnceLock::new(),
         }
     }
 }
@@ -206,19 +215,17 @@ impl Hop {
 /// appended to what earlier proxies wrote; the protocol and host describe
 /// this hop and replace what the client sent.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&HeaderValue>) {
-    let host_str = host.and_then(|h| h.to_str().ok()).filter(|h| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    });
-    let mut forwarded =
-        String::with_capacity(hop.forwarded.len() + host_str.map_or(0, |h| h.len() + 8));
-    forwarded.push_str(&hop.forwarded);
-    if let Some(h) = host_str {
-        forwarded.push_str(";host=\"");
-        forwarded.push_str(h);
-        forwarded.push('"');
-    }
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
+    let value = match (host, hop.for_host.get()) {
+        (Some(host), Some((seen, value))) if host == seen => Some(value.clone()),
+        _ => {
+            let value = forwarded_value(hop, host);
+            if let (Some(host), Some(value)) = (host, &value) {
+                let _ = hop.for_host.set((host.clone(), value.clone()));
+            }
+            value
+        }
+    };
+    if let Some(v) = value {
         headers.append(&FORWARDED, v);
     }
 
@@ -244,6 +251,23 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&He
             headers.remove(&X_FORWARDED_HOST);
         }
     }
+}
+
+/// This hop's `Forwarded` element for a request naming `host`.
+fn forwarded_value(hop: &Hop, host: Option<&HeaderValue>) -> Option<HeaderValue> {
+    let host_str = host.and_then(|h| h.to_str().ok()).filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    });
+    let mut forwarded =
+        String::with_capacity(hop.forwarded.len() + host_str.map_or(0, |h| h.len() + 8));
+    forwarded.push_str(&hop.forwarded);
+    if let Some(h) = host_str {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)).ok()
 }
 
 #[cfg(test)]
@@ -383,5 +407,23 @@ mod tests {
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(h["x-forwarded-for"], "::1");
         assert!(!h.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn forwarded_follows_the_host_of_each_request_on_a_connection() {
+        let hop = Hop::new("127.0.0.1:5000".parse().unwrap(), "http");
+        let forwarded = |host: &'static str| {
+            let mut h = HeaderMap::new();
+            add_forwarded(&mut h, &hop, Some(&HeaderValue::from_static(host)));
+            h["forwarded"].to_str().unwrap().to_owned()
+        };
+        let a = "for=127.0.0.1;proto=http;host=\"a.example\"";
+        assert_eq!(forwarded("a.example"), a);
+        assert_eq!(forwarded("a.example"), a, "the kept value");
+        assert_eq!(
+            forwarded("b.example"),
+            "for=127.0.0.1;proto=http;host=\"b.example\""
+        );
+        assert_eq!(forwarded("a.example"), a);
     }
 }

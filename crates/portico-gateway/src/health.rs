@@ -148,7 +148,7 @@ impl UpstreamHealth {
                 .collect(),
             breaker: upstream.circuit_breaker.clone(),
             api,
-            urls: upstream.targets.iter().map(|t| t.url.clone()).collect(),
+            urls: upstream.targets.iter().map(|t| t.url.to_string()).collect(),
         }))
     }
 
@@ -388,7 +388,7 @@ async fn probe(client: &UpstreamClient, uri: Uri, timeout: Duration) -> bool {
         .body(RequestBody::Empty);
     let Ok(req) = req else { return false };
     let exchange = async {
-        let resp = client.request(req).await.ok()?;
+        let (resp, _lease) = client.request(req).await.ok()?;
         let status = resp.status();
         let _: Bytes = resp.into_body().collect().await.ok()?.to_bytes();
         Some(status.is_success() || status.is_redirection())
@@ -485,7 +485,7 @@ mod tests {
 
     fn upstream(breaker: Option<CircuitBreaker>) -> Upstream {
         let target = |port: u16| Target {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{port}").into(),
             scheme: Scheme::HTTP,
             authority: Authority::try_from(format!("127.0.0.1:{port}")).unwrap(),
             path_prefix: String::new(),

@@ -16,6 +16,7 @@ use portico_model::limits::{
 use portico_model::policy::{Rejection, RequestContext};
 
 use crate::metrics::{ApiMetrics, LimitOutcome};
+use crate::text::push_u64;
 
 /// A request refused by a limit: what the 429 says.
 #[derive(Debug)]
@@ -215,14 +216,24 @@ pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
     ))
 }
 
+// Written piece by piece rather than with `write!`: both fields go on
+// every response of an API under a limit.
 fn write_member(policy: &mut String, state: &mut String, name: &str, a: Algorithm, o: &Outcome) {
-    let _ = write!(policy, "\"{name}\";q={}", a.quota());
+    policy.push('"');
+    policy.push_str(name);
+    policy.push_str("\";q=");
+    push_u64(policy, a.quota());
     if let Some(w) = a.window_secs() {
-        let _ = write!(policy, ";w={w}");
+        policy.push_str(";w=");
+        push_u64(policy, w);
     }
-    let _ = write!(state, "\"{name}\";r={}", o.remaining);
+    state.push('"');
+    state.push_str(name);
+    state.push_str("\";r=");
+    push_u64(state, o.remaining);
     if !matches!(a, Algorithm::Concurrency { .. }) {
-        let _ = write!(state, ";t={}", ceil_secs(o.reset));
+        state.push_str(";t=");
+        push_u64(state, ceil_secs(o.reset));
     }
 }
 

@@ -151,6 +151,7 @@ impl Gateway {
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
             target: None,
+            client: conn.hop.client_ip().clone(),
         });
         let mut exchange = Exchange {
             start,
@@ -167,7 +168,6 @@ impl Gateway {
             upstream: None,
             bytes: 0,
             aborted: false,
-            client: conn.peer,
         };
         let result = self.forward(req, conn, &id, &mut exchange).await;
         let mut response = match result {
@@ -266,14 +266,23 @@ impl Gateway {
 
         // Identity headers, and headers the API's policies set, are
         // Portico's to set, never the client's.
-        for name in [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
-            .into_iter()
-            .chain(rt.api.policies.owned_headers())
-            .chain(rt.api.security.iter().flat_map(|s| s.owned.iter()))
-        {
-            if parts.headers.contains_key(name) {
-                parts.headers.remove(name);
-            }
+        let owned = || {
+            [&X_PORTICO_APP, &X_PORTICO_DEVELOPER]
+                .into_iter()
+                .chain(rt.api.policies.owned_headers())
+                .chain(rt.api.security.iter().flat_map(|s| s.owned.iter()))
+        };
+        // One pass over the request's few names finds whether there is
+        // anything to remove (there seldom is), instead of a lookup per
+        // owned name.
+        let found: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|k| owned().any(|n| n == *k))
+            .cloned()
+            .collect();
+        for name in found {
+            parts.headers.remove(name);
         }
         let chain = &rt.api.policies;
         // Noted before a policy removes a credential: the cache treats
@@ -365,7 +374,7 @@ impl Gateway {
                     )
                 })?;
             if let Some(log) = exchange.log.as_mut() {
-                log.target = Some("mock".to_owned());
+                log.target = Some("mock".into());
             }
             let (mut head, body) = match mock::answer(op, &parts) {
                 Ok(resp) => {
@@ -510,7 +519,7 @@ impl Gateway {
             let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
-                Ok(Ok(resp)) => {
+                Ok(Ok((resp, lease))) => {
                     let status = resp.status().as_u16();
                     outcome.finish(status < 500);
                     let retry_on = RetryOn::status(status)
@@ -526,6 +535,8 @@ impl Gateway {
                             if let (Some(report), true) = (&report, enforced) {
                                 let (head, body) = resp.into_parts();
                                 let bytes = enforce(report, body).await?;
+                                // Read whole: the connection is free again.
+                                drop(lease);
                                 return Ok(self.respond_read(
                                     head,
                                     bytes,
@@ -534,14 +545,18 @@ impl Gateway {
                                     cached.take(),
                                 ));
                             }
-                            return Ok(self.respond(
+                            let resp = self.respond(
                                 resp,
                                 upgrade.take(),
                                 conn,
                                 &cx,
                                 cached.take(),
                                 report,
-                            ));
+                            );
+                            return Ok(match lease {
+                                Some(lease) => resp.map(|b| b.with_lease(lease)),
+                                None => resp,
+                            });
                         }
                     }
                     attempt += 1;
@@ -940,7 +955,7 @@ fn routing_host(host: &str) -> Cow<'_, str> {
 /// Maps a client error to the answer: TLS failures (during or just after
 /// the handshake) are 502 `upstream-tls`, connect failures 502 (504 when
 /// the connect timed out), anything after is 502.
-fn classify(e: &hyper_util::client::legacy::Error, target: &str) -> Failure {
+fn classify(e: &client::ClientError, target: &str) -> Failure {
     if let Some(reason) = client::tls_failure(e) {
         return Failure::new(
             ErrorCode::UpstreamTls,

@@ -256,7 +256,7 @@ fn report(rt: &ApiRuntime, now: u64) -> UpstreamReport {
             .targets
             .iter()
             .map(|t| TargetReport {
-                url: t.url.clone(),
+                url: t.url.to_string(),
                 available: true,
                 healthy: true,
                 circuit: "closed",

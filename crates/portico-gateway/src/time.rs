@@ -1,21 +1,65 @@
 //! RFC 3339 timestamps for the access log, without a calendar dependency.
 
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+#[cfg(test)]
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
+    let mut out = String::new();
+    write_rfc3339_millis(&mut out, t);
+    out
+}
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) to `out`.
+pub(crate) fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
+    // Every line of a busy log falls in the same second as the line
+    // before it: the calendar part is worked out once per second per
+    // thread, and only the milliseconds are written each time.
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, prefix)| {
+        if *cached != secs {
+            prefix.clear();
+            write_second(prefix, secs);
+            *cached = secs;
+        }
+        out.push_str(prefix);
+    });
+    let ms = since.subsec_millis();
+    push_digits(out, ms / 100, 1);
+    push_digits(out, ms % 100, 2);
+    out.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of the second `secs` after the epoch.
+fn write_second(out: &mut String, secs: u64) {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    push_digits(out, u32::try_from(y.clamp(0, 9999)).unwrap_or(0), 4);
+    out.push('-');
+    push_digits(out, m, 2);
+    out.push('-');
+    push_digits(out, d, 2);
+    out.push('T');
+    push_digits(out, (rem / 3600) as u32, 2);
+    out.push(':');
+    push_digits(out, ((rem % 3600) / 60) as u32, 2);
+    out.push(':');
+    push_digits(out, (rem % 60) as u32, 2);
+    out.push('.');
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (n / 10u32.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
@@ -45,5 +89,19 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_cached_second_follows_the_clock() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.123Z");
+        // Same second, other milliseconds; then the next second, and back.
+        let same = t + Duration::from_millis(800);
+        assert_eq!(rfc3339_millis(same), "2026-11-18T11:06:40.923Z");
+        let next = t + Duration::from_millis(900);
+        assert_eq!(rfc3339_millis(next), "2026-11-18T11:06:41.023Z");
+        assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.123Z");
+        let day = t + Duration::from_secs(86_400);
+        assert_eq!(rfc3339_millis(day), "2026-11-19T11:06:40.123Z");
     }
 }

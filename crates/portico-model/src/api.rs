@@ -380,8 +380,9 @@ fn mix(mut z: u64) -> u64 {
 /// One upstream server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// The URL as written, for logs and the admin API.
-    pub url: String,
+    /// The URL as written, for logs and the admin API (shared: every
+    /// access log line names its target).
+    pub url: std::sync::Arc<str>,
     pub scheme: Scheme,
     pub authority: Authority,
     /// Path of the target URL without a trailing `/`; empty for none.

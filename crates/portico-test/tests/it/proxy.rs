@@ -185,6 +185,49 @@ async fn upstream_connections_are_reused() {
 }
 
 #[tokio::test]
+async fn an_idle_connection_the_upstream_closed_is_not_used_again() {
+    // Each connection answers one request as if it would stay open (no
+    // `Connection: close`), then closes: the idle connection in the pool
+    // is dead by the next request, which must go out on a new one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[format!("http://{addr}")])]))
+        .run()
+        .await;
+    let c = client();
+    for _ in 0..5 {
+        let resp = c.get(node.proxy_url("/a")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        // Time for the close to reach the gateway.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 5);
+}
+
+#[tokio::test]
 async fn request_bodies_stream_through() {
     let up = Upstream::echo().run().await;
     let node = TestNode::new()
