@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Request, Response, Uri, header};
 use hyper::body::Incoming;
@@ -67,7 +67,10 @@ struct TargetPool {
     /// The `Host` field for requests to this target (port left out when it
     /// is 80, as the legacy client does).
     host: HeaderValue,
-    idle: ArrayQueue<Idle>,
+    /// Unbounded, but capped at [`MAX_IDLE`] by `put_back`. Not an
+    /// `ArrayQueue`: that would allocate all its slots up front, 1,024 per
+    /// target of every API, used or not.
+    idle: SegQueue<Idle>,
 }
 
 struct Idle {
@@ -144,7 +147,7 @@ impl H1Pool {
             targets.push(TargetPool {
                 authority,
                 host,
-                idle: ArrayQueue::new(MAX_IDLE),
+                idle: SegQueue::new(),
             });
         }
         Self {
@@ -288,7 +291,7 @@ impl Inner {
                     for _ in 0..target.idle.len() {
                         let Some(idle) = target.idle.pop() else { break };
                         if now.saturating_sub(idle.since) < IDLE_TICKS && !idle.sender.is_closed() {
-                            let _ = target.idle.push(idle);
+                            target.idle.push(idle);
                         }
                     }
                 }
@@ -302,7 +305,10 @@ impl Inner {
             since: self.tick.load(Ordering::Relaxed),
         };
         // A full list closes the connection (the idle one is dropped).
-        let _ = self.targets[target].idle.push(idle);
+        let list = &self.targets[target].idle;
+        if list.len() < MAX_IDLE {
+            list.push(idle);
+        }
     }
 }
 
