@@ -267,7 +267,7 @@ print("\t".join(str(x) for x in [name, rps, lat(50), lat(99), non2xx.group(1) if
 PY
 }
 
-echo "Portico: single-threaded runtime (workers: 1) on CPU 1; upstream pool: hyper-util, unbounded idle per host (one connection per concurrent request)." >&2
+echo "Portico: single-threaded runtime (workers: 1) on CPU 1; upstream pool: Portico's own HTTP/1.1 pool, up to 1,024 idle connections per target (one per concurrent request here)." >&2
 echo "Running $ROUNDS rounds x ${#TARGETS[@]} targets, ${DURATION}s each, -c$CONNS." >&2
 for r in $(seq "$ROUNDS"); do
   run direct "$UP" ""
