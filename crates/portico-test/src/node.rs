@@ -94,7 +94,32 @@ impl TestNode {
     /// A bodiless POST to the admin listener with an optional bearer token;
     /// the status and the body parsed as JSON (`null` if it is not).
     pub async fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-        let mut req = http::Request::post(path).header("host", "admin");
+        let (status, body) = self.admin_call(http::Method::POST, path, token).await;
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The node's Prometheus exposition (`GET /metrics` on the admin
+    /// listener), as text.
+    pub async fn metrics_text(&self) -> String {
+        let (status, body) = self.admin_call(http::Method::GET, "/metrics", None).await;
+        assert_eq!(status, 200, "GET /metrics");
+        String::from_utf8(body.to_vec()).expect("metrics are UTF-8")
+    }
+
+    /// A bodiless request to the admin listener: the status and the body.
+    async fn admin_call(
+        &self,
+        method: http::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, bytes::Bytes) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "admin");
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -115,10 +140,7 @@ impl TestNode {
             .await
             .expect("admin body")
             .to_bytes();
-        (
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        )
+        (status, body)
     }
 
     /// Graceful shutdown: stop accepting, drain, close.

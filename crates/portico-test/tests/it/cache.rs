@@ -633,14 +633,7 @@ async fn bodies_over_max_entry_size_pass_through_uncached() {
     let a = get(&node, "/c/big/4096").await;
     assert!(a.cache_status.ends_with("stored"), "{}", a.cache_status);
     let _ = eventual_hit(&node, "/c/big/4096").await;
-    let metrics = client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     for line in [
         "portico_cache_stores_total{api=\"c\",result=\"too_large\"} 4",
         "portico_cache_stores_total{api=\"c\",result=\"stored\"} 1",
@@ -730,14 +723,7 @@ async fn redis_down_is_a_miss_not_an_error() {
         );
     }
     assert_eq!(up.requests(), 3);
-    let metrics = client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     let errors: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("portico_cache_backend_errors_total{backend=\"redis\"} "))

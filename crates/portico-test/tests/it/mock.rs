@@ -428,14 +428,7 @@ async fn mock_answers_pass_response_policies_metrics_and_the_access_log() {
     assert_eq!(line["status"], 200);
     assert_eq!(line["bytes"], len);
 
-    let metrics = c
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(
         metrics.contains("portico_requests_total{api=\"books\",status_class=\"2xx\"} 2"),
         "{metrics}"

@@ -205,14 +205,7 @@ async fn rate_limit_counts_per_app(backend: Backend) {
     // Another app has its own counter.
     assert_eq!(get(&node, "key-two-0001").await.status(), 200);
 
-    let metrics = client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(
         metrics.contains("portico_limit_decisions_total{api=\"limited\",policy=\"rate_limit\",outcome=\"limited\"} 1"),
         "{metrics}"
@@ -602,17 +595,6 @@ impl Drop for OwnRedis {
     }
 }
 
-async fn metrics(node: &TestNode) -> String {
-    client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn status(node: &TestNode) -> u16 {
     get(node, "key-one-0001").await.status().as_u16()
 }
@@ -637,7 +619,11 @@ async fn outage(failure: &str) {
         assert_eq!(status(&node).await, 200);
     }
     assert_eq!(redis.keys().await, 1, "the count is in Redis");
-    assert!(metrics(&node).await.contains("portico_limit_redis_up 1"));
+    assert!(
+        node.metrics_text()
+            .await
+            .contains("portico_limit_redis_up 1")
+    );
 
     redis.stop();
     let during = status(&node).await;
@@ -657,7 +643,7 @@ async fn outage(failure: &str) {
             );
         }
     }
-    let text = metrics(&node).await;
+    let text = node.metrics_text().await;
     assert!(text.contains("portico_limit_redis_up 0"), "{text}");
     // Every decision is counted, whatever decided it.
     let outcome = match failure {
@@ -689,7 +675,11 @@ async fn outage(failure: &str) {
         timeout = Duration::from_secs(15),
         "the node never went back to Redis"
     );
-    assert_eventually!(metrics(&node).await.contains("portico_limit_redis_up 1"));
+    assert_eventually!(
+        node.metrics_text()
+            .await
+            .contains("portico_limit_redis_up 1")
+    );
     let resp = get(&node, "key-one-0001").await;
     let r = sf_list(&resp, "ratelimit")["app"]["r"];
     assert!(r >= 990, "counted in the new, empty Redis: r={r}");
@@ -771,7 +761,11 @@ async fn limits_by_ip_count_in_memory() {
     let resp = c.get(node.proxy_url("/o/x")).send().await.unwrap();
     assert_eq!(resp.headers()["ratelimit-policy"], "\"ip\";q=1;w=1");
     assert_eq!(assert_limited(resp).await, ["ip"]);
-    assert!(metrics(&node).await.contains("portico_limit_local_keys 1"));
+    assert!(
+        node.metrics_text()
+            .await
+            .contains("portico_limit_local_keys 1")
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         c.get(node.proxy_url("/o/x")).send().await.unwrap().status(),

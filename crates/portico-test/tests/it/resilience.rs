@@ -69,17 +69,6 @@ async fn health(node: &TestNode) -> serde_json::Value {
     resp.json().await.unwrap()
 }
 
-async fn metrics(node: &TestNode) -> String {
-    client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn consecutive_failures_open_a_targets_circuit_and_a_probe_closes_it() {
     let bad_down = Arc::new(AtomicBool::new(true));
@@ -111,7 +100,7 @@ async fn consecutive_failures_open_a_targets_circuit_and_a_probe_closes_it() {
     assert_eq!(bad_report["circuit"], "open");
     assert_eq!(bad_report["available"], false);
     assert_eq!(bad_report["circuit_opened"], 1);
-    assert!(metrics(&node).await.contains(&format!(
+    assert!(node.metrics_text().await.contains(&format!(
         "portico_upstream_target_available{{api=\"a\",target=\"{}\"}} 0",
         bad.url()
     )));
@@ -211,7 +200,7 @@ async fn active_checks_take_a_target_out_and_bring_it_back() {
     a_healthy.store(false, Ordering::Relaxed);
     assert_eventually!(health(&node).await["targets"][0]["healthy"] == false);
     assert!(bodies(6).await.iter().all(|(s, b)| *s == 200 && b == "b"));
-    assert!(metrics(&node).await.contains(&format!(
+    assert!(node.metrics_text().await.contains(&format!(
         "portico_upstream_target_healthy{{api=\"a\",target=\"{}\"}} 0",
         a.url()
     )));
@@ -250,7 +239,7 @@ async fn idempotent_requests_are_retried_on_another_target() {
     assert_eq!(bad.requests(), 5);
     assert_eq!(good.requests(), 10);
     assert!(
-        metrics(&node)
+        node.metrics_text()
             .await
             .contains("portico_upstream_retries_total{api=\"a\"} 5")
     );
@@ -401,7 +390,7 @@ async fn the_retry_budget_caps_retries() {
     }
     // 30 first tries, and only the budget's floor of 10 retries.
     assert_eq!(calls.load(Ordering::Relaxed), 40);
-    let text = metrics(&node).await;
+    let text = node.metrics_text().await;
     assert!(
         text.contains("portico_upstream_retries_total{api=\"a\"} 10"),
         "{text}"

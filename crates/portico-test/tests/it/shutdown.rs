@@ -81,14 +81,7 @@ async fn connections_over_the_limit_are_closed_at_once() {
             Ok(Ok(0) | Err(_))
         )
     });
-    let metrics = client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     assert!(
         !metrics.contains("portico_connections_refused_total 0\n"),
         "{metrics}"

@@ -344,14 +344,7 @@ async fn petstore_3_0_valid_requests_pass_invalid_ones_never_reach_the_upstream(
 
     assert_eq!(up.requests(), 6, "no invalid request reached the upstream");
 
-    let metrics = client()
-        .get(node.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = node.metrics_text().await;
     for line in [
         "portico_validate_requests_total{api=\"shop\",outcome=\"passed\"} 6",
         "portico_validate_requests_total{api=\"shop\",outcome=\"refused\"} 5",
@@ -559,14 +552,7 @@ async fn response_true_counts_mismatches_and_lets_them_through() {
         assert_eq!(body["id"], id);
     }
     portico_test::assert_eventually!({
-        let metrics = client()
-            .get(node.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = node.metrics_text().await;
         metrics.contains("portico_validate_responses_total{api=\"shop\",outcome=\"passed\"} 2")
             && metrics
                 .contains("portico_validate_responses_total{api=\"shop\",outcome=\"mismatch\"} 3")
