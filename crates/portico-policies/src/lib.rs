@@ -71,4 +71,11 @@ pub mod fuzzing {
     pub fn validator(spec: &portico_spec::Spec, data: &[u8]) {
         crate::validate::fuzz(spec, data);
     }
+
+    /// Reads `data` with the validator's JSON reader and with
+    /// `serde_json`: a document the reader accepts must read as
+    /// `serde_json` reads it, and one `serde_json` refuses must be refused.
+    pub fn json_body(data: &[u8]) {
+        crate::validate::fuzz_json(data);
+    }
 }
