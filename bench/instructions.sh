@@ -55,27 +55,7 @@ apis:
     upstream: { targets: ["http://127.0.0.1:$UP"] }
 CONF
   else
-    cat > "$work/$1.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$2" }
-  admin: { listen: "127.0.0.1:$3" }
-  access_log: "$work/access-$1.log"
-  workers: 1
-storage: "sqlite://$work/data-$1/portico.db"
-apis:
-  - name: bench
-    base_path: /
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-      - api_key: {}
-      - rate_limit: { limit: 1000000000, window: 1h, by: app }
-products:
-  - { name: all, apis: [bench] }
-developers:
-  - { email: bench@example.com, name: Bench }
-apps:
-  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["bench-key-limits-01"] }
-CONF
+    limits_config "$work/$1.yaml" "$2" "$3" ""
   fi
 }
 

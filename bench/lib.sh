@@ -60,3 +60,33 @@ http {
 CONF
   taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 }
+
+# limits_config FILE PORT ADMIN EXTRA: the node DESIGN.md's limits target is
+# measured on: one API in front of the upstream on $UP with api_key and a
+# rate_limit nothing reaches (by app, 10^9 per hour), the access log to a
+# file, metrics on as always. EXTRA is one more top-level line (`redis:`)
+# or empty.
+limits_config() {
+  cat > "$1" <<CONF
+server:
+  proxy: { listen: "127.0.0.1:$2" }
+  admin: { listen: "127.0.0.1:$3" }
+  access_log: "$work/access-$2.log"
+  workers: 1
+storage: "sqlite://$work/data-$2/portico.db"
+$4
+apis:
+  - name: bench
+    base_path: /
+    upstream: { targets: ["http://127.0.0.1:$UP"] }
+    policies:
+      - api_key: {}
+      - rate_limit: { limit: 1000000000, window: 1h, by: app }
+products:
+  - { name: all, apis: [bench] }
+developers:
+  - { email: bench@example.com, name: Bench }
+apps:
+  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["bench-key-limits-01"] }
+CONF
+}

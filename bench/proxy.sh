@@ -141,39 +141,15 @@ fi
 if [ "$LIMITS" = 1 ]; then
   # api_key + a rate_limit nothing reaches + access log to a file; metrics
   # are always on. One target in process, one in Redis when given.
-  limit_config() { # file port admin redis-line
-    cat > "$1" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$2" }
-  admin: { listen: "127.0.0.1:$3" }
-  access_log: "$work/access-$2.log"
-  workers: 1
-storage: "sqlite://$work/data-$2/portico.db"
-$4
-apis:
-  - name: bench
-    base_path: /
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-      - api_key: {}
-      - rate_limit: { limit: 1000000000, window: 1h, by: app }
-products:
-  - { name: all, apis: [bench] }
-developers:
-  - { email: bench@example.com, name: Bench }
-apps:
-  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["bench-key-limits-01"] }
-CONF
-  }
   LIM_PORT=$(free_port); LIM_ADM=$(free_port)
-  limit_config "$work/portico-limits.yaml" "$LIM_PORT" "$LIM_ADM" ""
+  limits_config "$work/portico-limits.yaml" "$LIM_PORT" "$LIM_ADM" ""
   PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits.yaml" & pids+=($!)
   LIM_PID=$!
   TARGETS+=(portico-limits)
   wait_port "$LIM_PORT"
   if [ -n "$REDIS_URL" ]; then
     LIMR_PORT=$(free_port); LIMR_ADM=$(free_port)
-    limit_config "$work/portico-limits-redis.yaml" "$LIMR_PORT" "$LIMR_ADM" \
+    limits_config "$work/portico-limits-redis.yaml" "$LIMR_PORT" "$LIMR_ADM" \
       "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
     PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits-redis.yaml" & pids+=($!)
     LIMR_PID=$!
