@@ -49,17 +49,20 @@ impl Api {
     /// The part of `path` (which matched `base_path`) after the base path:
     /// `""` or a path starting with `/`.
     pub fn rest_of<'a>(&self, path: &'a str) -> &'a str {
-        // Strip as many segments as the base path has (not bytes: a matched
-        // segment may carry matrix parameters, `/v1;x`).
-        // Bytes, not `char` patterns: this runs more than once per request.
-        let slashes = |text: &'a str| text.bytes().enumerate().filter(|(_, b)| *b == b'/');
+        // Strip as many segments as the base path has, not as many bytes: a
+        // matched segment may carry matrix parameters (`/v1;x`). Counted in
+        // bytes, not with `char` patterns: this runs more than once per
+        // request.
         let base = self.base_path.as_bytes();
         let segments = base.iter().filter(|b| **b == b'/').count() - usize::from(base == b"/");
         if segments == 0 {
-            path
-        } else {
-            slashes(path).nth(segments).map_or("", |(i, _)| &path[i..])
+            return path;
         }
+        path.bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'/')
+            .nth(segments)
+            .map_or("", |(i, _)| &path[i..])
     }
 
     /// The path to send upstream for `path` (which matched `base_path`):

@@ -406,7 +406,7 @@ impl Validator for SpecValidator {
                     ));
                 };
                 if let Some(schema) = types[found].schema
-                    && is_json(&declared)
+                    && is_json_essence(&declared)
                 {
                     check = BodyCheck::Json(SchemaId(schema));
                 }
@@ -466,7 +466,7 @@ impl Validator for SpecValidator {
         .find_map(|want| plan.responses.iter().find(|(s, _)| s == want))
         .map(|(_, types)| types)?;
         let declared = essence(headers.get(CONTENT_TYPE)?.to_str().ok()?);
-        if !is_json(&declared) {
+        if !is_json_essence(&declared) {
             return None;
         }
         let found = best_match(types.iter().map(|(t, _)| t.as_str()), &declared)?;
@@ -540,7 +540,7 @@ fn escape(text: &str) -> String {
 /// The schema of a JSON media type entry.
 fn json_schema(m: &MediaType) -> Option<&Value> {
     let schema = m.schema.as_ref()?;
-    is_json(&essence(&m.content_type)).then_some(&schema.0)
+    is_json(&m.content_type).then_some(&schema.0)
 }
 
 /// `type/subtype`, lower case, without parameters.
@@ -558,7 +558,11 @@ fn essence(content_type: &str) -> Cow<'_, str> {
 /// name them (`application/*+json`); `*/*` and `application/*` are
 /// treated as JSON too when the request says JSON.
 pub(crate) fn is_json(content_type: &str) -> bool {
-    let essence = essence(content_type);
+    is_json_essence(&essence(content_type))
+}
+
+/// [`is_json`] of a type already reduced to its [`essence`].
+fn is_json_essence(essence: &str) -> bool {
     essence == "application/json"
         || essence.ends_with("+json")
         || essence == "*/*"

@@ -312,14 +312,10 @@ impl Reader<'_> {
             loop {
                 at = self.value(at, depth)?;
                 len += 1;
-                at = skip_space(self.bytes, at);
-                match *self.bytes.get(at)? {
-                    b',' => at = skip_space(self.bytes, at + 1),
-                    b']' => {
-                        at += 1;
-                        break;
-                    }
-                    _ => return None,
+                let closed;
+                (at, closed) = self.after_item(at, b']')?;
+                if closed {
+                    break;
                 }
             }
         }
@@ -328,6 +324,18 @@ impl Reader<'_> {
             next: self.doc.entries.len() as u32,
         };
         Some(at)
+    }
+
+    /// What follows an element or member ending at `at`: a comma (the
+    /// index after it and its space, `false`) or `close` (the index after
+    /// it, `true`).
+    fn after_item(&self, at: usize, close: u8) -> Option<(usize, bool)> {
+        let at = skip_space(self.bytes, at);
+        match *self.bytes.get(at)? {
+            b',' => Some((skip_space(self.bytes, at + 1), false)),
+            b if b == close => Some((at + 1, true)),
+            _ => None,
+        }
     }
 
     /// An object whose first byte after `{` is at `at`.
@@ -357,14 +365,10 @@ impl Reader<'_> {
                 at = skip_space(self.bytes, at + 1);
                 at = self.value(at, depth)?;
                 len += 1;
-                at = skip_space(self.bytes, at);
-                match *self.bytes.get(at)? {
-                    b',' => at = skip_space(self.bytes, at + 1),
-                    b'}' => {
-                        at += 1;
-                        break;
-                    }
-                    _ => return None,
+                let closed;
+                (at, closed) = self.after_item(at, b'}')?;
+                if closed {
+                    break;
                 }
             }
         }
