@@ -253,6 +253,22 @@ impl<'t> Doc<'t> {
     }
 }
 
+/// The reader against `serde_json` on `text`, for the tests and the
+/// `json_body` fuzz target: where the reader gives a value it must be the
+/// one `serde_json` reads (numbers of the same kind included), so a text
+/// `serde_json` refuses must be refused. Panics on a disagreement.
+pub(crate) fn assert_reads_as_serde_json(text: &str) {
+    let theirs = serde_json::from_str::<Value>(text).ok();
+    // Where the reader declines, serde_json decides by design.
+    if let Some(doc) = Doc::parse(text) {
+        assert_eq!(
+            Some(doc.to_value(0)),
+            theirs,
+            "the tape reads {text:?} differently"
+        );
+    }
+}
+
 /// The one-pass reader behind [`Doc::parse`]. Positions are passed and
 /// returned by value, so that the hot loops keep them in registers.
 struct Reader<'t> {

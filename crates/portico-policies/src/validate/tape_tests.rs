@@ -3,24 +3,7 @@ use serde_json::{Value, json};
 
 use super::{Doc, Tape};
 
-/// What the tape reader makes of `text`, as a value.
-fn tape(text: &str) -> Option<Value> {
-    Doc::parse(text).map(|d| d.to_value(0))
-}
-
-/// The tape reader against `serde_json`: where the reader gives a value
-/// it is the one `serde_json` reads (numbers of the same kind included),
-/// and where `serde_json` refuses the text the reader does too.
-fn agrees(text: &str) {
-    let theirs = serde_json::from_str::<Value>(text).ok();
-    // Where the reader declines, serde_json decides by design.
-    if let Some(ours) = tape(text) {
-        assert_eq!(Some(ours), theirs, "{text:?}");
-    }
-    if theirs.is_none() {
-        assert!(Doc::parse(text).is_none(), "{text:?} is not JSON");
-    }
-}
+use super::assert_reads_as_serde_json as agrees;
 
 #[test]
 fn reads_what_serde_json_reads() {
