@@ -11,6 +11,7 @@
 //! for it.
 
 mod params;
+mod quick;
 mod schema;
 mod tape;
 
@@ -421,14 +422,10 @@ impl Validator for SpecValidator {
     }
 
     fn check_body(&self, schema: SchemaId, body: &[u8]) -> Result<(), Rejection> {
-        let Some(validator) = self
-            .requests
-            .as_ref()
-            .and_then(|c| c.validator(schema.0 as usize))
-        else {
+        let Some(compiled) = &self.requests else {
             return Ok(());
         };
-        let errors = body_errors(validator, body);
+        let errors = body_errors(compiled, schema.0 as usize, body);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -474,22 +471,31 @@ impl Validator for SpecValidator {
     }
 
     fn check_response(&self, schema: SchemaId, body: &[u8]) -> Vec<FieldError> {
-        let Some(validator) = self
-            .responses
-            .as_ref()
-            .and_then(|c| c.validator(schema.0 as usize))
-        else {
-            return Vec::new();
-        };
-        body_errors(validator, body)
+        match &self.responses {
+            Some(compiled) => body_errors(compiled, schema.0 as usize, body),
+            None => Vec::new(),
+        }
     }
 }
 
-/// Every error of a JSON body against `validator`. The body is read into
-/// a [`Doc`] that borrows its strings; the few bodies that reader leaves
-/// to `serde_json` (a syntax error to name, a member named twice, deep
-/// nesting) are read by it, and validated as the value it gives.
-fn body_errors(validator: &schema::Validator, body: &[u8]) -> Vec<FieldError> {
+/// Every error of a JSON body against entry `entry` of `compiled`. Most
+/// valid bodies are accepted by the [`quick`] walk, which builds nothing.
+/// The others are read into a [`Doc`] that borrows its strings; the few
+/// bodies that reader leaves to `serde_json` (a syntax error to name, a
+/// member named twice, deep nesting) are read by it, and validated as the
+/// value it gives.
+fn body_errors(compiled: &schema::Compiled, entry: usize, body: &[u8]) -> Vec<FieldError> {
+    if compiled.accepts(entry, body) {
+        return Vec::new();
+    }
+    match compiled.validator(entry) {
+        Some(validator) => full_body_errors(validator, body),
+        None => Vec::new(),
+    }
+}
+
+/// [`body_errors`] without the quick walk.
+fn full_body_errors(validator: &schema::Validator, body: &[u8]) -> Vec<FieldError> {
     let not_json = |detail: String| FieldError {
         place: "body",
         name: None,

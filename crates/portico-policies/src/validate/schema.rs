@@ -23,6 +23,7 @@ use portico_model::validate::FieldError;
 use portico_spec::{OpenApiVersion, Schema};
 use serde_json::{Map, Value};
 
+use super::quick;
 use super::tape::{Tape, TapeNode};
 
 /// A compiled schema; it checks values read into a [`super::tape::Doc`].
@@ -319,11 +320,15 @@ fn nullable(out: &mut Map<String, Value>) {
     }
 }
 
-/// One document compiled: its entry points' validators.
+/// One document compiled: its entry points' validators, and their
+/// [`quick`] plans.
 pub(crate) struct Compiled {
     map: jsonschema::ValidatorMap<Tape>,
     /// Each entry point's key in `map`, made once.
     pointers: Vec<String>,
+    quick: quick::Plan,
+    /// Each entry point's node in `quick`.
+    roots: Vec<quick::NodeId>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -339,27 +344,63 @@ impl Compiled {
     /// checked (`date-time`, `email`, `uuid`, …), unknown ones (`int32`)
     /// ignored.
     /// Errors are (pointer into `doc`, message).
-    fn new(doc: &Value, entries: usize, formats: bool) -> Result<Self, (String, String)> {
-        let mut options = jsonschema::options_for::<Tape>()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(formats)
-            .should_ignore_unknown_formats(true);
-        if formats && let Some(check) = email_check() {
-            options = options.with_format("email", check);
-        }
-        let map = options
+    pub(crate) fn new(
+        doc: &Value,
+        entries: usize,
+        formats: bool,
+    ) -> Result<Self, (String, String)> {
+        let map = options(formats)
             .build_map(doc)
             .map_err(|e| (e.instance_path().as_str().to_owned(), e.to_string()))?;
         let pointers: Vec<String> = (0..entries).map(|i| format!("#/$defs/x{i}")).collect();
         if let Some(missing) = pointers.iter().find(|p| map.get(p).is_none()) {
             return Err((String::new(), format!("entry {missing} was not compiled")));
         }
-        Ok(Self { map, pointers })
+        let leaf_options = options(formats);
+        let compile_leaf = |leaf: &Value| leaf_options.build(leaf).ok();
+        let mut builder = quick::Builder::new(doc, formats, &compile_leaf);
+        let roots = pointers.iter().map(|p| builder.root(p)).collect();
+        Ok(Self {
+            map,
+            pointers,
+            quick: builder.finish(),
+            roots,
+        })
     }
 
     pub(crate) fn validator(&self, entry: usize) -> Option<&Validator> {
         self.map.get(self.pointers.get(entry)?)
     }
+
+    /// Whether `body` is JSON valid against entry `entry`, by the quick
+    /// walk: `false` leaves the answer to [`Self::validator`].
+    pub(crate) fn accepts(&self, entry: usize, body: &[u8]) -> bool {
+        self.roots
+            .get(entry)
+            .is_some_and(|&root| self.quick.accepts(root, body))
+    }
+
+    /// Whether the quick walk checks entry `entry` at all (for the tests).
+    #[cfg(test)]
+    pub(crate) fn quick_covers(&self, entry: usize) -> bool {
+        self.roots
+            .get(entry)
+            .is_some_and(|&root| self.quick.covers(root))
+    }
+}
+
+/// The options every validator of a document is compiled with.
+fn options(
+    formats: bool,
+) -> jsonschema::ValidationOptions<'static, std::sync::Arc<dyn jsonschema::Retrieve>, Tape> {
+    let mut options = jsonschema::options_for::<Tape>()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(formats)
+        .should_ignore_unknown_formats(true);
+    if formats && let Some(check) = email_check() {
+        options = options.with_format("email", check);
+    }
+    options
 }
 
 /// The `email` format as `jsonschema` checks it, answered without it for

@@ -20,7 +20,7 @@
 //! case.
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use jsonschema::json::{Array, Json, Node, NodeIdentity, Object, cmp};
 use jsonschema::types::JsonType;
@@ -61,6 +61,19 @@ thread_local! {
     /// next one to read into: one body per request would otherwise
     /// allocate and free them every time.
     static SPARE: Cell<(Vec<Entry>, Vec<Name>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+thread_local! {
+    /// The tape [`Doc::with_scalar`] fills.
+    static LEAF: RefCell<Doc<'static>> = RefCell::new(Doc::default());
+}
+
+/// A lone value for [`Doc::with_scalar`].
+pub(crate) enum Scalar<'a> {
+    Str(&'a str),
+    Number(Number),
+    Bool(bool),
+    Null,
 }
 
 /// Vectors past this many entries are freed, not kept: one large body
@@ -150,6 +163,33 @@ impl<'t> Doc<'t> {
         let mut doc = Doc::default();
         doc.push_value(value);
         doc
+    }
+
+    /// Runs `f` on a tape of one scalar: a string is copied into a
+    /// per-thread buffer, so nothing is allocated once it has grown.
+    pub(crate) fn with_scalar<T>(scalar: Scalar<'_>, f: impl FnOnce(TapeNode<'_>) -> T) -> T {
+        let fill = |doc: &mut Doc<'static>| {
+            doc.entries.clear();
+            doc.decoded.clear();
+            match scalar {
+                Scalar::Str(s) => doc.push_decoded(s, false),
+                Scalar::Number(n) => doc.entries.push(Entry::Number(n)),
+                Scalar::Bool(b) => doc.entries.push(Entry::Bool(b)),
+                Scalar::Null => doc.entries.push(Entry::Null),
+            }
+        };
+        LEAF.with(|leaf| match leaf.try_borrow_mut() {
+            Ok(mut doc) => {
+                fill(&mut doc);
+                f(doc.root())
+            }
+            // Only if `f` itself came back here.
+            Err(_) => {
+                let mut doc = Doc::default();
+                fill(&mut doc);
+                f(doc.root())
+            }
+        })
     }
 
     /// The document's root value.
@@ -278,7 +318,7 @@ struct Reader<'t> {
 
 /// The index of the first byte from `at` that is not JSON whitespace.
 #[inline]
-fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     loop {
         match bytes.get(at) {
             // Indentation comes in runs.
@@ -445,50 +485,9 @@ impl Reader<'_> {
 
     /// The rest of a string from `start` that has an escape at `at`,
     /// decoded into the side buffer.
-    fn escaped_string(
-        &mut self,
-        start: usize,
-        mut at: usize,
-        is_name: bool,
-    ) -> Option<(usize, u64)> {
+    fn escaped_string(&mut self, start: usize, at: usize, is_name: bool) -> Option<(usize, u64)> {
         let from = self.doc.decoded.len();
-        let text = self.doc.text;
-        self.doc.decoded.push_str(&text[start..at]);
-        loop {
-            match *self.bytes.get(at)? {
-                b'"' => {
-                    at += 1;
-                    break;
-                }
-                b'\\' => {
-                    let decoded = match *self.bytes.get(at + 1)? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let (c, end) = self.unicode_escape(at + 2)?;
-                            self.doc.decoded.push(c);
-                            at = end;
-                            continue;
-                        }
-                        _ => return None,
-                    };
-                    self.doc.decoded.push(decoded);
-                    at += 2;
-                }
-                0..0x20 => return None,
-                _ => {
-                    let end = plain_run(self.bytes, at);
-                    self.doc.decoded.push_str(&text[at..end]);
-                    at = end;
-                }
-            }
-        }
+        let end = decode_string(self.doc.text, start, at, &mut self.doc.decoded)?;
         let print = if is_name {
             fingerprint(&self.doc.decoded.as_bytes()[from..])
         } else {
@@ -500,90 +499,156 @@ impl Reader<'_> {
             decoded: true,
             name: print,
         });
-        Some((at, print))
+        Some((end, print))
     }
 
-    /// The character of a `\uXXXX` escape whose digits start at `at`,
-    /// with its low surrogate when it is a high one, and the index after
-    /// it. Any other surrogate is left to `serde_json` to judge.
-    fn unicode_escape(&self, at: usize) -> Option<(char, usize)> {
-        let high = self.hex4(at)?;
-        if !(0xD800..0xE000).contains(&high) {
-            return Some((char::from_u32(high)?, at + 4));
-        }
-        if high >= 0xDC00 || !self.bytes[at + 4..].starts_with(b"\\u") {
-            return None;
-        }
-        let low = self.hex4(at + 6)?;
-        if !(0xDC00..0xE000).contains(&low) {
-            return None;
-        }
-        let c = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?;
-        Some((c, at + 10))
-    }
-
-    fn hex4(&self, at: usize) -> Option<u32> {
-        let digits = self.bytes.get(at..at + 4)?;
-        let mut n = 0;
-        for &d in digits {
-            n = n * 16 + char::from(d).to_digit(16)?;
-        }
-        Some(n)
-    }
-
-    /// A number starting at `start`, read as `serde_json` reads it: an
-    /// integer that fits a `u64` (or, negative, an `i64`) stays one;
-    /// anything else is read by `serde_json` itself, so floats round the
-    /// same way.
     fn number(&mut self, start: usize) -> Option<usize> {
-        let bytes = self.bytes;
-        let negative = bytes[start] == b'-';
-        let mut at = start + usize::from(negative);
-        // The integer part's value, `None` past `u64`.
-        let mut magnitude = Some(0u64);
+        let (number, end) = read_number(self.doc.text, start)?;
+        self.doc.entries.push(Entry::Number(number));
+        Some(end)
+    }
+}
+
+/// Decodes the string of `text` whose first byte after the quote is at
+/// `start` and whose first escape is at `at`, appending it to `out`;
+/// returns the index after the closing quote. `None` where `serde_json`
+/// would refuse the string or might judge it differently.
+pub(crate) fn decode_string(
+    text: &str,
+    start: usize,
+    mut at: usize,
+    out: &mut String,
+) -> Option<usize> {
+    let bytes = text.as_bytes();
+    out.push_str(text.get(start..at)?);
+    loop {
         match *bytes.get(at)? {
-            b'0' => at += 1,
-            b'1'..=b'9' => {
-                while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
-                    magnitude = magnitude
-                        .and_then(|m| m.checked_mul(10))
-                        .and_then(|m| m.checked_add(u64::from(d - b'0')));
-                    at += 1;
-                }
+            b'"' => return Some(at + 1),
+            b'\\' => {
+                let decoded = match *bytes.get(at + 1)? {
+                    b'"' => '"',
+                    b'\\' => '\\',
+                    b'/' => '/',
+                    b'b' => '\u{8}',
+                    b'f' => '\u{c}',
+                    b'n' => '\n',
+                    b'r' => '\r',
+                    b't' => '\t',
+                    b'u' => {
+                        let (c, end) = unicode_escape(bytes, at + 2)?;
+                        out.push(c);
+                        at = end;
+                        continue;
+                    }
+                    _ => return None,
+                };
+                out.push(decoded);
+                at += 2;
             }
-            _ => return None,
+            0..0x20 => return None,
+            _ => {
+                let end = plain_run(bytes, at);
+                out.push_str(text.get(at..end)?);
+                at = end;
+            }
         }
-        let mut integer = true;
-        if bytes.get(at) == Some(&b'.') {
-            integer = false;
-            at = digits(bytes, at + 1)?;
-        }
-        if let Some(b'e' | b'E') = bytes.get(at) {
-            integer = false;
-            at += 1;
-            if let Some(b'+' | b'-') = bytes.get(at) {
+    }
+}
+
+/// The character of a `\uXXXX` escape whose digits start at `at`, with
+/// its low surrogate when it is a high one, and the index after it. Any
+/// other surrogate is left to `serde_json` to judge.
+fn unicode_escape(bytes: &[u8], at: usize) -> Option<(char, usize)> {
+    let high = hex4(bytes, at)?;
+    if !(0xD800..0xE000).contains(&high) {
+        return Some((char::from_u32(high)?, at + 4));
+    }
+    if high >= 0xDC00 || !bytes[at + 4..].starts_with(b"\\u") {
+        return None;
+    }
+    let low = hex4(bytes, at + 6)?;
+    if !(0xDC00..0xE000).contains(&low) {
+        return None;
+    }
+    let c = char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))?;
+    Some((c, at + 10))
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let mut n = 0;
+    for &d in digits {
+        n = n * 16 + char::from(d).to_digit(16)?;
+    }
+    Some(n)
+}
+
+/// The number of `text` starting at `start`, read as `serde_json` reads
+/// it, and the index after it: an integer that fits a `u64` (or,
+/// negative, an `i64`) stays one; anything else is read by `serde_json`
+/// itself, so floats round the same way.
+pub(crate) fn read_number(text: &str, start: usize) -> Option<(Number, usize)> {
+    let (shape, at) = number_shape(text.as_bytes(), start)?;
+    let number = match shape {
+        Shape::Exact(n) => n,
+        Shape::Other => serde_json::from_str(&text[start..at]).ok()?,
+    };
+    Some((number, at))
+}
+
+/// What a number's syntax tells of its value.
+pub(crate) enum Shape {
+    /// An integer `serde_json` reads as this `u64` or `i64`.
+    Exact(Number),
+    /// A float, or an integer past `u64`/`i64`: only `serde_json`'s own
+    /// reading gives its value (or refuses it, out of range).
+    Other,
+}
+
+/// The syntax of the number starting at `start`: its [`Shape`] and the
+/// index after it; `None` where it is not a JSON number.
+pub(crate) fn number_shape(bytes: &[u8], start: usize) -> Option<(Shape, usize)> {
+    let negative = *bytes.get(start)? == b'-';
+    let mut at = start + usize::from(negative);
+    // The integer part's value, `None` past `u64`.
+    let mut magnitude = Some(0u64);
+    match *bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => {
+            while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
+                magnitude = magnitude
+                    .and_then(|m| m.checked_mul(10))
+                    .and_then(|m| m.checked_add(u64::from(d - b'0')));
                 at += 1;
             }
-            at = digits(bytes, at)?;
         }
-        let exact = integer
-            .then(|| {
-                let magnitude = magnitude?;
-                if !negative {
-                    return Some(Number::from(magnitude));
-                }
-                // `serde_json` reads `-0` and negatives past `i64` as floats.
-                let value = (magnitude as i64).wrapping_neg();
-                (value < 0).then(|| Number::from(value))
-            })
-            .flatten();
-        let number = match exact {
-            Some(n) => n,
-            None => serde_json::from_str(&self.doc.text[start..at]).ok()?,
-        };
-        self.doc.entries.push(Entry::Number(number));
-        Some(at)
+        _ => return None,
     }
+    let mut integer = true;
+    if bytes.get(at) == Some(&b'.') {
+        integer = false;
+        at = digits(bytes, at + 1)?;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        integer = false;
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        at = digits(bytes, at)?;
+    }
+    let exact = integer
+        .then(|| {
+            let magnitude = magnitude?;
+            if !negative {
+                return Some(Number::from(magnitude));
+            }
+            // `serde_json` reads `-0` and negatives past `i64` as floats.
+            let value = (magnitude as i64).wrapping_neg();
+            (value < 0).then(|| Number::from(value))
+        })
+        .flatten();
+    Some((exact.map_or(Shape::Other, Shape::Exact), at))
 }
 
 /// The index after one or more decimal digits from `at`.
@@ -669,7 +734,7 @@ fn fingerprint(name: &[u8]) -> u64 {
 /// The end of the run of bytes from `at` that a string holds as they are:
 /// the index of the next quote, backslash or control character (or the
 /// end). Eight bytes at a time while none is there.
-fn plain_run(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn plain_run(bytes: &[u8], mut at: usize) -> usize {
     // The high bit of a byte is set where that byte of `x` is below `n`
     // (`n` = 1: zero). A borrow can set it in bytes above a true one too,
     // never below, so the lowest set bit is exact.

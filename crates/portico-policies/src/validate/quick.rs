@@ -1,0 +1,671 @@
+//! Schema-directed acceptance: a JSON body checked against its schema in
+//! the same pass that reads it, with nothing built in between.
+//!
+//! Most request schemas are made of a few keywords: `type`, `properties`,
+//! `required`, `additionalProperties`, `items`, lengths and counts,
+//! `enum`, `format`, `pattern` and numeric bounds. For those a [`Plan`]
+//! is compiled next to the `jsonschema` validators, and a body is walked
+//! once against it: member names are matched against the schema's
+//! properties as they are read, and a string is looked at only when its
+//! schema asks something of it.
+//!
+//! The walk answers one thing: **this body is valid**. Anything else (a
+//! failed keyword, text that is not JSON, a keyword outside the set, a
+//! number it cannot place) makes it give up, and the full path (tape and
+//! `jsonschema`) decides and names the errors. So the walk may give up
+//! on a valid body, but must never accept one the full path refuses:
+//!
+//! - its reading of text is the tape reader's (shared functions), which
+//!   the differential tests and the `json_body` fuzz target hold to
+//!   `serde_json`'s;
+//! - every keyword outside the handled set either stops the walk where an
+//!   instance reaches it, or (for keywords that only look at one scalar:
+//!   `format`, `pattern`, numeric bounds, `const`, a non-string `enum`)
+//!   is checked by a small `jsonschema` validator compiled from those
+//!   keywords alone, so their meaning is `jsonschema`'s own;
+//! - an object naming a member twice has both values checked, where
+//!   `serde_json` keeps the last: accepting both accepts the last;
+//! - a proptest compares the walk with the full path on generated schemas
+//!   and values, valid and damaged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Number, Value};
+
+use super::schema::Validator;
+use super::tape::{self, Doc, Scalar, Shape, plain_run, skip_space};
+
+/// A schema node's index in [`Plan::nodes`].
+pub(crate) type NodeId = u32;
+
+/// The node that accepts anything (still read as JSON).
+const ANY: NodeId = 0;
+/// The node that stops the walk: a `false` schema, or keywords outside
+/// the handled set.
+const STOP: NodeId = 1;
+
+/// The nesting the walk follows; the tape reader's limit, below
+/// `serde_json`'s.
+const MAX_DEPTH: u32 = 127;
+
+/// How deep schemas are followed while compiling, `$ref`s aside (those
+/// are compiled once each).
+const MAX_SCHEMA_DEPTH: u32 = 64;
+
+// The instance types a node admits, one bit each. `number` admits
+// integers too.
+const NULL: u8 = 1;
+const BOOLEAN: u8 = 2;
+const OBJECT: u8 = 4;
+const ARRAY: u8 = 8;
+const NUMBER: u8 = 16;
+const INTEGER: u8 = 32;
+const STRING: u8 = 64;
+const ALL: u8 = 127;
+
+/// Keywords that only annotate: `jsonschema` checks nothing for them.
+const ANNOTATIONS: &[&str] = &[
+    "title",
+    "description",
+    "default",
+    "examples",
+    "example",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+    "externalDocs",
+    "xml",
+    "discriminator",
+    "nullable",
+];
+
+/// Keywords about one scalar, left to a `jsonschema` validator compiled
+/// from them alone (see the module documentation).
+const LEAF_KEYWORDS: &[&str] = &[
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "const",
+    "enum",
+];
+
+/// OpenAPI's own formats, which `jsonschema` does not know and so ignores
+/// (unknown formats are ignored by the compiled validators).
+const IGNORED_FORMATS: &[&str] = &["int32", "int64", "float", "double"];
+
+/// The compiled schemas of one document.
+pub(crate) struct Plan {
+    nodes: Vec<Node>,
+}
+
+enum Node {
+    Check(Box<Check>),
+    Stop,
+}
+
+/// What one schema asks of a value.
+struct Check {
+    types: u8,
+    /// `properties`, and the `required` names that are not among them
+    /// (checked against `additionalProperties`).
+    props: Vec<Prop>,
+    /// The bits of the required props.
+    required: u64,
+    /// The schema of members not in `props`.
+    additional: NodeId,
+    items: NodeId,
+    /// `minItems..=maxItems`.
+    items_count: (u64, u64),
+    /// `minLength..=maxLength`, in characters.
+    length: (u64, u64),
+    /// A string-, boolean- or null-valued `enum`, checked here.
+    choices: Option<Vec<Value>>,
+    /// The keywords about one scalar, compiled alone.
+    leaf: Option<Arc<Validator>>,
+    /// Whether `leaf` refuses every object and array (it holds `const` or
+    /// `enum`, of scalars).
+    leaf_is_scalar_only: bool,
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Self {
+            types: ALL,
+            props: Vec::new(),
+            required: 0,
+            additional: ANY,
+            items: ANY,
+            items_count: (0, u64::MAX),
+            length: (0, u64::MAX),
+            choices: None,
+            leaf: None,
+            leaf_is_scalar_only: false,
+        }
+    }
+}
+
+struct Prop {
+    name: Box<str>,
+    node: NodeId,
+    /// This prop's bit in [`Check::required`], 0 if it is optional.
+    bit: u64,
+}
+
+/// Compiles the keywords of one scalar (a leaf schema) with the options
+/// of the full validators.
+pub(crate) type LeafCompiler<'a> = &'a dyn Fn(&Value) -> Option<Validator>;
+
+/// Builds a [`Plan`] from one document of schemas (see `schema.rs`).
+pub(crate) struct Builder<'a> {
+    doc: &'a Value,
+    formats: bool,
+    compile_leaf: LeafCompiler<'a>,
+    nodes: Vec<Node>,
+    /// The node of each `$ref` target, by pointer.
+    targets: HashMap<String, NodeId>,
+    /// Leaf validators by their schema's text: `format: date-time` and the
+    /// like recur all through a spec.
+    leaves: HashMap<String, Option<Arc<Validator>>>,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(doc: &'a Value, formats: bool, compile_leaf: LeafCompiler<'a>) -> Self {
+        Self {
+            doc,
+            formats,
+            compile_leaf,
+            nodes: vec![Node::Check(Box::default()), Node::Stop],
+            targets: HashMap::new(),
+            leaves: HashMap::new(),
+        }
+    }
+
+    /// The node of the schema at `pointer` in the document.
+    pub(crate) fn root(&mut self, pointer: &str) -> NodeId {
+        self.target(pointer, 0)
+    }
+
+    pub(crate) fn finish(self) -> Plan {
+        Plan { nodes: self.nodes }
+    }
+
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as NodeId
+    }
+
+    /// The node of the schema a `$ref` names (`#` and a JSON pointer),
+    /// compiled once; a reference to itself resolves to its own node.
+    fn target(&mut self, pointer: &str, hops: u32) -> NodeId {
+        if let Some(&id) = self.targets.get(pointer) {
+            return id;
+        }
+        let doc = self.doc;
+        let Some(schema) = pointer.strip_prefix('#').and_then(|p| doc.pointer(p)) else {
+            return STOP;
+        };
+        // A reference to a reference is the same node.
+        if let Some(next) = sole_ref(schema) {
+            if hops > MAX_SCHEMA_DEPTH {
+                return STOP;
+            }
+            let id = self.target(next, hops + 1);
+            self.targets.insert(pointer.to_owned(), id);
+            return id;
+        }
+        let id = self.push(Node::Stop);
+        self.targets.insert(pointer.to_owned(), id);
+        self.nodes[id as usize] = self.build(schema, 0);
+        id
+    }
+
+    fn node(&mut self, schema: &Value, depth: u32) -> NodeId {
+        if let Some(pointer) = sole_ref(schema) {
+            return self.target(pointer, 0);
+        }
+        match schema {
+            Value::Bool(true) => ANY,
+            Value::Object(obj) if obj.keys().all(|k| is_annotation(k)) => ANY,
+            _ => {
+                let node = self.build(schema, depth);
+                self.push(node)
+            }
+        }
+    }
+
+    fn build(&mut self, schema: &Value, depth: u32) -> Node {
+        let Value::Object(obj) = schema else {
+            return match schema {
+                Value::Bool(true) => Node::Check(Box::default()),
+                _ => Node::Stop,
+            };
+        };
+        if depth > MAX_SCHEMA_DEPTH {
+            return Node::Stop;
+        }
+        self.check(obj, depth)
+            .map_or(Node::Stop, |c| Node::Check(Box::new(c)))
+    }
+
+    /// The check of a schema object; `None` if it holds a keyword outside
+    /// the handled set (or one this builder cannot read).
+    fn check(&mut self, obj: &Map<String, Value>, depth: u32) -> Option<Check> {
+        let mut check = Check::default();
+        let mut leaf = Map::new();
+        let mut required: &[Value] = &[];
+        let mut properties = None;
+        for (key, value) in obj {
+            match key.as_str() {
+                "type" => check.types = types(value)?,
+                "properties" => properties = Some(value.as_object()?),
+                "required" => required = value.as_array()?,
+                "additionalProperties" => check.additional = self.node(value, depth + 1),
+                "items" if value.is_object() || value.is_boolean() => {
+                    check.items = self.node(value, depth + 1);
+                }
+                "minItems" => check.items_count.0 = count(value)?,
+                "maxItems" => check.items_count.1 = count(value)?,
+                "minLength" => check.length.0 = count(value)?,
+                "maxLength" => check.length.1 = count(value)?,
+                "enum" => {
+                    let list = value.as_array()?;
+                    if list
+                        .iter()
+                        .all(|v| v.is_string() || v.is_boolean() || v.is_null())
+                    {
+                        check.choices = Some(list.clone());
+                    } else if list.iter().all(|v| !v.is_object() && !v.is_array()) {
+                        leaf.insert(key.clone(), value.clone());
+                        check.leaf_is_scalar_only = true;
+                    } else {
+                        return None;
+                    }
+                }
+                "const" => {
+                    if value.is_object() || value.is_array() {
+                        return None;
+                    }
+                    leaf.insert(key.clone(), value.clone());
+                    check.leaf_is_scalar_only = true;
+                }
+                "format" => {
+                    let known = value
+                        .as_str()
+                        .is_some_and(|f| !IGNORED_FORMATS.contains(&f));
+                    if self.formats && known {
+                        leaf.insert(key.clone(), value.clone());
+                    }
+                }
+                k if LEAF_KEYWORDS.contains(&k) => {
+                    leaf.insert(key.clone(), value.clone());
+                }
+                k if is_annotation(k) => {}
+                _ => return None,
+            }
+        }
+        if let Some(properties) = properties {
+            for (name, schema) in properties {
+                let node = self.node(schema, depth + 1);
+                check.props.push(Prop {
+                    name: name.as_str().into(),
+                    node,
+                    bit: 0,
+                });
+            }
+        }
+        for (i, name) in required.iter().enumerate() {
+            let name = name.as_str()?;
+            // A mask of 64 bits; a name listed twice gets two, and both
+            // are set by the one member.
+            let bit = 1u64.checked_shl(u32::try_from(i).ok()?)?;
+            if let Some(prop) = check.props.iter_mut().find(|p| &*p.name == name) {
+                prop.bit |= bit;
+            } else {
+                check.props.push(Prop {
+                    name: name.into(),
+                    node: check.additional,
+                    bit,
+                });
+            }
+            check.required |= bit;
+        }
+        if !leaf.is_empty() {
+            check.leaf = Some(self.leaf(Value::Object(leaf))?);
+        }
+        Some(check)
+    }
+
+    fn leaf(&mut self, schema: Value) -> Option<Arc<Validator>> {
+        let text = schema.to_string();
+        if let Some(done) = self.leaves.get(&text) {
+            return done.clone();
+        }
+        let compiled = (self.compile_leaf)(&schema).map(Arc::new);
+        self.leaves.insert(text, compiled.clone());
+        compiled
+    }
+}
+
+/// The target of a schema that is a `$ref` and annotations only.
+fn sole_ref(schema: &Value) -> Option<&str> {
+    let obj = schema.as_object()?;
+    let target = obj.get("$ref")?.as_str()?;
+    obj.keys()
+        .all(|k| k == "$ref" || is_annotation(k))
+        .then_some(target)
+}
+
+fn is_annotation(key: &str) -> bool {
+    ANNOTATIONS.contains(&key) || key.starts_with("x-")
+}
+
+/// `type`, as bits.
+fn types(value: &Value) -> Option<u8> {
+    let one = |name: &Value| {
+        Some(match name.as_str()? {
+            "null" => NULL,
+            "boolean" => BOOLEAN,
+            "object" => OBJECT,
+            "array" => ARRAY,
+            "number" => NUMBER | INTEGER,
+            "integer" => INTEGER,
+            "string" => STRING,
+            _ => return None,
+        })
+    };
+    match value {
+        Value::Array(list) => list.iter().try_fold(0, |bits, t| Some(bits | one(t)?)),
+        other => one(other),
+    }
+}
+
+/// A count keyword's value: a non-negative integer, which 2020-12 lets
+/// be written `2.0`.
+fn count(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
+}
+
+impl Plan {
+    /// Whether `body` is a JSON document valid against the schema of
+    /// `root`, as far as this walk can tell: `false` means "ask the full
+    /// path", not "invalid".
+    pub(crate) fn accepts(&self, root: NodeId, body: &[u8]) -> bool {
+        if root == STOP {
+            return false;
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return false;
+        };
+        let mut walk = Walk {
+            plan: self,
+            text,
+            bytes: body,
+            scratch: String::new(),
+        };
+        walk.value(skip_space(body, 0), root, 0)
+            .is_some_and(|end| skip_space(body, end) == body.len())
+    }
+
+    /// Whether the plan checks `root` itself, rather than giving up at
+    /// once (for the tests).
+    #[cfg(test)]
+    pub(crate) fn covers(&self, root: NodeId) -> bool {
+        !matches!(self.nodes[root as usize], Node::Stop)
+    }
+}
+
+/// One body being walked.
+struct Walk<'p, 't> {
+    plan: &'p Plan,
+    text: &'t str,
+    bytes: &'t [u8],
+    /// Decoded strings that hold escapes; one at a time.
+    scratch: String,
+}
+
+/// Where a string read by [`Walk::string`] is.
+#[derive(Clone, Copy)]
+enum Text {
+    /// `start..end` of the body.
+    Body(usize, usize),
+    /// The walk's scratch buffer.
+    Scratch,
+}
+
+impl<'p> Walk<'p, '_> {
+    fn str(&self, text: Text) -> &str {
+        match text {
+            Text::Body(start, end) => &self.text[start..end],
+            Text::Scratch => &self.scratch,
+        }
+    }
+
+    /// Walks the value starting at `at` (no whitespace before it) against
+    /// `node`; the index after it, or `None` to give up.
+    fn value(&mut self, at: usize, node: NodeId, depth: u32) -> Option<usize> {
+        let check: &'p Check = match &self.plan.nodes[node as usize] {
+            Node::Check(check) => check,
+            Node::Stop => return None,
+        };
+        match *self.bytes.get(at)? {
+            b'"' => {
+                let (end, text) = self.string(at + 1)?;
+                (check.types & STRING != 0).then_some(())?;
+                let s = self.str(text);
+                if check.length != (0, u64::MAX) && !length_within(s, check.length) {
+                    return None;
+                }
+                if let Some(choices) = &check.choices
+                    && !choices.iter().any(|c| c.as_str() == Some(s))
+                {
+                    return None;
+                }
+                self.leaf(check, Scalar::Str(s))?;
+                Some(end)
+            }
+            b'{' => {
+                if check.types & OBJECT == 0 || check.choices.is_some() || check.leaf_is_scalar_only
+                {
+                    return None;
+                }
+                self.object(at + 1, check, depth + 1)
+            }
+            b'[' => {
+                if check.types & ARRAY == 0 || check.choices.is_some() || check.leaf_is_scalar_only
+                {
+                    return None;
+                }
+                self.array(at + 1, check, depth + 1)
+            }
+            b't' => self.literal(at, b"true", check, BOOLEAN, Value::Bool(true)),
+            b'f' => self.literal(at, b"false", check, BOOLEAN, Value::Bool(false)),
+            b'n' => self.literal(at, b"null", check, NULL, Value::Null),
+            b'-' | b'0'..=b'9' => self.number(at, check),
+            _ => None,
+        }
+    }
+
+    fn leaf(&self, check: &Check, scalar: Scalar<'_>) -> Option<()> {
+        match &check.leaf {
+            Some(leaf) => Doc::with_scalar(scalar, |node| leaf.is_valid(node)).then_some(()),
+            None => Some(()),
+        }
+    }
+
+    fn literal(
+        &mut self,
+        at: usize,
+        word: &[u8],
+        check: &Check,
+        kind: u8,
+        value: Value,
+    ) -> Option<usize> {
+        if !self.bytes[at..].starts_with(word) || check.types & kind == 0 {
+            return None;
+        }
+        if let Some(choices) = &check.choices
+            && !choices.contains(&value)
+        {
+            return None;
+        }
+        let scalar = match value {
+            Value::Bool(b) => Scalar::Bool(b),
+            _ => Scalar::Null,
+        };
+        self.leaf(check, scalar)?;
+        Some(at + word.len())
+    }
+
+    fn number(&mut self, at: usize, check: &Check) -> Option<usize> {
+        let (shape, end) = tape::number_shape(self.bytes, at)?;
+        if check.choices.is_some() {
+            return None;
+        }
+        let number: Number = match shape {
+            Shape::Exact(n) => n,
+            // Floats and integers past 64 bits: `serde_json` reads them
+            // (or refuses them, out of range) as it would the whole body.
+            Shape::Other => serde_json::from_str(&self.text[at..end]).ok()?,
+        };
+        let admitted =
+            check.types & NUMBER != 0 || (check.types & INTEGER != 0 && is_integer(&number));
+        if !admitted {
+            return None;
+        }
+        self.leaf(check, Scalar::Number(number))?;
+        Some(end)
+    }
+
+    /// A string whose first byte after the quote is at `start`: the index
+    /// after its closing quote, and where its (decoded) text is.
+    fn string(&mut self, start: usize) -> Option<(usize, Text)> {
+        let at = plain_run(self.bytes, start);
+        match *self.bytes.get(at)? {
+            b'"' => Some((at + 1, Text::Body(start, at))),
+            b'\\' => {
+                self.scratch.clear();
+                let end = tape::decode_string(self.text, start, at, &mut self.scratch)?;
+                Some((end, Text::Scratch))
+            }
+            // A control character: it must be escaped.
+            _ => None,
+        }
+    }
+
+    /// The array whose first byte after `[` is at `at`.
+    fn array(&mut self, at: usize, check: &Check, depth: u32) -> Option<usize> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut count = 0u64;
+        let mut at = skip_space(self.bytes, at);
+        if self.bytes.get(at) == Some(&b']') {
+            at += 1;
+        } else {
+            loop {
+                at = self.value(at, check.items, depth)?;
+                count += 1;
+                let closed;
+                (at, closed) = self.after_item(at, b']')?;
+                if closed {
+                    break;
+                }
+            }
+        }
+        (check.items_count.0..=check.items_count.1)
+            .contains(&count)
+            .then_some(at)
+    }
+
+    /// The object whose first byte after `{` is at `at`.
+    fn object(&mut self, at: usize, check: &'p Check, depth: u32) -> Option<usize> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut seen = 0u64;
+        // Members mostly come in the schema's order: the search for the
+        // next one starts after the last found.
+        let mut hint = 0;
+        let mut at = skip_space(self.bytes, at);
+        if self.bytes.get(at) == Some(&b'}') {
+            at += 1;
+        } else {
+            loop {
+                if self.bytes.get(at) != Some(&b'"') {
+                    return None;
+                }
+                let (end, text) = self.string(at + 1)?;
+                let name = self.str(text);
+                let props = &check.props;
+                let found = (hint..props.len())
+                    .chain(0..hint)
+                    .find(|&i| &*props[i].name == name);
+                let node = match found {
+                    Some(i) => {
+                        hint = i + 1;
+                        seen |= props[i].bit;
+                        props[i].node
+                    }
+                    None => check.additional,
+                };
+                at = skip_space(self.bytes, end);
+                if self.bytes.get(at) != Some(&b':') {
+                    return None;
+                }
+                at = skip_space(self.bytes, at + 1);
+                at = self.value(at, node, depth)?;
+                let closed;
+                (at, closed) = self.after_item(at, b'}')?;
+                if closed {
+                    break;
+                }
+            }
+        }
+        (seen & check.required == check.required).then_some(at)
+    }
+
+    /// What follows an element or member ending at `at`: a comma (the
+    /// index after it and its space, `false`) or `close` (the index after
+    /// it, `true`).
+    fn after_item(&self, at: usize, close: u8) -> Option<(usize, bool)> {
+        let at = skip_space(self.bytes, at);
+        match *self.bytes.get(at)? {
+            b',' => Some((skip_space(self.bytes, at + 1), false)),
+            b if b == close => Some((at + 1, true)),
+            _ => None,
+        }
+    }
+}
+
+/// `minLength`/`maxLength`: `s` has `min..=max` characters. The byte
+/// length often decides without counting.
+fn length_within(s: &str, (min, max): (u64, u64)) -> bool {
+    let bytes = s.len() as u64;
+    if bytes < min || bytes.div_ceil(4) > max {
+        return false;
+    }
+    if min <= bytes.div_ceil(4) && bytes <= max {
+        return true;
+    }
+    (min..=max).contains(&(s.chars().count() as u64))
+}
+
+/// `jsonschema`'s integer test (drafts 6 and later): floats with no
+/// fractional part are integers.
+fn is_integer(n: &Number) -> bool {
+    n.is_u64() || n.is_i64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+}
+
+#[cfg(test)]
+#[path = "quick_tests.rs"]
+mod tests;

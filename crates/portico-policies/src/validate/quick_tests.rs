@@ -1,0 +1,448 @@
+use portico_model::validate::{BodyCheck, ResponseMode, Validator as _};
+use portico_spec::LoadOptions;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::super::schema::Compiled;
+use super::super::{DEFAULT_MAX_BODY, SpecValidator, Unbound, full_body_errors};
+
+/// `schema` compiled alone as entry 0 of a document, with `named`
+/// schemas under `$defs` for references (`#/$defs/NAME`).
+fn compile(schema: &Value, named: &[(&str, Value)], formats: bool) -> Compiled {
+    let mut defs = serde_json::Map::new();
+    for (name, s) in named {
+        defs.insert((*name).to_owned(), s.clone());
+    }
+    defs.insert("x0".into(), schema.clone());
+    let doc = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": defs,
+    });
+    Compiled::new(&doc, 1, formats).unwrap()
+}
+
+/// The full path's verdict: tape (or `serde_json`) and `jsonschema`.
+fn full(compiled: &Compiled, body: &str) -> bool {
+    full_body_errors(compiled.validator(0).unwrap(), body.as_bytes()).is_empty()
+}
+
+fn quick(compiled: &Compiled, body: &str) -> bool {
+    compiled.accepts(0, body.as_bytes())
+}
+
+/// Checks one body both ways: the walk must give `expected`, and never
+/// accept what the full path refuses.
+#[track_caller]
+fn assert_walk(compiled: &Compiled, body: &str, expected: bool) {
+    let walked = quick(compiled, body);
+    assert_eq!(walked, expected, "the walk on {body}");
+    if walked {
+        assert!(
+            full(compiled, body),
+            "the walk accepted {body}, which is invalid"
+        );
+    }
+}
+
+#[test]
+fn the_benchmark_pet_is_accepted_by_the_walk() {
+    let spec = portico_spec::load_str(
+        include_str!("../../../../bench/validate/petstore.yaml"),
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let settings = Unbound {
+        request: true,
+        response: ResponseMode::Off,
+        max_body: DEFAULT_MAX_BODY,
+        formats: true,
+    };
+    let v = SpecValidator::compile(&settings, &spec).unwrap();
+    let mut b = portico_model::OperationTableBuilder::new();
+    b.insert("/pets", http::Method::POST, None).unwrap();
+    let table = b.build();
+    let parts = http::Request::builder()
+        .method("POST")
+        .uri("/pets")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let BodyCheck::Json(id) = v
+        .check_head(&table.operations()[0], "/pets", &parts, true)
+        .unwrap()
+    else {
+        panic!("the body is JSON");
+    };
+    let requests = v.requests.as_ref().unwrap();
+    let entry = id.0 as usize;
+    assert!(requests.quick_covers(entry));
+    let pet = include_str!("../../../../bench/validate/pet.json");
+    assert!(requests.accepts(entry, pet.as_bytes()));
+    // Each format and pattern of the pet is checked (by its leaf).
+    for (from, to) in [
+        ("https://img.example.com/pets/rex/2.jpg", "not a uri"),
+        ("2021-04-17", "2021-02-30"),
+        ("ursula@example.org", "ursula"),
+        ("+1 (503) 555-0199", "call me"),
+        ("\"weight\": 31.5", "\"weight\": 0"),
+        ("\"id\": 7", "\"id\": 0"),
+        ("\"status\": \"available\"", "\"status\": \"lost\""),
+    ] {
+        let damaged = pet.replacen(from, to, 1);
+        assert!(!requests.accepts(entry, damaged.as_bytes()), "{to}");
+        assert!(v.check_body(id, damaged.as_bytes()).is_err(), "{to}");
+    }
+}
+
+#[test]
+fn objects_properties_required_and_additional() {
+    let c = compile(
+        &json!({
+            "type": "object",
+            "required": ["a", "d"],
+            "properties": { "a": { "type": "string" }, "b": { "type": "integer" } },
+            "additionalProperties": { "type": "boolean" }
+        }),
+        &[],
+        true,
+    );
+    assert_walk(&c, r#"{"a": "x", "d": true}"#, true);
+    assert_walk(&c, r#"{"d": false, "b": 2, "a": ""}"#, true);
+    // `d` is required but not a property: additionalProperties applies.
+    assert_walk(&c, r#"{"a": "x", "d": 1}"#, false);
+    assert_walk(&c, r#"{"a": "x"}"#, false);
+    assert_walk(&c, r#"{"a": "x", "d": true, "e": "no"}"#, false);
+    assert_walk(&c, r#"{"a": "x", "d": true, "b": 1.0}"#, true);
+    assert_walk(&c, r#"{"a": "x", "d": true, "b": 1.5}"#, false);
+    // An escaped name is the name it decodes to.
+    assert_walk(&c, r#"{"\u0061": "x", "d": true}"#, true);
+    assert_walk(&c, r#"{"\u0061": 5, "d": true}"#, false);
+    assert_walk(&c, "[]", false);
+    // Not JSON, or more after the value.
+    assert_walk(&c, r#"{"a": "x", "d": true,}"#, false);
+    assert_walk(&c, r#"{"a": "x", "d": true} {}"#, false);
+    assert_walk(&c, r#"{"a": "x", "d": tru}"#, false);
+}
+
+#[test]
+fn a_member_named_twice_is_accepted_only_if_both_values_are() {
+    let c = compile(
+        &json!({ "properties": { "a": { "type": "string" } } }),
+        &[],
+        true,
+    );
+    assert_walk(&c, r#"{"a": "x", "a": "y"}"#, true);
+    // serde_json keeps the last value, which is valid: the walk gives up,
+    // and the full path accepts.
+    assert_walk(&c, r#"{"a": 1, "a": "y"}"#, false);
+    assert!(full(&c, r#"{"a": 1, "a": "y"}"#));
+    assert_walk(&c, r#"{"a": "x", "a": 1}"#, false);
+}
+
+#[test]
+fn arrays_strings_and_scalars() {
+    let c = compile(
+        &json!({
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "type": ["string", "null"],
+                "minLength": 2,
+                "maxLength": 3,
+                "enum": ["ab", "é€x", "a\"b", null]
+            }
+        }),
+        &[],
+        true,
+    );
+    assert_walk(&c, r#"["ab", null]"#, true);
+    assert_walk(&c, r#"["é€x"]"#, true);
+    assert_walk(&c, r#"["a\"b", "\u00e9\u20acx"]"#, true);
+    assert_walk(&c, "[]", false);
+    assert_walk(&c, r#"["ab", "ab", "ab", "ab"]"#, false);
+    assert_walk(&c, r#"["abc"]"#, false);
+    assert_walk(&c, "[true]", false);
+    // A raw control character in a string is not JSON.
+    assert_walk(&c, "[\"a\u{1}\"]", false);
+}
+
+#[test]
+fn numbers_are_read_as_serde_json_reads_them() {
+    let c = compile(&json!({ "type": "integer" }), &[], true);
+    for (body, valid) in [
+        ("7", true),
+        ("-7", true),
+        ("7.0", true),
+        ("-0", true),
+        ("1e2", true),
+        ("7.5", false),
+        ("12345678901234567890123", true),
+        ("1e400", false),
+        ("01", false),
+        ("\"7\"", false),
+    ] {
+        assert_walk(&c, body, valid);
+        assert_eq!(full(&c, body), valid, "{body}");
+    }
+    let c = compile(
+        &json!({ "type": "number", "exclusiveMinimum": 0, "multipleOf": 0.5 }),
+        &[],
+        true,
+    );
+    assert_walk(&c, "31.5", true);
+    assert_walk(&c, "0", false);
+    assert_walk(&c, "0.3", false);
+}
+
+#[test]
+fn formats_are_checked_only_when_enabled() {
+    let schema = json!({ "type": "string", "format": "date" });
+    assert_walk(&compile(&schema, &[], true), r#""2021-02-30""#, false);
+    assert_walk(&compile(&schema, &[], true), r#""2021-02-28""#, true);
+    assert_walk(&compile(&schema, &[], false), r#""2021-02-30""#, true);
+    // OpenAPI's own formats mean nothing to jsonschema.
+    let c = compile(&json!({ "type": "integer", "format": "int32" }), &[], true);
+    assert_walk(&c, "99999999999", true);
+}
+
+#[test]
+fn references_and_recursion() {
+    let node = json!({
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": { "type": "string" },
+            "children": { "type": "array", "items": { "$ref": "#/$defs/node" } }
+        }
+    });
+    let c = compile(&json!({ "$ref": "#/$defs/node" }), &[("node", node)], true);
+    assert_walk(
+        &c,
+        r#"{"name": "a", "children": [{"name": "b", "children": [{"name": "c"}]}]}"#,
+        true,
+    );
+    assert_walk(
+        &c,
+        r#"{"name": "a", "children": [{"name": "b", "children": [{}]}]}"#,
+        false,
+    );
+    // Nesting past the reader's limit is left to the full path.
+    let deep = format!(
+        "{}{}",
+        r#"{"name": "a", "children": ["#.repeat(130),
+        "]}".repeat(130)
+    );
+    assert!(!quick(&c, &deep));
+}
+
+#[test]
+fn keywords_outside_the_set_leave_the_answer_to_the_full_path() {
+    for schema in [
+        json!({ "allOf": [{ "type": "string" }] }),
+        json!({ "type": "object", "patternProperties": { "^x": {} } }),
+        json!({ "type": "array", "uniqueItems": true }),
+        json!({ "$ref": "#/$defs/s", "type": "object" }),
+    ] {
+        let c = compile(&schema, &[("s", json!({}))], true);
+        assert!(!c.quick_covers(0), "{schema}");
+        assert!(!quick(&c, "\"x\""));
+    }
+    // Reached only where an instance goes there.
+    let c = compile(
+        &json!({ "properties": { "a": { "anyOf": [{ "type": "string" }] }, "b": false } }),
+        &[],
+        true,
+    );
+    assert!(c.quick_covers(0));
+    assert_walk(&c, r#"{"c": 1}"#, true);
+    assert_walk(&c, r#"{"a": "x"}"#, false);
+    assert!(full(&c, r#"{"a": "x"}"#));
+    assert_walk(&c, r#"{"b": 1}"#, false);
+}
+
+// Generated schemas of the handled keywords, and JSON texts made of the
+// same names and values, so that many match: the walk must agree with the
+// full path on every text that names no member twice, and never accept
+// one the full path refuses.
+
+const NAMES: &[&str] = &["a", "b", "é", "a\"b"];
+
+fn names() -> impl Strategy<Value = String> {
+    prop::sample::select(NAMES).prop_map(str::to_owned)
+}
+
+fn scalar_schema() -> impl Strategy<Value = Value> {
+    let string = (
+        prop::option::of(0u64..3),
+        prop::option::of(1u64..5),
+        prop::option::of(prop::sample::subsequence(
+            vec![json!("a"), json!("é"), json!("a\"b"), json!(null)],
+            1..3,
+        )),
+        prop::option::of(prop::sample::select(vec!["uri", "date", "email", "int32"])),
+        prop::option::of(Just("^[ab]+$")),
+        any::<bool>(),
+    )
+        .prop_map(|(min, max, choices, format, pattern, nullable)| {
+            let mut s = json!({ "type": if nullable { json!(["string", "null"]) } else { json!("string") } });
+            if let Some(min) = min {
+                s["minLength"] = json!(min);
+            }
+            if let Some(max) = max {
+                s["maxLength"] = json!(max);
+            }
+            if let Some(choices) = choices {
+                s["enum"] = Value::Array(choices);
+            }
+            if let Some(format) = format {
+                s["format"] = json!(format);
+            }
+            if let Some(pattern) = pattern {
+                s["pattern"] = json!(pattern);
+            }
+            s
+        });
+    let number = (
+        prop::sample::select(vec!["integer", "number"]),
+        prop::option::of(prop::sample::select(vec![json!(0), json!(-1), json!(1.5)])),
+        prop::option::of(prop::sample::select(vec![json!(2), json!(1e20)])),
+        prop::option::of(prop::sample::select(vec![json!(0.5), json!(2)])),
+    )
+        .prop_map(|(kind, min, max, multiple)| {
+            let mut s = json!({ "type": kind });
+            if let Some(min) = min {
+                s["exclusiveMinimum"] = min;
+            }
+            if let Some(max) = max {
+                s["maximum"] = max;
+            }
+            if let Some(multiple) = multiple {
+                s["multipleOf"] = multiple;
+            }
+            s
+        });
+    prop_oneof![
+        string,
+        number,
+        Just(json!({})),
+        Just(json!(true)),
+        Just(json!({ "type": "boolean" })),
+        Just(json!({ "type": "null" })),
+        Just(json!({ "const": 1 })),
+        Just(json!({ "enum": [1, 2.5, "a", true] })),
+    ]
+}
+
+fn schema() -> impl Strategy<Value = Value> {
+    scalar_schema().prop_recursive(3, 24, 4, |inner| {
+        let object = (
+            any::<bool>(),
+            prop::collection::btree_map(names(), inner.clone(), 0..4),
+            prop::collection::btree_set(prop::sample::select(vec!["a", "b", "é", "z"]), 0..3),
+            prop::option::of(prop_oneof![Just(json!(false)), inner.clone()]),
+        )
+            .prop_map(|(typed, props, required, additional)| {
+                let mut s = json!({ "properties": props, "required": required });
+                if typed {
+                    s["type"] = json!("object");
+                }
+                if let Some(additional) = additional {
+                    s["additionalProperties"] = additional;
+                }
+                s
+            });
+        let array = (
+            any::<bool>(),
+            inner,
+            prop::option::of(0u64..2),
+            prop::option::of(1u64..4),
+        )
+            .prop_map(|(typed, items, min, max)| {
+                let mut s = json!({ "items": items });
+                if typed {
+                    s["type"] = json!("array");
+                }
+                if let Some(min) = min {
+                    s["minItems"] = json!(min);
+                }
+                if let Some(max) = max {
+                    s["maxItems"] = json!(max);
+                }
+                s
+            });
+        prop_oneof![object, array]
+    })
+}
+
+fn text() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(vec![
+        "null",
+        "true",
+        "false",
+        "0",
+        "1",
+        "-1",
+        "1.0",
+        "2.5",
+        "1e3",
+        "-0",
+        "3",
+        "12345678901234567890123",
+        "1e400",
+        "\"a\"",
+        "\"ab\"",
+        "\"é\"",
+        "\"\"",
+        "\"a\\\"b\"",
+        "\"\\u00e9\"",
+        "\"https://x.org/a\"",
+        "\"2021-04-17\"",
+        "\"u@example.org\"",
+        "\"abab\"",
+        "\"a\\nb\"",
+        "tru",
+        "\"\\ud800\"",
+    ])
+    .prop_map(str::to_owned);
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        let name = prop::sample::select(vec![
+            "\"a\"",
+            "\"b\"",
+            "\"é\"",
+            "\"a\\\"b\"",
+            "\"\\u0061\"",
+            "\"z\"",
+        ]);
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(|items| format!("[{}]", items.join(", "))),
+            prop::collection::vec((name, inner), 0..4).prop_map(|members| {
+                let members: Vec<String> =
+                    members.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+                format!("{{\n  {}\n}}", members.join(",\n  "))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_walk_agrees_with_the_full_path(schema in schema(), body in text()) {
+        let c = compile(&schema, &[], true);
+        let walked = quick(&c, &body);
+        let verdict = full(&c, &body);
+        prop_assert!(!walked || verdict, "the walk accepted {body} against {schema}");
+        // Without repeated names (where serde_json keeps the last value)
+        // and `false` schemas (which stop the walk), it decides alone.
+        let repeats = super::super::tape::Doc::parse(&body).is_none();
+        let has_false = schema.to_string().contains("false");
+        if !repeats && !has_false {
+            prop_assert_eq!(walked, verdict, "{} against {}", body, schema);
+        }
+    }
+}
