@@ -75,6 +75,9 @@ pub mod fuzzing {
     /// Reads `data` with the validator's JSON reader and with
     /// `serde_json`: a document the reader accepts must read as
     /// `serde_json` reads it, and one `serde_json` refuses must be refused.
+    /// Then walks it with the quick walk against two schemas (anything,
+    /// and an object of the keywords the walk handles): a body the walk
+    /// accepts must pass the full path.
     pub fn json_body(data: &[u8]) {
         crate::validate::fuzz_json(data);
     }

@@ -446,3 +446,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_fuzz_check_holds_on_its_seeds_and_their_prefixes() {
+    for seed in [
+        include_bytes!("../../../../fuzz/seeds/json_body/pet.json").as_slice(),
+        include_bytes!("../../../../fuzz/seeds/json_body/escapes.json"),
+        include_bytes!("../../../../fuzz/seeds/json_body/repeated.json"),
+        br#"{"name": "Rex", "tags": [{}, {"a": 1}], "status": null, "extra": {"x": true}}"#,
+    ] {
+        for end in 0..=seed.len() {
+            super::super::fuzz_json(&seed[..end]);
+        }
+    }
+}
