@@ -10,6 +10,7 @@
 //! owns the body, and buffers it only when the operation has a JSON schema
 //! for it.
 
+mod formats;
 mod params;
 mod quick;
 mod schema;
@@ -346,10 +347,13 @@ impl SpecValidator {
                 }
                 continue;
             };
-            let validator = entry
-                .zip(self.requests.as_ref())
-                .and_then(|(e, c)| c.validator(e as usize));
-            if let Some(v) = validator {
+            let Some((entry, compiled)) = entry.zip(self.requests.as_ref()) else {
+                continue;
+            };
+            if compiled.accepts_value(entry as usize, &value) {
+                continue;
+            }
+            if let Some(v) = compiled.validator(entry as usize) {
                 let doc = Doc::from_value(&value);
                 errors.extend(schema::errors(v, doc.root(), place, Some(&decoder.name)));
             }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 
+use super::formats;
 use super::schema::Validator;
 use super::tape::{self, Doc, Scalar, Shape, plain_run, skip_space};
 
@@ -128,6 +129,9 @@ struct Check {
     choices: Option<Vec<Value>>,
     /// The keywords about one scalar, compiled alone.
     leaf: Option<Arc<Validator>>,
+    /// Where `leaf` is one common `format`: a check that accepts most
+    /// valid strings of it without `leaf` (and leaves the rest to it).
+    quick_format: Option<fn(&str) -> bool>,
     /// Whether `leaf` refuses every object and array (it holds `const` or
     /// `enum`, of scalars).
     leaf_is_scalar_only: bool,
@@ -145,6 +149,7 @@ impl Default for Check {
             length: (0, u64::MAX),
             choices: None,
             leaf: None,
+            quick_format: None,
             leaf_is_scalar_only: false,
         }
     }
@@ -152,6 +157,8 @@ impl Default for Check {
 
 struct Prop {
     name: Box<str>,
+    /// [`tape::fingerprint`] of `name`.
+    print: u64,
     node: NodeId,
     /// This prop's bit in [`Check::required`], 0 if it is optional.
     bit: u64,
@@ -314,6 +321,7 @@ impl<'a> Builder<'a> {
                 let node = self.node(schema, depth + 1);
                 check.props.push(Prop {
                     name: name.as_str().into(),
+                    print: tape::fingerprint(name.as_bytes()),
                     node,
                     bit: 0,
                 });
@@ -329,11 +337,22 @@ impl<'a> Builder<'a> {
             } else {
                 check.props.push(Prop {
                     name: name.into(),
+                    print: tape::fingerprint(name.as_bytes()),
                     node: check.additional,
                     bit,
                 });
             }
             check.required |= bit;
+        }
+        if leaf.len() == 1
+            && let Some(Value::String(format)) = leaf.get("format")
+        {
+            check.quick_format = match format.as_str() {
+                "uri" => Some(formats::uri),
+                "email" => Some(formats::email),
+                "date" => Some(formats::date),
+                _ => None,
+            };
         }
         if !leaf.is_empty() {
             check.leaf = Some(self.leaf(Value::Object(leaf))?);
@@ -416,6 +435,23 @@ impl Plan {
             .is_some_and(|end| skip_space(body, end) == body.len())
     }
 
+    /// Whether a decoded parameter value is valid against the schema of
+    /// `root`, as [`Self::accepts`] tells it; only scalars are checked
+    /// here, arrays and objects go to the full path.
+    pub(crate) fn accepts_value(&self, root: NodeId, value: &Value) -> bool {
+        let Node::Check(check) = &self.nodes[root as usize] else {
+            return false;
+        };
+        match value {
+            Value::String(s) => check.string(s),
+            Value::Number(n) => check.number(n.clone()),
+            Value::Bool(b) => check.literal(Scalar::Bool(*b)),
+            Value::Null => check.literal(Scalar::Null),
+            Value::Array(_) | Value::Object(_) => None,
+        }
+        .is_some()
+    }
+
     /// Whether the plan checks `root` itself, rather than giving up at
     /// once (for the tests).
     #[cfg(test)]
@@ -429,27 +465,11 @@ struct Walk<'p, 't> {
     plan: &'p Plan,
     text: &'t str,
     bytes: &'t [u8],
-    /// Decoded strings that hold escapes; one at a time.
+    /// The last string read, decoded, where it held escapes.
     scratch: String,
 }
 
-/// Where a string read by [`Walk::string`] is.
-#[derive(Clone, Copy)]
-enum Text {
-    /// `start..end` of the body.
-    Body(usize, usize),
-    /// The walk's scratch buffer.
-    Scratch,
-}
-
 impl<'p> Walk<'p, '_> {
-    fn str(&self, text: Text) -> &str {
-        match text {
-            Text::Body(start, end) => &self.text[start..end],
-            Text::Scratch => &self.scratch,
-        }
-    }
-
     /// Walks the value starting at `at` (no whitespace before it) against
     /// `node`; the index after it, or `None` to give up.
     fn value(&mut self, at: usize, node: NodeId, depth: u32) -> Option<usize> {
@@ -459,107 +479,69 @@ impl<'p> Walk<'p, '_> {
         };
         match *self.bytes.get(at)? {
             b'"' => {
-                let (end, text) = self.string(at + 1)?;
-                (check.types & STRING != 0).then_some(())?;
-                let s = self.str(text);
-                if check.length != (0, u64::MAX) && !length_within(s, check.length) {
-                    return None;
-                }
-                if let Some(choices) = &check.choices
-                    && !choices.iter().any(|c| c.as_str() == Some(s))
-                {
-                    return None;
-                }
-                self.leaf(check, Scalar::Str(s))?;
+                let (end, escaped) = self.string(at + 1)?;
+                let s = if escaped {
+                    self.scratch.as_str()
+                } else {
+                    &self.text[at + 1..end - 1]
+                };
+                check.string(s)?;
                 Some(end)
             }
             b'{' => {
-                if check.types & OBJECT == 0 || check.choices.is_some() || check.leaf_is_scalar_only
-                {
-                    return None;
-                }
+                check.container(OBJECT)?;
                 self.object(at + 1, check, depth + 1)
             }
             b'[' => {
-                if check.types & ARRAY == 0 || check.choices.is_some() || check.leaf_is_scalar_only
-                {
-                    return None;
-                }
+                check.container(ARRAY)?;
                 self.array(at + 1, check, depth + 1)
             }
-            b't' => self.literal(at, b"true", check, BOOLEAN, Value::Bool(true)),
-            b'f' => self.literal(at, b"false", check, BOOLEAN, Value::Bool(false)),
-            b'n' => self.literal(at, b"null", check, NULL, Value::Null),
-            b'-' | b'0'..=b'9' => self.number(at, check),
+            b't' => self.literal(at, b"true", check, Scalar::Bool(true)),
+            b'f' => self.literal(at, b"false", check, Scalar::Bool(false)),
+            b'n' => self.literal(at, b"null", check, Scalar::Null),
+            b'-' | b'0'..=b'9' => {
+                let (shape, end) = tape::number_shape(self.bytes, at)?;
+                let number: Number = match shape {
+                    Shape::Exact(n) => n,
+                    // Floats and integers past 64 bits: `serde_json` reads
+                    // them (or refuses them, out of range) as it would the
+                    // whole body.
+                    Shape::Other => serde_json::from_str(&self.text[at..end]).ok()?,
+                };
+                check.number(number)?;
+                Some(end)
+            }
             _ => None,
         }
     }
 
-    fn leaf(&self, check: &Check, scalar: Scalar<'_>) -> Option<()> {
-        match &check.leaf {
-            Some(leaf) => Doc::with_scalar(scalar, |node| leaf.is_valid(node)).then_some(()),
-            None => Some(()),
-        }
-    }
-
-    fn literal(
-        &mut self,
-        at: usize,
-        word: &[u8],
-        check: &Check,
-        kind: u8,
-        value: Value,
-    ) -> Option<usize> {
-        if !self.bytes[at..].starts_with(word) || check.types & kind == 0 {
+    fn literal(&self, at: usize, word: &[u8], check: &Check, value: Scalar<'_>) -> Option<usize> {
+        if !self.bytes[at..].starts_with(word) {
             return None;
         }
-        if let Some(choices) = &check.choices
-            && !choices.contains(&value)
-        {
-            return None;
-        }
-        let scalar = match value {
-            Value::Bool(b) => Scalar::Bool(b),
-            _ => Scalar::Null,
-        };
-        self.leaf(check, scalar)?;
+        check.literal(value)?;
         Some(at + word.len())
     }
 
-    fn number(&mut self, at: usize, check: &Check) -> Option<usize> {
-        let (shape, end) = tape::number_shape(self.bytes, at)?;
-        if check.choices.is_some() {
-            return None;
-        }
-        let number: Number = match shape {
-            Shape::Exact(n) => n,
-            // Floats and integers past 64 bits: `serde_json` reads them
-            // (or refuses them, out of range) as it would the whole body.
-            Shape::Other => serde_json::from_str(&self.text[at..end]).ok()?,
-        };
-        let admitted =
-            check.types & NUMBER != 0 || (check.types & INTEGER != 0 && is_integer(&number));
-        if !admitted {
-            return None;
-        }
-        self.leaf(check, Scalar::Number(number))?;
-        Some(end)
-    }
-
     /// A string whose first byte after the quote is at `start`: the index
-    /// after its closing quote, and where its (decoded) text is.
-    fn string(&mut self, start: usize) -> Option<(usize, Text)> {
+    /// after its closing quote, and whether it held escapes (its decoded
+    /// text is then in `scratch`; otherwise it is the body's bytes).
+    #[inline]
+    fn string(&mut self, start: usize) -> Option<(usize, bool)> {
         let at = plain_run(self.bytes, start);
         match *self.bytes.get(at)? {
-            b'"' => Some((at + 1, Text::Body(start, at))),
-            b'\\' => {
-                self.scratch.clear();
-                let end = tape::decode_string(self.text, start, at, &mut self.scratch)?;
-                Some((end, Text::Scratch))
-            }
+            b'"' => Some((at + 1, false)),
+            b'\\' => self.escaped_string(start, at),
             // A control character: it must be escaped.
             _ => None,
         }
+    }
+
+    #[cold]
+    fn escaped_string(&mut self, start: usize, at: usize) -> Option<(usize, bool)> {
+        self.scratch.clear();
+        let end = tape::decode_string(self.text, start, at, &mut self.scratch)?;
+        Some((end, true))
     }
 
     /// The array whose first byte after `[` is at `at`.
@@ -593,9 +575,6 @@ impl<'p> Walk<'p, '_> {
             return None;
         }
         let mut seen = 0u64;
-        // Members mostly come in the schema's order: the search for the
-        // next one starts after the last found.
-        let mut hint = 0;
         let mut at = skip_space(self.bytes, at);
         if self.bytes.get(at) == Some(&b'}') {
             at += 1;
@@ -604,17 +583,16 @@ impl<'p> Walk<'p, '_> {
                 if self.bytes.get(at) != Some(&b'"') {
                     return None;
                 }
-                let (end, text) = self.string(at + 1)?;
-                let name = self.str(text);
-                let props = &check.props;
-                let found = (hint..props.len())
-                    .chain(0..hint)
-                    .find(|&i| &*props[i].name == name);
-                let node = match found {
-                    Some(i) => {
-                        hint = i + 1;
-                        seen |= props[i].bit;
-                        props[i].node
+                let (end, escaped) = self.string(at + 1)?;
+                let name = if escaped {
+                    self.scratch.as_bytes()
+                } else {
+                    &self.bytes[at + 1..end - 1]
+                };
+                let node = match check.prop(name) {
+                    Some(prop) => {
+                        seen |= prop.bit;
+                        prop.node
                     }
                     None => check.additional,
                 };
@@ -637,12 +615,84 @@ impl<'p> Walk<'p, '_> {
     /// What follows an element or member ending at `at`: a comma (the
     /// index after it and its space, `false`) or `close` (the index after
     /// it, `true`).
+    #[inline]
     fn after_item(&self, at: usize, close: u8) -> Option<(usize, bool)> {
         let at = skip_space(self.bytes, at);
         match *self.bytes.get(at)? {
             b',' => Some((skip_space(self.bytes, at + 1), false)),
             b if b == close => Some((at + 1, true)),
             _ => None,
+        }
+    }
+}
+
+impl Check {
+    /// The prop named `name`, if any. Fingerprints rule out nearly every
+    /// other name without comparing it.
+    #[inline]
+    fn prop(&self, name: &[u8]) -> Option<&Prop> {
+        let print = tape::fingerprint(name);
+        self.props
+            .iter()
+            .find(|p| p.print == print && (name.len() < 8 || p.name.as_bytes() == name))
+    }
+
+    /// An object or array (`kind`) may be here.
+    fn container(&self, kind: u8) -> Option<()> {
+        (self.types & kind != 0 && self.choices.is_none() && !self.leaf_is_scalar_only)
+            .then_some(())
+    }
+
+    fn string(&self, s: &str) -> Option<()> {
+        if self.types & STRING == 0 {
+            return None;
+        }
+        if self.length != (0, u64::MAX) && !length_within(s, self.length) {
+            return None;
+        }
+        if let Some(choices) = &self.choices
+            && !choices.iter().any(|c| c.as_str() == Some(s))
+        {
+            return None;
+        }
+        if let Some(quick) = self.quick_format
+            && quick(s)
+        {
+            return Some(());
+        }
+        self.leaf(Scalar::Str(s))
+    }
+
+    fn number(&self, number: Number) -> Option<()> {
+        let admitted =
+            self.types & NUMBER != 0 || (self.types & INTEGER != 0 && is_integer(&number));
+        if !admitted || self.choices.is_some() {
+            return None;
+        }
+        self.leaf(Scalar::Number(number))
+    }
+
+    /// `true`, `false` or `null`.
+    fn literal(&self, value: Scalar<'_>) -> Option<()> {
+        let (kind, as_value) = match value {
+            Scalar::Bool(b) => (BOOLEAN, Value::Bool(b)),
+            _ => (NULL, Value::Null),
+        };
+        if self.types & kind == 0 {
+            return None;
+        }
+        if let Some(choices) = &self.choices
+            && !choices.contains(&as_value)
+        {
+            return None;
+        }
+        self.leaf(value)
+    }
+
+    fn leaf(&self, scalar: Scalar<'_>) -> Option<()> {
+        match &self.leaf {
+            Some(leaf) => Doc::with_scalar(scalar, |node| leaf.is_valid(node)).then_some(()),
+            None => Some(()),
         }
     }
 }

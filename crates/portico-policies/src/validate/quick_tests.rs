@@ -439,6 +439,13 @@ proptest! {
         prop_assert!(!walked || verdict, "the walk accepted {body} against {schema}");
         // Without repeated names (where serde_json keeps the last value)
         // and `false` schemas (which stop the walk), it decides alone.
+        // A decoded parameter is checked by the same nodes.
+        if let Ok(value) = serde_json::from_str::<Value>(&body)
+            && !value.is_array()
+            && !value.is_object()
+        {
+            prop_assert_eq!(c.accepts_value(0, &value), walked, "{} against {}", body, schema);
+        }
         let repeats = super::super::tape::Doc::parse(&body).is_none();
         let has_false = schema.to_string().contains("false");
         if !repeats && !has_false {

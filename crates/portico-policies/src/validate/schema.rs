@@ -380,6 +380,13 @@ impl Compiled {
             .is_some_and(|&root| self.quick.accepts(root, body))
     }
 
+    /// [`Self::accepts`] for a decoded parameter value.
+    pub(crate) fn accepts_value(&self, entry: usize, value: &Value) -> bool {
+        self.roots
+            .get(entry)
+            .is_some_and(|&root| self.quick.accepts_value(root, value))
+    }
+
     /// Whether the quick walk checks entry `entry` at all (for the tests).
     #[cfg(test)]
     pub(crate) fn quick_covers(&self, entry: usize) -> bool {

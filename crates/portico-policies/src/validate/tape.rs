@@ -718,7 +718,7 @@ fn space_run(bytes: &[u8], mut at: usize) -> usize {
 /// A member name's length and first seven bytes in one word: two names
 /// with the same fingerprint are most likely the same, and certainly when
 /// they are shorter than eight bytes.
-fn fingerprint(name: &[u8]) -> u64 {
+pub(crate) fn fingerprint(name: &[u8]) -> u64 {
     // The length saturates, so that only a short name reads as short.
     let len = (name.len().min(255) as u64) << 56;
     if let Some(word) = word_at(name, 0) {
