@@ -584,12 +584,14 @@ impl<'p> Walk<'p, '_> {
                     return None;
                 }
                 let (end, escaped) = self.string(at + 1)?;
-                let name = if escaped {
-                    self.scratch.as_bytes()
+                let found = if escaped {
+                    let name = self.scratch.as_bytes();
+                    check.prop(name, tape::fingerprint(name))
                 } else {
-                    &self.bytes[at + 1..end - 1]
+                    let name = &self.bytes[at + 1..end - 1];
+                    check.prop(name, tape::fingerprint_at(self.bytes, at + 1, end - 1))
                 };
-                let node = match check.prop(name) {
+                let node = match found {
                     Some(prop) => {
                         seen |= prop.bit;
                         prop.node
@@ -627,11 +629,11 @@ impl<'p> Walk<'p, '_> {
 }
 
 impl Check {
-    /// The prop named `name`, if any. Fingerprints rule out nearly every
-    /// other name without comparing it.
+    /// The prop named `name`, whose [`tape::fingerprint`] is `print`, if
+    /// any. Fingerprints rule out nearly every other name without
+    /// comparing it.
     #[inline]
-    fn prop(&self, name: &[u8]) -> Option<&Prop> {
-        let print = tape::fingerprint(name);
+    fn prop(&self, name: &[u8], print: u64) -> Option<&Prop> {
         self.props
             .iter()
             .find(|p| p.print == print && (name.len() < 8 || p.name.as_bytes() == name))

@@ -318,7 +318,16 @@ struct Reader<'t> {
 
 /// The index of the first byte from `at` that is not JSON whitespace.
 #[inline]
-pub(crate) fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
+    match bytes.get(at) {
+        Some(&b) if b > b' ' => at,
+        None => at,
+        Some(_) => skip_space_run(bytes, at),
+    }
+}
+
+/// [`skip_space`] from a byte that may be whitespace.
+fn skip_space_run(bytes: &[u8], mut at: usize) -> usize {
     loop {
         match bytes.get(at) {
             // Indentation comes in runs.
@@ -729,6 +738,20 @@ pub(crate) fn fingerprint(name: &[u8]) -> u64 {
         print |= u64::from(b) << (8 * i);
     }
     print
+}
+
+/// [`fingerprint`] of `bytes[start..end]`, read in one load from the
+/// text around it where the text goes on for eight bytes from `start`.
+#[inline]
+pub(crate) fn fingerprint_at(bytes: &[u8], start: usize, end: usize) -> u64 {
+    let len = end - start;
+    match word_at(bytes, start) {
+        Some(word) => {
+            let mask = (1u64 << (8 * len.min(7))) - 1;
+            ((len.min(255) as u64) << 56) | (word & mask)
+        }
+        None => fingerprint(&bytes[start..end]),
+    }
 }
 
 /// The end of the run of bytes from `at` that a string holds as they are:

@@ -277,3 +277,36 @@ fn word_scans_stop_at_the_first_byte_that_ends_a_run() {
         }
     }
 }
+
+#[test]
+fn a_fingerprint_read_in_place_is_the_fingerprint() {
+    let text = "a\"photoUrls\":é{}0123456789abcdefghijk";
+    let bytes = text.as_bytes();
+    for start in 0..bytes.len() {
+        for end in start..=bytes.len() {
+            assert_eq!(
+                super::fingerprint_at(bytes, start, end),
+                super::fingerprint(&bytes[start..end]),
+                "{start}..{end}"
+            );
+        }
+    }
+}
+
+#[test]
+fn whitespace_is_skipped_in_every_mix() {
+    for text in [
+        "",
+        "x",
+        " x",
+        "\n    x",
+        "\t\r\n x",
+        "         \n\n        x",
+        "   ",
+    ] {
+        let want = text
+            .find(|c: char| !c.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        assert_eq!(super::skip_space(text.as_bytes(), 0), want, "{text:?}");
+    }
+}
