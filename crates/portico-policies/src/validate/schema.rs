@@ -436,32 +436,71 @@ pub(crate) fn plain_address(text: &str) -> bool {
         return false;
     };
     let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
-    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
     if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
         return false;
     }
-    if local.windows(2).any(|w| w == b"..") || !local.iter().all(|&b| b == b'.' || atext(b)) {
-        return false;
-    }
-    let label_ok = |label: &[u8]| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label[0].is_ascii_alphanumeric()
-            && label[label.len() - 1].is_ascii_alphanumeric()
-            && label
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.windows(2).any(|w| w == b"--")
-    };
-    let mut labels = 0;
-    for label in domain.split(|&b| b == b'.') {
-        if !label_ok(label) {
+    let mut prev = 0;
+    for &b in local {
+        if (b == b'.' && prev == b'.') || (b != b'.' && !ATEXT[b as usize]) {
             return false;
         }
-        labels += 1;
+        prev = b;
     }
-    domain.len() <= 253 && labels >= 2
+    if domain.len() > 253 {
+        return false;
+    }
+    // Labels: letters, digits and inner hyphens, never two in a row.
+    let (mut labels, mut len, mut prev) = (1, 0, b'.');
+    for &b in domain {
+        match b {
+            b'.' if len > 0 && prev != b'-' => {
+                labels += 1;
+                len = 0;
+            }
+            b'-' if len > 0 && prev != b'-' => len += 1,
+            b if b.is_ascii_alphanumeric() => len += 1,
+            _ => return false,
+        }
+        if len > 63 {
+            return false;
+        }
+        prev = b;
+    }
+    len > 0 && prev != b'-' && labels >= 2
 }
+
+/// RFC 5322 `atext`: the bytes of a dot-atom's words.
+const ATEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'/'
+                    | b'='
+                    | b'?'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'{'
+                    | b'|'
+                    | b'}'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
 
 /// At most this many errors are listed per value; a document listing
 /// thousands helps nobody and costs memory.

@@ -557,6 +557,8 @@ mod email {
             "rex@localhost",
             "rex@xn--bcher-kva.example",
             "rex@-example.com",
+            "rex@example-.com",
+            "rex@example..com",
             "rex@example.com.",
             ".rex@example.com",
             "r..x@example.com",
