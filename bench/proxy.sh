@@ -18,7 +18,8 @@
 #   --validate adds POST targets with the 1 KiB JSON body of
 #   bench/validate/pet.json: nginx, Portico routing by the pet store spec
 #   (bench/validate/petstore.yaml) without policies, and the same with the
-#   `validate` policy; it prints validated / routed.
+#   `validate` policy, and Portico proxying the same POST without a spec;
+#   it prints validated / routed and validated / plain.
 # Needs root for apt-get the first time (nginx, haproxy, wrk).
 set -euo pipefail
 
@@ -159,7 +160,8 @@ if [ "$LIMITS" = 1 ]; then
 fi
 
 if [ "$VALIDATE" = 1 ]; then
-  # One node with two APIs on the same spec: routed only, and validated.
+  # One node with three APIs: no spec (plain prefix proxying), and two on
+  # the same spec, routed only and validated.
   VAL_PORT=$(free_port); VAL_ADM=$(free_port)
   cp "$root/bench/validate/petstore.yaml" "$work/petstore.yaml"
   cat > "$work/portico-validate.yaml" <<CONF
@@ -170,6 +172,9 @@ server:
   workers: 1
 storage: "sqlite://$work/data-$VAL_PORT/portico.db"
 apis:
+  - name: plain
+    base_path: /plain
+    upstream: { targets: ["http://127.0.0.1:$UP"] }
   - name: routed
     base_path: /routed/v1
     spec: petstore.yaml
@@ -193,9 +198,9 @@ with open(sys.argv[2], "w") as f:
     f.write('wrk.headers["Content-Type"] = "application/json"\n')
     f.write('wrk.headers["x-request-tag"] = "bench"\n')
 PY
-  TARGETS+=(nginx-post portico-routed-post portico-validate-post)
+  TARGETS+=(nginx-post portico-plain-post portico-routed-post portico-validate-post)
   wait_port "$VAL_PORT"
-  for path in /routed/v1/pets /store/v1/pets; do
+  for path in /plain/pets /routed/v1/pets /store/v1/pets; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
       -H 'x-request-tag: bench' --data-binary @"$root/bench/validate/pet.json" \
       "http://127.0.0.1:$VAL_PORT$path?dry_run=false")
@@ -262,6 +267,7 @@ for r in $(seq "$ROUNDS"); do
   fi
   if [ "$VALIDATE" = 1 ]; then
     run nginx-post "$NGX" "$NGX_PID" -s "$work/post.lua"
+    URL_PATH="/plain/pets?dry_run=false" run portico-plain-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
     URL_PATH="/routed/v1/pets?dry_run=false" run portico-routed-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
     URL_PATH="/store/v1/pets?dry_run=false" run portico-validate-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
   fi
@@ -272,7 +278,7 @@ python3 - "$results" "$CONNS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 order = ["direct", "nginx", "haproxy", "portico", "portico-key10", "portico-key100000",
-         "portico-limits", "portico-limits-redis", "nginx-post", "portico-routed-post",
+         "portico-limits", "portico-limits-redis", "nginx-post", "portico-plain-post", "portico-routed-post",
          "portico-validate-post"]
 med = {}
 print(f"\nc={sys.argv[2]}, medians over {sum(r[0] == 'direct' for r in rows)} rounds")
@@ -300,8 +306,11 @@ for name in ["portico-limits", "portico-limits-redis"]:
               + f", non-2xx {l[3]:.0f}")
 if "portico-validate-post" in med:
     v, r, n = med["portico-validate-post"], med["portico-routed-post"], med["nginx-post"]
+    p = med["portico-plain-post"]
     print(f"validate / routed (POST, 1 KiB JSON): rps {v[0] / r[0]:.3f}x (target: cost under 10 %, so at least 0.9x), "
           f"cpu per request {v[7] / r[7]:.3f}x; routed / nginx (POST): rps {r[0] / n[0]:.3f}x")
+    print(f"validate / plain (POST, no spec): rps {v[0] / p[0]:.3f}x, cpu per request {v[7] / p[7]:.3f}x; "
+          f"routed / plain: rps {r[0] / p[0]:.3f}x")
 PY
 if [ -n "$REDIS_URL" ] && [ "$LIMITS" = 1 ]; then
   # Redis round trips per admitted request, from the node's own counters.

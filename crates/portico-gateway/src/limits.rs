@@ -4,6 +4,7 @@
 //! either a 429 or the RateLimit fields of the response
 //! (draft-ietf-httpapi-ratelimit-headers-11).
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,24 +202,71 @@ pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
     if limits.outcomes.len() != limits.len() || limits.is_empty() {
         return None;
     }
-    let mut policy = String::with_capacity(32 * limits.len());
     let mut state = String::with_capacity(32 * limits.len());
     for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
-        if !policy.is_empty() {
-            policy.push_str(", ");
+        if !state.is_empty() {
             state.push_str(", ");
         }
-        write_member(&mut policy, &mut state, &check.name, check.algorithm, o);
+        write_state(&mut state, &check.name, check.algorithm, o);
     }
-    Some((
-        HeaderValue::try_from(policy).ok()?,
-        HeaderValue::try_from(state).ok()?,
-    ))
+    Some((policy_field(limits)?, HeaderValue::try_from(state).ok()?))
 }
 
-// Written piece by piece rather than with `write!`: both fields go on
+thread_local! {
+    /// The last `RateLimit-Policy` written on this thread and the limits
+    /// it was written for (name, algorithm). It depends only on those,
+    /// and consecutive requests mostly come under the same ones.
+    static LAST_POLICY: RefCell<(Vec<(Arc<str>, Algorithm)>, Option<HeaderValue>)> =
+        const { RefCell::new((Vec::new(), None)) };
+}
+
+/// `RateLimit-Policy` for the limits of `limits`: the last one again where
+/// they are the same limits, written anew otherwise.
+fn policy_field(limits: &Limits) -> Option<HeaderValue> {
+    let same = |cached: &[(Arc<str>, Algorithm)]| {
+        cached.len() == limits.len()
+            && cached
+                .iter()
+                .zip(limits.iter())
+                .all(|((name, a), (check, _))| {
+                    Arc::ptr_eq(name, &check.name) && *a == check.algorithm
+                })
+    };
+    let hit = LAST_POLICY
+        .try_with(|last| {
+            let last = last.try_borrow().ok()?;
+            if same(&last.0) { last.1.clone() } else { None }
+        })
+        .ok()
+        .flatten();
+    if hit.is_some() {
+        return hit;
+    }
+    let mut policy = String::with_capacity(32 * limits.len());
+    for (check, _) in limits.iter() {
+        if !policy.is_empty() {
+            policy.push_str(", ");
+        }
+        write_policy(&mut policy, &check.name, check.algorithm);
+    }
+    let value = HeaderValue::try_from(policy).ok()?;
+    let _ = LAST_POLICY.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            last.0.clear();
+            last.0.extend(
+                limits
+                    .iter()
+                    .map(|(check, _)| (check.name.clone(), check.algorithm)),
+            );
+            last.1 = Some(value.clone());
+        }
+    });
+    Some(value)
+}
+
+// Written piece by piece rather than with `write!`: `RateLimit` goes on
 // every response of an API under a limit.
-fn write_member(policy: &mut String, state: &mut String, name: &str, a: Algorithm, o: &Outcome) {
+fn write_policy(policy: &mut String, name: &str, a: Algorithm) {
     policy.push('"');
     policy.push_str(name);
     policy.push_str("\";q=");
@@ -227,6 +275,9 @@ fn write_member(policy: &mut String, state: &mut String, name: &str, a: Algorith
         policy.push_str(";w=");
         push_u64(policy, w);
     }
+}
+
+fn write_state(state: &mut String, name: &str, a: Algorithm, o: &Outcome) {
     state.push('"');
     state.push_str(name);
     state.push_str("\";r=");
@@ -281,5 +332,41 @@ mod tests {
         assert_eq!(r.violated, vec![app]);
         assert_eq!(r.retry_after, 42);
         assert!(r.detail.contains("100 requests per 60 s"), "{}", r.detail);
+    }
+
+    /// The policy field is kept per thread for the same limits: it must
+    /// follow every change of name, algorithm or number of limits.
+    #[test]
+    fn the_kept_policy_field_follows_the_limits() {
+        let one = Outcome {
+            allowed: true,
+            remaining: 1,
+            reset: Duration::from_secs(1),
+        };
+        let batch = |limits: &[(&Arc<str>, Algorithm)]| {
+            let mut l = Limits::default();
+            for (name, a) in limits {
+                l.push(name, LimitPolicy::RateLimit, *a, |k| k.push('k'));
+            }
+            l.outcomes = vec![one; limits.len()];
+            fields(&l).unwrap().0
+        };
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let window = |limit| Algorithm::Window {
+            limit,
+            window: Duration::from_secs(60),
+        };
+        assert_eq!(batch(&[(&a, window(5))]), "\"a\";q=5;w=60");
+        assert_eq!(batch(&[(&a, window(5))]), "\"a\";q=5;w=60");
+        assert_eq!(batch(&[(&a, window(6))]), "\"a\";q=6;w=60");
+        assert_eq!(batch(&[(&b, window(6))]), "\"b\";q=6;w=60");
+        assert_eq!(
+            batch(&[(&b, window(6)), (&a, window(5))]),
+            "\"b\";q=6;w=60, \"a\";q=5;w=60"
+        );
+        assert_eq!(batch(&[(&b, window(6))]), "\"b\";q=6;w=60");
+        // Another name with the same text is written anew, and the same.
+        let b2: Arc<str> = "b".into();
+        assert_eq!(batch(&[(&b2, window(6))]), "\"b\";q=6;w=60");
     }
 }
