@@ -212,12 +212,21 @@ pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
     Some((policy_field(limits)?, HeaderValue::try_from(state).ok()?))
 }
 
+/// The last `RateLimit-Policy` written on a thread, and the limits it was
+/// written for. It depends only on those, and consecutive requests mostly
+/// come under the same ones.
+struct LastPolicy {
+    limits: Vec<(Arc<str>, Algorithm)>,
+    value: Option<HeaderValue>,
+}
+
 thread_local! {
-    /// The last `RateLimit-Policy` written on this thread and the limits
-    /// it was written for (name, algorithm). It depends only on those,
-    /// and consecutive requests mostly come under the same ones.
-    static LAST_POLICY: RefCell<(Vec<(Arc<str>, Algorithm)>, Option<HeaderValue>)> =
-        const { RefCell::new((Vec::new(), None)) };
+    static LAST_POLICY: RefCell<LastPolicy> = const {
+        RefCell::new(LastPolicy {
+            limits: Vec::new(),
+            value: None,
+        })
+    };
 }
 
 /// `RateLimit-Policy` for the limits of `limits`: the last one again where
@@ -235,7 +244,11 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
     let hit = LAST_POLICY
         .try_with(|last| {
             let last = last.try_borrow().ok()?;
-            if same(&last.0) { last.1.clone() } else { None }
+            if same(&last.limits) {
+                last.value.clone()
+            } else {
+                None
+            }
         })
         .ok()
         .flatten();
@@ -252,13 +265,13 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
     let value = HeaderValue::try_from(policy).ok()?;
     let _ = LAST_POLICY.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
-            last.0.clear();
-            last.0.extend(
+            last.limits.clear();
+            last.limits.extend(
                 limits
                     .iter()
                     .map(|(check, _)| (check.name.clone(), check.algorithm)),
             );
-            last.1 = Some(value.clone());
+            last.value = Some(value.clone());
         }
     });
     Some(value)
