@@ -129,6 +129,10 @@ struct Check {
     choices: Option<Vec<Value>>,
     /// The keywords about one scalar, compiled alone.
     leaf: Option<Arc<Validator>>,
+    /// Where `leaf` holds only numeric bounds, each of them exactly an
+    /// `f64`: (bound, exclusive) below and above, checked here for numbers
+    /// that are exactly `f64`s too (the rest go to `leaf`).
+    bounds: Option<[Option<(f64, bool)>; 2]>,
     /// Where `leaf` is one common `format`: a check that accepts most
     /// valid strings of it without `leaf` (and leaves the rest to it).
     quick_format: Option<fn(&str) -> bool>,
@@ -149,6 +153,7 @@ impl Default for Check {
             length: (0, u64::MAX),
             choices: None,
             leaf: None,
+            bounds: None,
             quick_format: None,
             leaf_is_scalar_only: false,
         }
@@ -354,6 +359,7 @@ impl<'a> Builder<'a> {
                 _ => None,
             };
         }
+        check.bounds = bounds(&leaf);
         if !leaf.is_empty() {
             check.leaf = Some(self.leaf(Value::Object(leaf))?);
         }
@@ -382,6 +388,51 @@ fn sole_ref(schema: &Value) -> Option<&str> {
 
 fn is_annotation(key: &str) -> bool {
     ANNOTATIONS.contains(&key) || key.starts_with("x-")
+}
+
+/// The numeric bounds of a leaf that holds nothing else, where each is
+/// exactly an `f64` (see [`Check::bounds`]).
+fn bounds(leaf: &Map<String, Value>) -> Option<[Option<(f64, bool)>; 2]> {
+    let mut out: [Option<(f64, bool)>; 2] = [None, None];
+    if leaf.is_empty() {
+        return None;
+    }
+    for (key, value) in leaf {
+        let (side, exclusive) = match key.as_str() {
+            "minimum" => (0, false),
+            "exclusiveMinimum" => (0, true),
+            "maximum" => (1, false),
+            "exclusiveMaximum" => (1, true),
+            _ => return None,
+        };
+        let bound = exact_f64(value.as_number()?)?;
+        // Two bounds on one side: the tighter one decides, and on a tie
+        // the exclusive one.
+        let tighter = match out[side] {
+            None => true,
+            Some((old, old_exclusive)) => {
+                let beyond = if side == 0 { bound > old } else { bound < old };
+                beyond || (bound == old && exclusive && !old_exclusive)
+            }
+        };
+        if tighter {
+            out[side] = Some((bound, exclusive));
+        }
+    }
+    Some(out)
+}
+
+/// `n` as an `f64`, if that is exactly its value: any float, and
+/// integers up to 2⁵³.
+fn exact_f64(n: &Number) -> Option<f64> {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64() {
+        return (u <= EXACT).then_some(u as f64);
+    }
+    if let Some(i) = n.as_i64() {
+        return (i.unsigned_abs() <= EXACT).then_some(i as f64);
+    }
+    n.as_f64()
 }
 
 /// `type`, as bits.
@@ -670,6 +721,13 @@ impl Check {
             self.types & NUMBER != 0 || (self.types & INTEGER != 0 && is_integer(&number));
         if !admitted || self.choices.is_some() {
             return None;
+        }
+        if let Some([low, high]) = self.bounds
+            && let Some(x) = exact_f64(&number)
+        {
+            let above = low.is_none_or(|(b, exclusive)| if exclusive { x > b } else { x >= b });
+            let below = high.is_none_or(|(b, exclusive)| if exclusive { x < b } else { x <= b });
+            return (above && below).then_some(());
         }
         self.leaf(Scalar::Number(number))
     }

@@ -310,9 +310,20 @@ fn scalar_schema() -> impl Strategy<Value = Value> {
         prop::option::of(prop::sample::select(vec![json!(0), json!(-1), json!(1.5)])),
         prop::option::of(prop::sample::select(vec![json!(2), json!(1e20)])),
         prop::option::of(prop::sample::select(vec![json!(0.5), json!(2)])),
+        prop::option::of(prop::sample::select(vec![json!(1), json!(-0.5)])),
+        prop::option::of(prop::sample::select(vec![
+            json!(3),
+            json!(9_007_199_254_740_993u64),
+        ])),
     )
-        .prop_map(|(kind, min, max, multiple)| {
+        .prop_map(|(kind, min, max, multiple, inclusive_min, exclusive_max)| {
             let mut s = json!({ "type": kind });
+            if let Some(b) = inclusive_min {
+                s["minimum"] = b;
+            }
+            if let Some(b) = exclusive_max {
+                s["exclusiveMaximum"] = b;
+            }
             if let Some(min) = min {
                 s["exclusiveMinimum"] = min;
             }
@@ -391,6 +402,9 @@ fn text() -> impl Strategy<Value = String> {
         "-0",
         "3",
         "12345678901234567890123",
+        "9007199254740993",
+        "-9007199254740993",
+        "2.9999999999999999",
         "1e400",
         "\"a\"",
         "\"ab\"",

@@ -322,6 +322,8 @@ pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
     match bytes.get(at) {
         Some(&b) if b > b' ' => at,
         None => at,
+        // The space after a name's colon.
+        Some(b' ') if bytes.get(at + 1).is_some_and(|&b| b > b' ') => at + 1,
         Some(_) => skip_space_run(bytes, at),
     }
 }
@@ -330,9 +332,15 @@ pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
 fn skip_space_run(bytes: &[u8], mut at: usize) -> usize {
     loop {
         match bytes.get(at) {
-            // Indentation comes in runs.
-            Some(b' ') => at = space_run(bytes, at),
             Some(b'\n' | b'\t' | b'\r') => at += 1,
+            // Indentation comes in runs, and what ends one is mostly not
+            // more whitespace.
+            Some(b' ') => {
+                at = space_run(bytes, at);
+                if !matches!(bytes.get(at), Some(b'\n' | b'\t' | b'\r')) {
+                    return at;
+                }
+            }
             _ => return at,
         }
     }

@@ -303,6 +303,11 @@ fn whitespace_is_skipped_in_every_mix() {
         "\t\r\n x",
         "         \n\n        x",
         "   ",
+        "  x",
+        " \n x",
+        "  \t  \r\n\t         x",
+        " ",
+        " \n",
     ] {
         let want = text
             .find(|c: char| !c.is_ascii_whitespace())
