@@ -4,10 +4,82 @@
 //! which then goes to that check: so a quick check can only save work,
 //! never change an answer. The tests hold each to `jsonschema`'s check.
 
-/// `email`: the plain dot-atom shape ([`super::schema::plain_address`]).
+/// Whether `text` is an address of the plain shape, which `jsonschema`'s
+/// `email` check accepts too: an unquoted dot-atom local part of at most
+/// 64 bytes, one `@`, and a domain of at least two ASCII labels (letters,
+/// digits, inner hyphens but never two in a row, at most 63 bytes each,
+/// 253 in all). Anything else is left to `jsonschema`.
 pub(crate) fn email(text: &str) -> bool {
-    super::schema::plain_address(text)
+    let bytes = text.as_bytes();
+    let Some(at) = bytes.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
+    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
+        return false;
+    }
+    let mut prev = 0;
+    for &b in local {
+        if (b == b'.' && prev == b'.') || (b != b'.' && !ATEXT[b as usize]) {
+            return false;
+        }
+        prev = b;
+    }
+    if domain.len() > 253 {
+        return false;
+    }
+    // Labels: letters, digits and inner hyphens, never two in a row.
+    let (mut labels, mut len, mut prev) = (1, 0, b'.');
+    for &b in domain {
+        match b {
+            b'.' if len > 0 && prev != b'-' => {
+                labels += 1;
+                len = 0;
+            }
+            b'-' if len > 0 && prev != b'-' => len += 1,
+            b if b.is_ascii_alphanumeric() => len += 1,
+            _ => return false,
+        }
+        if len > 63 {
+            return false;
+        }
+        prev = b;
+    }
+    len > 0 && prev != b'-' && labels >= 2
 }
+
+/// RFC 5322 `atext`: the bytes of a dot-atom's words.
+const ATEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'/'
+                    | b'='
+                    | b'?'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'{'
+                    | b'|'
+                    | b'}'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
 
 /// `date` (RFC 3339 `full-date`): `YYYY-MM-DD` with a month of 01–12 and
 /// a day of 01–28, which every month has; the 29th to 31st are left to

@@ -35,7 +35,7 @@ use serde_json::{Map, Number, Value};
 
 use super::formats;
 use super::schema::Validator;
-use super::tape::{self, Doc, Scalar, Shape, plain_run, skip_space};
+use super::tape::{self, Doc, Scalar, Shape, after_item, length_within, plain_run, skip_space};
 
 /// A schema node's index in [`Plan::nodes`].
 pub(crate) type NodeId = u32;
@@ -609,7 +609,7 @@ impl<'p> Walk<'p, '_> {
                 at = self.value(at, check.items, depth)?;
                 count += 1;
                 let closed;
-                (at, closed) = self.after_item(at, b']')?;
+                (at, closed) = after_item(self.bytes, at, b']')?;
                 if closed {
                     break;
                 }
@@ -656,26 +656,13 @@ impl<'p> Walk<'p, '_> {
                 at = skip_space(self.bytes, at + 1);
                 at = self.value(at, node, depth)?;
                 let closed;
-                (at, closed) = self.after_item(at, b'}')?;
+                (at, closed) = after_item(self.bytes, at, b'}')?;
                 if closed {
                     break;
                 }
             }
         }
         (seen & check.required == check.required).then_some(at)
-    }
-
-    /// What follows an element or member ending at `at`: a comma (the
-    /// index after it and its space, `false`) or `close` (the index after
-    /// it, `true`).
-    #[inline]
-    fn after_item(&self, at: usize, close: u8) -> Option<(usize, bool)> {
-        let at = skip_space(self.bytes, at);
-        match *self.bytes.get(at)? {
-            b',' => Some((skip_space(self.bytes, at + 1), false)),
-            b if b == close => Some((at + 1, true)),
-            _ => None,
-        }
     }
 }
 
@@ -700,7 +687,7 @@ impl Check {
         if self.types & STRING == 0 {
             return None;
         }
-        if self.length != (0, u64::MAX) && !length_within(s, self.length) {
+        if self.length != (0, u64::MAX) && !length_within(s, self.length.0, self.length.1) {
             return None;
         }
         if let Some(choices) = &self.choices
@@ -755,19 +742,6 @@ impl Check {
             None => Some(()),
         }
     }
-}
-
-/// `minLength`/`maxLength`: `s` has `min..=max` characters. The byte
-/// length often decides without counting.
-fn length_within(s: &str, (min, max): (u64, u64)) -> bool {
-    let bytes = s.len() as u64;
-    if bytes < min || bytes.div_ceil(4) > max {
-        return false;
-    }
-    if min <= bytes.div_ceil(4) && bytes <= max {
-        return true;
-    }
-    (min..=max).contains(&(s.chars().count() as u64))
 }
 
 /// `jsonschema`'s integer test (drafts 6 and later): floats with no

@@ -23,8 +23,8 @@ use portico_model::validate::FieldError;
 use portico_spec::{OpenApiVersion, Schema};
 use serde_json::{Map, Value};
 
-use super::quick;
 use super::tape::{Tape, TapeNode};
+use super::{formats, quick};
 
 /// A compiled schema; it checks values read into a [`super::tape::Doc`].
 pub(crate) type Validator = jsonschema::Validator<Tape>;
@@ -411,7 +411,7 @@ fn options(
 }
 
 /// The `email` format as `jsonschema` checks it, answered without it for
-/// the common shape ([`plain_address`]); `jsonschema`'s own check (the
+/// the common shape ([`formats::email`]); `jsonschema`'s own check (the
 /// `email_address` crate's parse, display names, quoted local parts,
 /// address literals, IDNA labels) costs thousands of instructions per
 /// address. `None` if the fallback cannot be built, which leaves the
@@ -422,85 +422,8 @@ fn email_check() -> Option<impl Fn(&str) -> bool + Send + Sync + 'static> {
         .should_validate_formats(true)
         .build(&serde_json::json!({ "format": "email" }))
         .ok()?;
-    Some(move |text: &str| plain_address(text) || full.is_valid(&Value::String(text.to_owned())))
+    Some(move |text: &str| formats::email(text) || full.is_valid(&Value::String(text.to_owned())))
 }
-
-/// Whether `text` is an address of the plain shape, which `jsonschema`'s
-/// `email` check accepts too: an unquoted dot-atom local part of at most
-/// 64 bytes, one `@`, and a domain of at least two ASCII labels (letters,
-/// digits, inner hyphens but never two in a row, at most 63 bytes each,
-/// 253 in all). Anything else is left to `jsonschema`.
-pub(crate) fn plain_address(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let Some(at) = bytes.iter().position(|&b| b == b'@') else {
-        return false;
-    };
-    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
-    if local.is_empty() || local.len() > 64 || local[0] == b'.' || local[local.len() - 1] == b'.' {
-        return false;
-    }
-    let mut prev = 0;
-    for &b in local {
-        if (b == b'.' && prev == b'.') || (b != b'.' && !ATEXT[b as usize]) {
-            return false;
-        }
-        prev = b;
-    }
-    if domain.len() > 253 {
-        return false;
-    }
-    // Labels: letters, digits and inner hyphens, never two in a row.
-    let (mut labels, mut len, mut prev) = (1, 0, b'.');
-    for &b in domain {
-        match b {
-            b'.' if len > 0 && prev != b'-' => {
-                labels += 1;
-                len = 0;
-            }
-            b'-' if len > 0 && prev != b'-' => len += 1,
-            b if b.is_ascii_alphanumeric() => len += 1,
-            _ => return false,
-        }
-        if len > 63 {
-            return false;
-        }
-        prev = b;
-    }
-    len > 0 && prev != b'-' && labels >= 2
-}
-
-/// RFC 5322 `atext`: the bytes of a dot-atom's words.
-const ATEXT: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'/'
-                    | b'='
-                    | b'?'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'{'
-                    | b'|'
-                    | b'}'
-                    | b'~'
-            );
-        i += 1;
-    }
-    table
-};
 
 /// At most this many errors are listed per value; a document listing
 /// thousands helps nobody and costs memory.

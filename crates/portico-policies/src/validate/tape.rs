@@ -386,7 +386,7 @@ impl Reader<'_> {
                 at = self.value(at, depth)?;
                 len += 1;
                 let closed;
-                (at, closed) = self.after_item(at, b']')?;
+                (at, closed) = after_item(self.bytes, at, b']')?;
                 if closed {
                     break;
                 }
@@ -397,18 +397,6 @@ impl Reader<'_> {
             next: self.doc.entries.len() as u32,
         };
         Some(at)
-    }
-
-    /// What follows an element or member ending at `at`: a comma (the
-    /// index after it and its space, `false`) or `close` (the index after
-    /// it, `true`).
-    fn after_item(&self, at: usize, close: u8) -> Option<(usize, bool)> {
-        let at = skip_space(self.bytes, at);
-        match *self.bytes.get(at)? {
-            b',' => Some((skip_space(self.bytes, at + 1), false)),
-            b if b == close => Some((at + 1, true)),
-            _ => None,
-        }
     }
 
     /// An object whose first byte after `{` is at `at`.
@@ -439,7 +427,7 @@ impl Reader<'_> {
                 at = self.value(at, depth)?;
                 len += 1;
                 let closed;
-                (at, closed) = self.after_item(at, b'}')?;
+                (at, closed) = after_item(self.bytes, at, b'}')?;
                 if closed {
                     break;
                 }
@@ -788,6 +776,33 @@ pub(crate) fn plain_run(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// `minLength`/`maxLength`: whether `s` has `min..=max` characters. A
+/// character takes one to four bytes: the byte length often decides
+/// without counting.
+pub(crate) fn length_within(s: &str, min: u64, max: u64) -> bool {
+    let bytes = s.len() as u64;
+    if bytes < min || bytes.div_ceil(4) > max {
+        return false;
+    }
+    if min <= bytes.div_ceil(4) && bytes <= max {
+        return true;
+    }
+    (min..=max).contains(&(s.chars().count() as u64))
+}
+
+/// What follows an array element or object member ending at `at`: a
+/// comma (the index after it and its space, `false`) or `close` (the
+/// index after it, `true`); `None` for anything else.
+#[inline]
+pub(crate) fn after_item(bytes: &[u8], at: usize, close: u8) -> Option<(usize, bool)> {
+    let at = skip_space(bytes, at);
+    match *bytes.get(at)? {
+        b',' => Some((skip_space(bytes, at + 1), false)),
+        b if b == close => Some((at + 1, true)),
+        _ => None,
+    }
+}
+
 /// A value of a [`Doc`].
 #[derive(Clone, Copy)]
 pub(crate) struct TapeNode<'a> {
@@ -858,17 +873,7 @@ impl<'a> Node<'a, Tape> for TapeNode<'a> {
     }
 
     fn string_length_within(&self, min: u64, max: u64) -> Option<bool> {
-        let s = self.str()?;
-        // A character takes one to four bytes: the byte length often
-        // decides without counting.
-        let bytes = s.len() as u64;
-        if bytes < min || bytes.div_ceil(4) > max {
-            return Some(false);
-        }
-        if min <= bytes.div_ceil(4) && bytes <= max {
-            return Some(true);
-        }
-        Some((min..=max).contains(&(s.chars().count() as u64)))
+        Some(length_within(self.str()?, min, max))
     }
 
     fn equals_value(&self, expected: &Value) -> bool {

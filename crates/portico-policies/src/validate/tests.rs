@@ -526,7 +526,7 @@ paths:
 mod email {
     use proptest::prelude::*;
 
-    use super::super::schema::plain_address;
+    use super::super::formats::email as quick_email;
 
     /// `jsonschema`'s own `email` check, which the quick one must never
     /// contradict when it says yes.
@@ -547,7 +547,7 @@ mod email {
             "a_b-c!#$%&'*/=?^`{|}~@x1.io",
             "1@2.3",
         ] {
-            assert!(plain_address(plain), "{plain}");
+            assert!(quick_email(plain), "{plain}");
             assert!(builtin(plain), "{plain}");
         }
         for other in [
@@ -566,7 +566,7 @@ mod email {
             "rex@exa_mple.com",
             "réx@example.com",
         ] {
-            assert!(!plain_address(other), "{other}");
+            assert!(!quick_email(other), "{other}");
         }
     }
 
@@ -578,7 +578,7 @@ mod email {
             domain in "[a-zA-Z0-9.-]{0,12}|[a-z-]{55,70}\\.[a-z]{2,3}|([a-z0-9]{1,63}\\.){3,5}[a-z]{2,10}",
         ) {
             let text = format!("{local}@{domain}");
-            if plain_address(&text) {
+            if quick_email(&text) {
                 prop_assert!(builtin(&text), "{}", text);
             }
         }
