@@ -101,17 +101,30 @@ enum ReadFailed {
 /// the length to reserve. Trailers are not kept: a body read for checking
 /// is forwarded without them.
 async fn read_capped(mut body: Incoming, cap: u64, expected: usize) -> Result<Bytes, ReadFailed> {
-    let mut buf = BytesMut::with_capacity(expected);
+    // A small body mostly comes in one frame: that frame is the body, with
+    // no copy. A second frame starts a buffer.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(ReadFailed::Broken)?;
-        if let Some(data) = frame.data_ref() {
-            if (buf.len() + data.len()) as u64 > cap {
-                return Err(ReadFailed::TooLarge);
-            }
-            buf.extend_from_slice(data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if (held + data.len()) as u64 > cap {
+            return Err(ReadFailed::TooLarge);
         }
+        if held == 0 && first.is_none() {
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            buf.reserve(expected.max(first.len() + data.len()));
+            buf.extend_from_slice(&first);
+        }
+        buf.extend_from_slice(&data);
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Reads a request body whole, refusing it once past `cap` bytes (or at
