@@ -163,41 +163,11 @@ if [ "$VALIDATE" = 1 ]; then
   # One node with three APIs: no spec (plain prefix proxying), and two on
   # the same spec, routed only and validated.
   VAL_PORT=$(free_port); VAL_ADM=$(free_port)
-  cp "$root/bench/validate/petstore.yaml" "$work/petstore.yaml"
-  cat > "$work/portico-validate.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$VAL_PORT" }
-  admin: { listen: "127.0.0.1:$VAL_ADM" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/data-$VAL_PORT/portico.db"
-apis:
-  - name: plain
-    base_path: /plain
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: routed
-    base_path: /routed/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: validated
-    base_path: /store/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-      - validate: {}
-CONF
+  validate_config "$work/portico-validate.yaml" "$VAL_PORT" "$VAL_ADM"
   PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-validate.yaml" & pids+=($!)
   VAL_PID=$!
   # wrk sends the same POST on every request: built once from the script.
-  python3 - "$root/bench/validate/pet.json" "$work/post.lua" <<'PY'
-import json, sys
-body = open(sys.argv[1]).read()
-with open(sys.argv[2], "w") as f:
-    f.write('wrk.method = "POST"\n')
-    f.write("wrk.body = " + json.dumps(body) + "\n")
-    f.write('wrk.headers["Content-Type"] = "application/json"\n')
-    f.write('wrk.headers["x-request-tag"] = "bench"\n')
-PY
+  post_script "$work/post.lua"
   TARGETS+=(nginx-post portico-plain-post portico-routed-post portico-validate-post)
   wait_port "$VAL_PORT"
   for path in /plain/pets /routed/v1/pets /store/v1/pets; do

@@ -18,37 +18,10 @@ echo "Building Portico (release)." >&2
 PORTICO="$root/target/release/portico"
 UP=$(free_port); POR=$(free_port); ADM=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
-cp "$root/bench/validate/petstore.yaml" "$work/petstore.yaml"
-cat > "$work/p.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$POR" }
-  admin: { listen: "127.0.0.1:$ADM" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/d/portico.db"
-apis:
-  - name: plain
-    base_path: /plain
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: routed
-    base_path: /routed/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: validated
-    base_path: /store/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-      - validate: {}
-CONF
+validate_config "$work/p.yaml" "$POR" "$ADM"
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/p.yaml" >/dev/null 2>&1 & pids+=($!)
 wait_port "$POR"
-python3 - "$root/bench/validate/pet.json" "$work/post.lua" <<'PY'
-import json, sys
-body = open(sys.argv[1]).read()
-with open(sys.argv[2], "w") as f:
-    f.write('wrk.method = "POST"\nwrk.body = ' + json.dumps(body) + '\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["x-request-tag"] = "bench"\n')
-PY
+post_script "$work/post.lua"
 r() { taskset -c 0 wrk -t1 -c32 -d2s -s "$work/post.lua" "http://127.0.0.1:$POR$1?dry_run=false" >/dev/null 2>&1
       taskset -c 0 wrk -t1 -c32 -d5s -s "$work/post.lua" "http://127.0.0.1:$POR$1?dry_run=false" | awk '/Requests\/sec/ {print $2}'; }
 rows="$work/rows.txt"

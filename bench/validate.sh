@@ -38,30 +38,8 @@ UP=$(free_port); POR=$(free_port); ADM=$(free_port)
 start_upstream "$UP"
 wait_port "$UP"
 
-cp "$root/bench/validate/petstore.yaml" "$work/petstore.yaml"
 BODY="$root/bench/validate/pet.json"
-cat > "$work/portico.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$POR" }
-  admin: { listen: "127.0.0.1:$ADM" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/portico-data/portico.db"
-apis:
-  - name: plain
-    base_path: /plain
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: routed
-    base_path: /routed/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-  - name: validated
-    base_path: /store/v1
-    spec: petstore.yaml
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-      - validate: {}
-CONF
+validate_config "$work/portico.yaml" "$POR" "$ADM"
 
 PORTICO_LOG=warn valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$work/cg.out" \
   "$PORTICO" serve -c "$work/portico.yaml" 2>"$work/valgrind.log" & pids+=($!)
