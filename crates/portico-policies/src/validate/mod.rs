@@ -717,6 +717,37 @@ pub(crate) fn fuzz(spec: &Spec, data: &[u8]) {
     }
 }
 
+/// For the tests: the validator of `spec` (requests only, formats on) and
+/// the body schema of `POST path`, an operation whose body is JSON.
+#[cfg(test)]
+pub(crate) fn post_body_validator(spec: &Spec, path: &str) -> (SpecValidator, SchemaId) {
+    let settings = Unbound {
+        request: true,
+        response: ResponseMode::Off,
+        max_body: DEFAULT_MAX_BODY,
+        formats: true,
+    };
+    let validator = SpecValidator::compile(&settings, spec).unwrap();
+    let mut b = portico_model::OperationTableBuilder::new();
+    b.insert(path, http::Method::POST, None).unwrap();
+    let table = b.build();
+    let parts = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let BodyCheck::Json(body) = validator
+        .check_head(&table.operations()[0], path, &parts, true)
+        .unwrap()
+    else {
+        panic!("the body of POST {path} is JSON");
+    };
+    (validator, body)
+}
+
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;

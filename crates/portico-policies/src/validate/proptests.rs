@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use portico_model::validate::{BodyCheck, ResponseMode};
 use portico_spec::{LoadOptions, Schema};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -86,30 +85,7 @@ struct Fixture {
 
 fn fixture(text: &str) -> Fixture {
     let spec = portico_spec::load_str(text, LoadOptions::default()).unwrap();
-    let settings = Unbound {
-        request: true,
-        response: ResponseMode::Off,
-        max_body: DEFAULT_MAX_BODY,
-        formats: true,
-    };
-    let validator = SpecValidator::compile(&settings, &spec).unwrap();
-    let mut b = portico_model::OperationTableBuilder::new();
-    b.insert("/things", http::Method::POST, None).unwrap();
-    let table = b.build();
-    let parts = http::Request::builder()
-        .method("POST")
-        .uri("/things")
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap()
-        .into_parts()
-        .0;
-    let BodyCheck::Json(body) = validator
-        .check_head(&table.operations()[0], "/things", &parts, true)
-        .unwrap()
-    else {
-        panic!("the body is JSON");
-    };
+    let (validator, body) = post_body_validator(&spec, "/things");
     let thing = spec.schemas["#/components/schemas/Thing"].0.clone();
     Fixture {
         spec,

@@ -1,10 +1,10 @@
-use portico_model::validate::{BodyCheck, ResponseMode, Validator as _};
+use portico_model::validate::Validator as _;
 use portico_spec::LoadOptions;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::super::schema::Compiled;
-use super::super::{DEFAULT_MAX_BODY, SpecValidator, Unbound, full_body_errors};
+use super::super::{full_body_errors, post_body_validator};
 
 /// `schema` compiled alone as entry 0 of a document, with `named`
 /// schemas under `$defs` for references (`#/$defs/NAME`).
@@ -51,30 +51,7 @@ fn the_benchmark_pet_is_accepted_by_the_walk() {
         LoadOptions::default(),
     )
     .unwrap();
-    let settings = Unbound {
-        request: true,
-        response: ResponseMode::Off,
-        max_body: DEFAULT_MAX_BODY,
-        formats: true,
-    };
-    let v = SpecValidator::compile(&settings, &spec).unwrap();
-    let mut b = portico_model::OperationTableBuilder::new();
-    b.insert("/pets", http::Method::POST, None).unwrap();
-    let table = b.build();
-    let parts = http::Request::builder()
-        .method("POST")
-        .uri("/pets")
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap()
-        .into_parts()
-        .0;
-    let BodyCheck::Json(id) = v
-        .check_head(&table.operations()[0], "/pets", &parts, true)
-        .unwrap()
-    else {
-        panic!("the body is JSON");
-    };
+    let (v, id) = post_body_validator(&spec, "/pets");
     let requests = v.requests.as_ref().unwrap();
     let entry = id.0 as usize;
     assert!(requests.quick_covers(entry));
