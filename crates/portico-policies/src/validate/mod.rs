@@ -334,6 +334,20 @@ impl SpecValidator {
         }
         let raw = Raw::new(&plan.segments, rest, parts.uri.query(), &parts.headers);
         for (decoder, entry) in &plan.params {
+            // Most parameters are one scalar, accepted as read.
+            if let (Some(found), Some(entry), Some(compiled)) =
+                (decoder.scalar_text(&raw), entry, &self.requests)
+            {
+                match found {
+                    None if !decoder.required => continue,
+                    Some((text, kind))
+                        if compiled.accepts_scalar(*entry as usize, params::read(&text, kind)) =>
+                    {
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let place = decoder.location.as_str();
             let Some(value) = decoder.extract(&raw) else {
                 if decoder.required {
@@ -350,9 +364,6 @@ impl SpecValidator {
             let Some((entry, compiled)) = entry.zip(self.requests.as_ref()) else {
                 continue;
             };
-            if compiled.accepts_value(entry as usize, &value) {
-                continue;
-            }
             if let Some(v) = compiled.validator(entry as usize) {
                 let doc = Doc::from_value(&value);
                 errors.extend(schema::errors(v, doc.root(), place, Some(&decoder.name)));
@@ -581,7 +592,11 @@ fn is_json_essence(essence: &str) -> bool {
 
 /// The index of the declared pattern that best matches `actual`: an exact
 /// type first, then `type/*+suffix`, `type/*`, `*/*`.
-fn best_match<'p>(patterns: impl Iterator<Item = &'p str>, actual: &str) -> Option<usize> {
+fn best_match<'p>(patterns: impl Iterator<Item = &'p str> + Clone, actual: &str) -> Option<usize> {
+    // The usual case, and the best rank there is.
+    if let Some(exact) = patterns.clone().position(|p| p == actual) {
+        return Some(exact);
+    }
     let (kind, _) = actual.split_once('/')?;
     let suffix = actual.rsplit_once('+').map(|(_, s)| s);
     let mut best: Option<(u8, usize)> = None;

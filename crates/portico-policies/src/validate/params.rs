@@ -8,12 +8,15 @@
 //! schema check reports them with the `type` keyword.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 use portico_spec::{Parameter, ParameterIn, Schema, Style};
 use serde_json::{Map, Number, Value};
+
+use super::tape;
 
 /// What a scalar is read as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +115,39 @@ impl Decoder {
         }
     }
 
+    /// The text of a parameter whose value is one scalar, read from the
+    /// request without decoding it into a [`Value`], and the type to read
+    /// it as: `Some(None)` when the parameter is absent, `None` where it
+    /// takes [`Self::extract`] (arrays, objects, JSON content, `label` and
+    /// `matrix` paths, a header sent on several lines or holding commas
+    /// or bytes outside ASCII). The text is the one `extract` reads.
+    pub(crate) fn scalar_text<'r>(&self, raw: &Raw<'r>) -> Option<Option<(Cow<'r, str>, Scalar)>> {
+        let Shape::Scalar(kind) = self.shape else {
+            return None;
+        };
+        let text = match self.location {
+            ParameterIn::Path if self.style == Style::Simple => raw.path_var(&self.name),
+            ParameterIn::Path => return None,
+            ParameterIn::Query => raw.query_first(&self.name),
+            ParameterIn::Header => {
+                let Some(name) = &self.header else {
+                    return Some(None);
+                };
+                let mut values = raw.headers.get_all(name).iter();
+                let (first, more) = (values.next(), values.next());
+                match (first, more) {
+                    (None, _) => None,
+                    (Some(v), None) if !v.as_bytes().contains(&b',') => {
+                        Some(Cow::Borrowed(v.to_str().ok()?.trim()))
+                    }
+                    _ => return None,
+                }
+            }
+            ParameterIn::Cookie => raw.cookie(&self.name).map(Cow::Owned),
+        };
+        Some(text.map(|t| (t, kind)))
+    }
+
     fn path_value(&self, text: &str) -> Value {
         match self.style {
             Style::Label => {
@@ -152,7 +188,7 @@ impl Decoder {
         match (&self.shape, self.style, self.explode) {
             (Shape::Object { props, other }, Style::DeepObject, _) => {
                 let mut obj = Map::new();
-                for (k, v) in &raw.query {
+                for (k, v) in raw.pairs() {
                     let Some(key) = k
                         .strip_prefix(name)
                         .and_then(|r| r.strip_prefix('['))
@@ -168,7 +204,7 @@ impl Decoder {
             (Shape::Object { props, other }, Style::Form, true) => {
                 // Each property is a parameter of its own name.
                 let mut obj = Map::new();
-                for (k, v) in &raw.query {
+                for (k, v) in raw.pairs() {
                     if let Some(kind) = props.get(k.as_ref()) {
                         obj.insert(k.to_string(), scalar(v, *kind));
                     } else if props.is_empty() && *other != Scalar::String {
@@ -179,7 +215,7 @@ impl Decoder {
             }
             (Shape::Array(item), Style::Form, true) => {
                 let values: Vec<Value> = raw
-                    .query
+                    .pairs()
                     .iter()
                     .filter(|(k, _)| k == name)
                     .map(|(_, v)| scalar(v, *item))
@@ -187,13 +223,13 @@ impl Decoder {
                 (!values.is_empty()).then_some(Value::Array(values))
             }
             (_, style, _) => {
-                let (_, text) = raw.query.iter().find(|(k, _)| k == name)?;
+                let text = raw.query_first(name)?;
                 let delimiter = match style {
                     Style::SpaceDelimited => ' ',
                     Style::PipeDelimited => '|',
                     _ => ',',
                 };
-                Some(self.delimited(text, delimiter))
+                Some(self.delimited(&text, delimiter))
             }
         }
     }
@@ -241,19 +277,30 @@ impl Decoder {
 
 /// A scalar read as `kind`; text that does not read so stays a string.
 pub(crate) fn scalar(text: &str, kind: Scalar) -> Value {
+    match read(text, kind) {
+        tape::Scalar::Str(s) => Value::String(s.to_owned()),
+        tape::Scalar::Number(n) => Value::Number(n),
+        tape::Scalar::Bool(b) => Value::Bool(b),
+        tape::Scalar::Null => Value::Null,
+    }
+}
+
+/// [`scalar`] without making a [`Value`]: what the quick walk's nodes
+/// check.
+pub(crate) fn read(text: &str, kind: Scalar) -> tape::Scalar<'_> {
     let as_number = || {
         if let Ok(i) = text.parse::<i64>() {
-            return Some(Value::Number(i.into()));
+            return Some(tape::Scalar::Number(i.into()));
         }
         text.parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
             .and_then(Number::from_f64)
-            .map(Value::Number)
+            .map(tape::Scalar::Number)
     };
     let as_bool = || match text {
-        "true" => Some(Value::Bool(true)),
-        "false" => Some(Value::Bool(false)),
+        "true" => Some(tape::Scalar::Bool(true)),
+        "false" => Some(tape::Scalar::Bool(false)),
         _ => None,
     };
     let read = match kind {
@@ -262,7 +309,7 @@ pub(crate) fn scalar(text: &str, kind: Scalar) -> Value {
         Scalar::Boolean => as_bool(),
         Scalar::Any => as_number().or_else(as_bool),
     };
-    read.unwrap_or_else(|| Value::String(text.to_owned()))
+    read.unwrap_or(tape::Scalar::Str(text))
 }
 
 /// The decoder shape of a parameter schema; `$ref`s are followed (a few
@@ -373,8 +420,11 @@ pub(crate) fn template(path: &str) -> Vec<Segment> {
 pub(crate) struct Raw<'a> {
     /// Path variable → raw (still percent-encoded) value.
     vars: Vec<(&'a str, &'a str)>,
-    /// Decoded query pairs, in order.
-    pub query: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The query as sent (without `?`).
+    query_text: Option<&'a str>,
+    /// Its decoded pairs, in order: split when a decoder first needs
+    /// them all (a scalar parameter finds its pair without them).
+    query: OnceCell<Vec<(Cow<'a, str>, Cow<'a, str>)>>,
     pub headers: &'a HeaderMap,
 }
 
@@ -387,35 +437,43 @@ impl<'a> Raw<'a> {
     ) -> Self {
         let rest = if rest.is_empty() { "/" } else { rest };
         let mut vars = Vec::new();
-        for (seg, text) in segments.iter().zip(rest.split('/').skip(1)) {
-            if let Segment::Var {
-                prefix,
-                name,
-                suffix,
-            } = seg
-                && let Some(v) = text
-                    .strip_prefix(prefix.as_str())
-                    .and_then(|t| t.strip_suffix(suffix.as_str()))
-            {
-                vars.push((name.as_str(), v));
+        if segments.iter().any(|s| matches!(s, Segment::Var { .. })) {
+            for (seg, text) in segments.iter().zip(rest.split('/').skip(1)) {
+                if let Segment::Var {
+                    prefix,
+                    name,
+                    suffix,
+                } = seg
+                    && let Some(v) = text
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|t| t.strip_suffix(suffix.as_str()))
+                {
+                    vars.push((name.as_str(), v));
+                }
             }
         }
-        let query = query
-            .map(|q| {
-                q.split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(|pair| {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        (form_decode(k), form_decode(v))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         Self {
             vars,
-            query,
+            query_text: query,
+            query: OnceCell::new(),
             headers,
         }
+    }
+
+    /// The query's decoded pairs, in order.
+    fn pairs(&self) -> &[(Cow<'a, str>, Cow<'a, str>)] {
+        self.query.get_or_init(|| {
+            query_pairs(self.query_text.unwrap_or(""))
+                .map(|(k, v)| (form_decode(k), form_decode(v)))
+                .collect()
+        })
+    }
+
+    /// The decoded value of the first query pair named `name`.
+    fn query_first(&self, name: &str) -> Option<Cow<'a, str>> {
+        query_pairs(self.query_text?)
+            .find(|(k, _)| form_decode(k) == name)
+            .map(|(_, v)| form_decode(v))
     }
 
     fn path_var(&self, name: &str) -> Option<Cow<'a, str>> {
@@ -439,10 +497,21 @@ impl<'a> Raw<'a> {
     }
 }
 
+/// The non-empty `name=value` pairs of a query, still encoded; a pair
+/// without `=` has an empty value.
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        match pair.bytes().position(|b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, ""),
+        }
+    })
+}
+
 /// `application/x-www-form-urlencoded` decoding of one query name or
 /// value: `+` is a space, then percent-decoding (invalid UTF-8 replaced).
 fn form_decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['+', '%']) {
+    if !text.bytes().any(|b| b == b'+' || b == b'%') {
         return Cow::Borrowed(text);
     }
     let spaced = text.replace('+', " ");

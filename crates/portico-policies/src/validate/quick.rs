@@ -486,19 +486,16 @@ impl Plan {
             .is_some_and(|end| skip_space(body, end) == body.len())
     }
 
-    /// Whether a decoded parameter value is valid against the schema of
-    /// `root`, as [`Self::accepts`] tells it; only scalars are checked
-    /// here, arrays and objects go to the full path.
-    pub(crate) fn accepts_value(&self, root: NodeId, value: &Value) -> bool {
+    /// Whether a scalar parameter value is valid against the schema of
+    /// `root`, as [`Self::accepts`] tells it.
+    pub(crate) fn accepts_scalar(&self, root: NodeId, value: Scalar<'_>) -> bool {
         let Node::Check(check) = &self.nodes[root as usize] else {
             return false;
         };
         match value {
-            Value::String(s) => check.string(s),
-            Value::Number(n) => check.number(n.clone()),
-            Value::Bool(b) => check.literal(Scalar::Bool(*b)),
-            Value::Null => check.literal(Scalar::Null),
-            Value::Array(_) | Value::Object(_) => None,
+            Scalar::Str(s) => check.string(s),
+            Scalar::Number(n) => check.number(n),
+            literal => check.literal(literal),
         }
         .is_some()
     }
@@ -529,16 +526,7 @@ impl<'p> Walk<'p, '_> {
             Node::Stop => return None,
         };
         match *self.bytes.get(at)? {
-            b'"' => {
-                let (end, escaped) = self.string(at + 1)?;
-                let s = if escaped {
-                    self.scratch.as_str()
-                } else {
-                    &self.text[at + 1..end - 1]
-                };
-                check.string(s)?;
-                Some(end)
-            }
+            b'"' => self.string_value(at, check),
             b'{' => {
                 check.container(OBJECT)?;
                 self.object(at + 1, check, depth + 1)
@@ -564,6 +552,30 @@ impl<'p> Walk<'p, '_> {
             }
             _ => None,
         }
+    }
+
+    /// A value that is most often a string: read here when it is one,
+    /// without the call to [`Self::value`] (members and items are mostly
+    /// strings).
+    #[inline]
+    fn item(&mut self, at: usize, node: NodeId, depth: u32) -> Option<usize> {
+        match (&self.plan.nodes[node as usize], self.bytes.get(at)) {
+            (Node::Check(check), Some(b'"')) => self.string_value(at, check),
+            _ => self.value(at, node, depth),
+        }
+    }
+
+    /// The string value whose opening quote is at `at`, against `check`.
+    #[inline]
+    fn string_value(&mut self, at: usize, check: &Check) -> Option<usize> {
+        let (end, escaped) = self.string(at + 1)?;
+        let s = if escaped {
+            self.scratch.as_str()
+        } else {
+            &self.text[at + 1..end - 1]
+        };
+        check.string(s)?;
+        Some(end)
     }
 
     fn literal(&self, at: usize, word: &[u8], check: &Check, value: Scalar<'_>) -> Option<usize> {
@@ -606,7 +618,7 @@ impl<'p> Walk<'p, '_> {
             at += 1;
         } else {
             loop {
-                at = self.value(at, check.items, depth)?;
+                at = self.item(at, check.items, depth)?;
                 count += 1;
                 let closed;
                 (at, closed) = after_item(self.bytes, at, b']')?;
@@ -626,6 +638,9 @@ impl<'p> Walk<'p, '_> {
             return None;
         }
         let mut seen = 0u64;
+        // Members mostly come in the order of `properties`: the prop
+        // after the last one found is tried first.
+        let mut next = 0;
         let mut at = skip_space(self.bytes, at);
         if self.bytes.get(at) == Some(&b'}') {
             at += 1;
@@ -637,14 +652,19 @@ impl<'p> Walk<'p, '_> {
                 let (end, escaped) = self.string(at + 1)?;
                 let found = if escaped {
                     let name = self.scratch.as_bytes();
-                    check.prop(name, tape::fingerprint(name))
+                    check.prop(name, tape::fingerprint(name), next)
                 } else {
                     let name = &self.bytes[at + 1..end - 1];
-                    check.prop(name, tape::fingerprint_at(self.bytes, at + 1, end - 1))
+                    check.prop(
+                        name,
+                        tape::fingerprint_at(self.bytes, at + 1, end - 1),
+                        next,
+                    )
                 };
                 let node = match found {
-                    Some(prop) => {
+                    Some((i, prop)) => {
                         seen |= prop.bit;
+                        next = i + 1;
                         prop.node
                     }
                     None => check.additional,
@@ -654,7 +674,7 @@ impl<'p> Walk<'p, '_> {
                     return None;
                 }
                 at = skip_space(self.bytes, at + 1);
-                at = self.value(at, node, depth)?;
+                at = self.item(at, node, depth)?;
                 let closed;
                 (at, closed) = after_item(self.bytes, at, b'}')?;
                 if closed {
@@ -667,14 +687,18 @@ impl<'p> Walk<'p, '_> {
 }
 
 impl Check {
-    /// The prop named `name`, whose [`tape::fingerprint`] is `print`, if
-    /// any. Fingerprints rule out nearly every other name without
-    /// comparing it.
+    /// The prop named `name`, whose [`tape::fingerprint`] is `print`, and
+    /// its index, if any; the one at `hint` is tried first. Fingerprints
+    /// rule out nearly every other name without comparing it.
     #[inline]
-    fn prop(&self, name: &[u8], print: u64) -> Option<&Prop> {
-        self.props
-            .iter()
-            .find(|p| p.print == print && (name.len() < 8 || p.name.as_bytes() == name))
+    fn prop(&self, name: &[u8], print: u64, hint: usize) -> Option<(usize, &Prop)> {
+        let named = |p: &Prop| p.print == print && (name.len() < 8 || p.name.as_bytes() == name);
+        if let Some(p) = self.props.get(hint)
+            && named(p)
+        {
+            return Some((hint, p));
+        }
+        self.props.iter().enumerate().find(|(_, p)| named(p))
     }
 
     /// An object or array (`kind`) may be here.

@@ -23,7 +23,7 @@ use portico_model::validate::FieldError;
 use portico_spec::{OpenApiVersion, Schema};
 use serde_json::{Map, Value};
 
-use super::tape::{Tape, TapeNode};
+use super::tape::{self, Tape, TapeNode};
 use super::{formats, quick};
 
 /// A compiled schema; it checks values read into a [`super::tape::Doc`].
@@ -380,11 +380,11 @@ impl Compiled {
             .is_some_and(|&root| self.quick.accepts(root, body))
     }
 
-    /// [`Self::accepts`] for a decoded parameter value.
-    pub(crate) fn accepts_value(&self, entry: usize, value: &Value) -> bool {
+    /// [`Self::accepts`] for a scalar parameter value.
+    pub(crate) fn accepts_scalar(&self, entry: usize, value: tape::Scalar<'_>) -> bool {
         self.roots
             .get(entry)
-            .is_some_and(|&root| self.quick.accepts_value(root, value))
+            .is_some_and(|&root| self.quick.accepts_scalar(root, value))
     }
 
     /// Whether the quick walk checks entry `entry` at all (for the tests).

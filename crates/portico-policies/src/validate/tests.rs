@@ -277,7 +277,7 @@ mod styles {
     use portico_spec::{Parameter, ParameterIn, Schema, Style};
     use serde_json::{Value, json};
 
-    use super::super::params::{Decoder, Raw, template};
+    use super::super::params::{Decoder, Raw, scalar, template};
 
     fn decoder(location: ParameterIn, style: Style, explode: bool, schema: Value) -> Decoder {
         let p = Parameter {
@@ -413,6 +413,90 @@ mod styles {
             d.extract(&Raw::new(&[], "/", None, &headers)),
             Some(json!([7, 8]))
         );
+    }
+
+    /// Where a scalar's text is read straight from the request, it is the
+    /// text `extract` decodes: the same value, and absent together.
+    fn agrees(d: &Decoder, raw: &Raw<'_>) -> bool {
+        let extracted = d.extract(raw);
+        match d.scalar_text(raw) {
+            None => true,
+            Some(None) => extracted.is_none(),
+            Some(Some((text, kind))) => extracted == Some(scalar(&text, kind)),
+        }
+    }
+
+    #[test]
+    fn scalars_are_read_as_extract_reads_them() {
+        let int = json!({ "type": "integer" });
+        let mut headers = HeaderMap::new();
+        headers.insert("p", " 12 ".parse().unwrap());
+        headers.insert("cookie", "a=1; p=%37".parse().unwrap());
+        let segments = template("/x/{p}");
+        let raw = Raw::new(&segments, "/x/4%32", Some("q=1&p=-3&p=4"), &headers);
+        let expect = |location, style, value: Value| {
+            let d = decoder(location, style, false, int.clone());
+            assert!(agrees(&d, &raw));
+            let (text, kind) = d.scalar_text(&raw).unwrap().unwrap();
+            assert_eq!(scalar(&text, kind), value);
+        };
+        expect(ParameterIn::Path, Style::Simple, json!(42));
+        expect(ParameterIn::Query, Style::Form, json!(-3));
+        expect(ParameterIn::Header, Style::Simple, json!(12));
+        expect(ParameterIn::Cookie, Style::Form, json!(7));
+        // Label paths, arrays, and header values that need joining take
+        // `extract`.
+        let label = decoder(ParameterIn::Path, Style::Label, false, int.clone());
+        assert!(label.scalar_text(&raw).is_none());
+        let array = decoder(ParameterIn::Query, Style::Form, false, ints());
+        assert!(array.scalar_text(&raw).is_none());
+        let header = decoder(ParameterIn::Header, Style::Simple, false, int.clone());
+        for lines in [&["1", "2"][..], &["1,2"]] {
+            let mut headers = HeaderMap::new();
+            for line in lines {
+                headers.append("p", line.parse().unwrap());
+            }
+            let raw = Raw::new(&[], "/", None, &headers);
+            assert!(header.scalar_text(&raw).is_none(), "{lines:?}");
+            assert!(agrees(&header, &raw));
+        }
+        // Absent everywhere.
+        let empty = HeaderMap::new();
+        let raw = Raw::new(&segments, "/x", Some("q=1"), &empty);
+        for (location, style) in [
+            (ParameterIn::Query, Style::Form),
+            (ParameterIn::Header, Style::Simple),
+            (ParameterIn::Cookie, Style::Form),
+        ] {
+            let d = decoder(location, style, false, int.clone());
+            assert!(matches!(d.scalar_text(&raw), Some(None)));
+            assert!(agrees(&d, &raw));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scalar_texts_agree_with_extract(
+            query in "[pq=&%+2a0-9]{0,16}",
+            header in "[ ,a1.]{0,6}",
+            kind in 0..4usize,
+        ) {
+            let schema = [
+                json!({ "type": "string" }),
+                json!({ "type": "integer" }),
+                json!({ "type": "boolean" }),
+                json!({}),
+            ][kind].clone();
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = header.parse() {
+                headers.insert("p", value);
+            }
+            let raw = Raw::new(&[], "/", Some(&query), &headers);
+            for location in [ParameterIn::Query, ParameterIn::Header] {
+                let d = decoder(location, Style::Form, false, schema.clone());
+                proptest::prop_assert!(agrees(&d, &raw), "{query:?} {header:?}");
+            }
+        }
     }
 }
 
