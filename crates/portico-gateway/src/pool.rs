@@ -259,7 +259,9 @@ impl Inner {
         socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&keepalive)
             .map_err(PoolError::Connect)?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(PoolError::Handshake)?;
         tokio::spawn(async move {

@@ -143,7 +143,8 @@ impl ProxyServer {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
-            .keep_alive(true);
+            .keep_alive(true)
+            .writev(false);
         // Idle h2 connections are pinged; one that does not answer is closed.
         builder
             .http2()
