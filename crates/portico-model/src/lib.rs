@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cache;
 pub mod entities;
+pub mod json;
 pub mod limits;
 pub mod mock;
 pub mod node;

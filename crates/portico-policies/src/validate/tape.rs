@@ -24,6 +24,8 @@ use std::cell::{Cell, RefCell};
 
 use jsonschema::json::{Array, Json, Node, NodeIdentity, Object, cmp};
 use jsonschema::types::JsonType;
+pub(crate) use portico_model::json::plain_run;
+use portico_model::json::{ONES, word_at};
 use serde_json::{Map, Number, Value};
 
 /// `serde_json`'s nesting limit: it refuses documents with more arrays and
@@ -695,15 +697,6 @@ pub(crate) struct Key {
     name: Box<str>,
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Eight bytes of `bytes` from `at`, the first in the low byte.
-fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
-    let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(chunk))
-}
-
 /// The index of the first byte from `at` that is not a space.
 fn space_run(bytes: &[u8], mut at: usize) -> usize {
     while let Some(word) = word_at(bytes, at) {
@@ -748,32 +741,6 @@ pub(crate) fn fingerprint_at(bytes: &[u8], start: usize, end: usize) -> u64 {
         }
         None => fingerprint(&bytes[start..end]),
     }
-}
-
-/// The end of the run of bytes from `at` that a string holds as they are:
-/// the index of the next quote, backslash or control character (or the
-/// end). Eight bytes at a time while none is there.
-pub(crate) fn plain_run(bytes: &[u8], mut at: usize) -> usize {
-    // The high bit of a byte is set where that byte of `x` is below `n`
-    // (`n` = 1: zero). A borrow can set it in bytes above a true one too,
-    // never below, so the lowest set bit is exact.
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    while let Some(word) = word_at(bytes, at) {
-        let special = below(word ^ (ONES * u64::from(b'"')), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1)
-            | below(word, 0x20);
-        if special != 0 {
-            return at + (special.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        at += 1;
-    }
-    at
 }
 
 /// `minLength`/`maxLength`: whether `s` has `min..=max` characters. A

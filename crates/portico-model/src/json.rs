@@ -1,0 +1,71 @@
+//! Byte scanning shared by the JSON readers of the `validate` policy and
+//! the JSON writers of the data plane (the access log): eight bytes at a
+//! time in one `u64`.
+
+/// A `u64` with every byte 1: times a byte, that byte in every lane.
+pub const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes of `bytes` from `at`, the first in the low byte; `None`
+/// when fewer than eight are left.
+#[inline]
+pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The end of the run of bytes from `at` that a JSON string holds as they
+/// are: the index of the next quote, backslash or control character (or
+/// the end of `bytes`).
+pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
+    // The high bit of a byte is set where that byte of `x` is below `n`
+    // (`n` = 1: zero). A borrow can set it in bytes above a true one too,
+    // never below, so the lowest set bit is exact.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    while let Some(word) = word_at(bytes, at) {
+        let special = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if special != 0 {
+            return at + (special.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_end_at_the_first_byte_a_string_must_escape() {
+        for (text, end) in [
+            ("", 0),
+            ("abc", 3),
+            ("abcdefghijklmnop\"", 16),
+            ("abcdefg\\hij", 7),
+            ("ab\ncd", 2),
+            ("\u{1f}", 0),
+            ("caf\u{e9} au lait, \u{7f} and more text\t", 30),
+        ] {
+            assert_eq!(plain_run(text.as_bytes(), 0), end, "{text:?}");
+        }
+        // From inside the text, and across every lane of a word.
+        let text = "0123456789abcdef\"";
+        for start in 0..=16 {
+            assert_eq!(plain_run(text.as_bytes(), start), 16);
+        }
+        for lane in 0..8 {
+            let mut bytes = *b"xxxxxxxxxxxxxxxx";
+            bytes[8 + lane] = b'"';
+            assert_eq!(plain_run(&bytes, 0), 8 + lane);
+        }
+    }
+}
