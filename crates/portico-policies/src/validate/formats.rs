@@ -176,6 +176,179 @@ pub(crate) fn uri(text: &str) -> bool {
     at == b.len()
 }
 
+/// A `pattern` of the common anchored shape `^…$` whose pieces are ASCII
+/// characters, character classes of them (ranges, `\\d`, `\\w`, escaped
+/// punctuation) and `\\d`/`\\w`, each with an optional quantifier (`?`,
+/// `*`, `+`, `{m}`, `{m,}`, `{m,n}`): `^[+0-9 ()-]{6,20}$`,
+/// `^[A-Z]{3}$`, `^\\d{4}-\\d{2}$`. Anything else (groups, alternation,
+/// `.`, negated classes, lookarounds, text outside ASCII) is not
+/// compiled, and stays with `jsonschema`'s regex.
+///
+/// Matching takes as many characters as each piece allows, left to
+/// right, without backtracking. A match found so is a match of the
+/// pattern; where none is found the pattern may still match (`^a*ab$` on
+/// `aab`), so `false` means "ask `jsonschema`", like the other checks here.
+#[derive(Debug, Clone)]
+pub(crate) struct SimplePattern {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone)]
+struct Piece {
+    /// The bytes the piece takes, one bit each (ASCII only).
+    set: [u64; 4],
+    min: u32,
+    max: u32,
+}
+
+impl Piece {
+    #[inline]
+    fn takes(&self, b: u8) -> bool {
+        self.set[usize::from(b >> 6)] >> (b & 63) & 1 != 0
+    }
+}
+
+impl SimplePattern {
+    /// The pattern compiled, if it has the shape above.
+    pub(crate) fn new(pattern: &str) -> Option<Self> {
+        let body = pattern.strip_prefix('^')?.strip_suffix('$')?;
+        let bytes = body.as_bytes();
+        if !body.is_ascii() || bytes.last() == Some(&b'\\') {
+            // A trailing backslash escapes the `$`.
+            return None;
+        }
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let set;
+            (set, at) = match bytes[at] {
+                b'[' => class(bytes, at + 1)?,
+                b'\\' => (escape(*bytes.get(at + 1)?, false)?, at + 2),
+                b'.' | b'^' | b'$' | b'|' | b'(' | b')' | b'?' | b'*' | b'+' | b'{' | b'}'
+                | b']' => return None,
+                b => (bit(b), at + 1),
+            };
+            let (min, max);
+            (min, max, at) = quantifier(bytes, at)?;
+            let set = [set as u64, (set >> 64) as u64, 0, 0];
+            pieces.push(Piece { set, min, max });
+        }
+        Some(Self { pieces })
+    }
+
+    /// Whether `text` matches, found without backtracking (see above).
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let mut rest = text.as_bytes();
+        for piece in &self.pieces {
+            let limit = rest.len().min(piece.max as usize);
+            let taken = rest[..limit]
+                .iter()
+                .position(|&b| !piece.takes(b))
+                .unwrap_or(limit);
+            if taken < piece.min as usize {
+                return false;
+            }
+            rest = &rest[taken..];
+        }
+        rest.is_empty()
+    }
+}
+
+fn bit(b: u8) -> u128 {
+    1u128 << (b & 127)
+}
+
+fn range(low: u8, high: u8) -> u128 {
+    (low..=high).fold(0, |set, b| set | bit(b))
+}
+
+/// What `\\c` stands for: `\\d`, `\\w`, or escaped ASCII punctuation (in
+/// a class, `-` too). Other escapes (`\\s`, `\\b`, `\\n`, `\\u…`, …) are
+/// not compiled.
+fn escape(c: u8, in_class: bool) -> Option<u128> {
+    match c {
+        b'd' => Some(range(b'0', b'9')),
+        b'w' => Some(range(b'a', b'z') | range(b'A', b'Z') | range(b'0', b'9') | bit(b'_')),
+        b'-' if in_class => Some(bit(c)),
+        b'.' | b'^' | b'$' | b'|' | b'(' | b')' | b'?' | b'*' | b'+' | b'{' | b'}' | b'['
+        | b']' | b'\\' | b'/' => Some(bit(c)),
+        _ => None,
+    }
+}
+
+/// A class whose first byte after `[` is at `at`: its set and the index
+/// after `]`.
+fn class(bytes: &[u8], mut at: usize) -> Option<(u128, usize)> {
+    let mut set = 0;
+    if matches!(bytes.get(at), Some(b'^' | b']')) {
+        // Negated, or `[]`/`[]…]`, which engines read differently.
+        return None;
+    }
+    loop {
+        let b = *bytes.get(at)?;
+        match b {
+            b']' => return Some((set, at + 1)),
+            b'\\' => {
+                set |= escape(*bytes.get(at + 1)?, true)?;
+                at += 2;
+            }
+            b'[' => return None,
+            _ => {
+                // `a-z`; a `-` first, last or after a range is itself.
+                if bytes.get(at + 1) == Some(&b'-')
+                    && let Some(&high) = bytes.get(at + 2)
+                    && high != b']'
+                {
+                    if high == b'\\' || high == b'[' || high < b {
+                        return None;
+                    }
+                    set |= range(b, high);
+                    at += 3;
+                } else {
+                    set |= bit(b);
+                    at += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The quantifier at `at`, if any: (min, max, the index after it).
+fn quantifier(bytes: &[u8], at: usize) -> Option<(u32, u32, usize)> {
+    let (min, max, end) = match bytes.get(at) {
+        Some(b'?') => (0, 1, at + 1),
+        Some(b'*') => (0, u32::MAX, at + 1),
+        Some(b'+') => (1, u32::MAX, at + 1),
+        Some(b'{') => {
+            let close = at + bytes[at..].iter().position(|&b| b == b'}')?;
+            let inner = std::str::from_utf8(&bytes[at + 1..close]).ok()?;
+            let digits = |t: &str| {
+                (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| t.parse::<u32>().ok())
+                    .flatten()
+            };
+            let (min, max) = match inner.split_once(',') {
+                None => {
+                    let n = digits(inner)?;
+                    (n, n)
+                }
+                Some((low, "")) => (digits(low)?, u32::MAX),
+                Some((low, high)) => (digits(low)?, digits(high)?),
+            };
+            if min > max {
+                return None;
+            }
+            (min, max, close + 1)
+        }
+        _ => (1, 1, at),
+    };
+    // A lazy or possessive mark, or a quantifier on a quantifier.
+    if end > at && matches!(bytes.get(end), Some(b'?' | b'*' | b'+' | b'{')) {
+        return None;
+    }
+    Some((min, max, end))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -231,8 +404,81 @@ mod tests {
         }
     }
 
+    /// `jsonschema`'s own check of `pattern`.
+    fn full_pattern(pattern: &str) -> Option<impl Fn(&str) -> bool> {
+        let v = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&json!({ "pattern": pattern }))
+            .ok()?;
+        Some(move |text: &str| v.is_valid(&Value::String(text.to_owned())))
+    }
+
+    #[test]
+    fn simple_patterns_are_compiled_and_matched() {
+        use super::SimplePattern;
+        for (pattern, yes, no) in [
+            (
+                "^[+0-9 ()-]{6,20}$",
+                "+1 (503) 555-0199",
+                "+1 (503) 555-0199 ext",
+            ),
+            ("^[A-Z]{3}$", "EUR", "EURO"),
+            ("^\\d{4}-\\d{2}$", "2024-05", "2024-5"),
+            ("^[a-z0-9-]+$", "my-api-2", "My-api"),
+            ("^[\\w.]{1,}@x\\.org$", "a.b@x.org", "a.b@xorg"),
+            ("^a?b*c$", "abbc", "aac"),
+        ] {
+            let quick = SimplePattern::new(pattern).expect(pattern);
+            assert!(quick.matches(yes), "{pattern} on {yes}");
+            assert!(!quick.matches(no), "{pattern} on {no}");
+            let full = full_pattern(pattern).unwrap();
+            assert!(full(yes) && !full(no), "{pattern}");
+        }
+        for pattern in [
+            "[a-z]+",
+            "^[a-z]+",
+            "^(a|b)$",
+            "^.*$",
+            "^[^a]$",
+            "^a+?$",
+            "^a{2,1}$",
+            "^\\s+$",
+            "^a\\$",
+            "^caf\u{e9}$",
+            "^[]a]$",
+            "^[z-a]$",
+        ] {
+            assert!(SimplePattern::new(pattern).is_none(), "{pattern}");
+        }
+        // Greedy without backtracking: a real match it cannot find is left
+        // to `jsonschema`.
+        let quick = SimplePattern::new("^a*ab$").unwrap();
+        assert!(!quick.matches("aab"));
+        assert!(full_pattern("^a*ab$").unwrap()("aab"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn simple_patterns_never_accept_what_jsonschema_refuses(
+            pieces in proptest::collection::vec(
+                ("[ab0_.-]|\\\\d|\\\\w|\\\\.|\\[[ab0-9_-]{1,4}\\]|\\[a-c\\\\d-\\]", "|\\?|\\*|\\+|\\{[0-3]\\}|\\{[0-2],[0-3]?\\}"),
+                0..5,
+            ),
+            text in "[ab0-9_.-]{0,8}",
+        ) {
+            let pattern: String = std::iter::once("^".to_owned())
+                .chain(pieces.iter().map(|(atom, q)| format!("{atom}{q}")))
+                .chain(std::iter::once("$".to_owned()))
+                .collect();
+            if let Some(quick) = super::SimplePattern::new(&pattern)
+                && quick.matches(&text)
+            {
+                let full = full_pattern(&pattern).expect("a simple pattern compiles");
+                prop_assert!(full(&text), "{pattern} on {text:?}");
+            }
+        }
 
         #[test]
         fn the_uri_check_never_accepts_what_jsonschema_refuses(

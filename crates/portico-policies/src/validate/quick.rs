@@ -136,6 +136,9 @@ struct Check {
     /// Where `leaf` is one common `format`: a check that accepts most
     /// valid strings of it without `leaf` (and leaves the rest to it).
     quick_format: Option<fn(&str) -> bool>,
+    /// Where `leaf` is one `pattern` of the simple shape: a match that
+    /// accepts most strings it takes without `leaf`.
+    quick_pattern: Option<formats::SimplePattern>,
     /// Whether `leaf` refuses every object and array (it holds `const` or
     /// `enum`, of scalars).
     leaf_is_scalar_only: bool,
@@ -155,6 +158,7 @@ impl Default for Check {
             leaf: None,
             bounds: None,
             quick_format: None,
+            quick_pattern: None,
             leaf_is_scalar_only: false,
         }
     }
@@ -358,6 +362,11 @@ impl<'a> Builder<'a> {
                 "date" => Some(formats::date),
                 _ => None,
             };
+        }
+        if leaf.len() == 1
+            && let Some(Value::String(pattern)) = leaf.get("pattern")
+        {
+            check.quick_pattern = formats::SimplePattern::new(pattern);
         }
         check.bounds = bounds(&leaf);
         if !leaf.is_empty() {
@@ -721,6 +730,11 @@ impl Check {
         }
         if let Some(quick) = self.quick_format
             && quick(s)
+        {
+            return Some(());
+        }
+        if let Some(pattern) = &self.quick_pattern
+            && pattern.matches(s)
         {
             return Some(());
         }
