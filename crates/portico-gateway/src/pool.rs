@@ -259,6 +259,7 @@ impl Inner {
         socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&keepalive)
             .map_err(PoolError::Connect)?;
+        // One buffer and one `write` per request, as on the server side.
         let (sender, conn) = http1::Builder::new()
             .writev(false)
             .handshake(TokioIo::new(stream))

@@ -144,6 +144,10 @@ impl ProxyServer {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .keep_alive(true)
+            // Each response written from one buffer (head and body copied
+            // together) and one `write`: cheaper than hyper's queue of
+            // buffers for `writev` at the sizes APIs answer with
+            // (docs/benchmarks.md, user-space instructions).
             .writev(false);
         // Idle h2 connections are pinged; one that does not answer is closed.
         builder
