@@ -177,10 +177,9 @@ pub(crate) fn uri(text: &str) -> bool {
 }
 
 /// A `pattern` of the common anchored shape `^…$` whose pieces are ASCII
-/// characters, character classes of them (ranges, `\\d`, `\\w`, escaped
-/// punctuation) and `\\d`/`\\w`, each with an optional quantifier (`?`,
-/// `*`, `+`, `{m}`, `{m,}`, `{m,n}`): `^[+0-9 ()-]{6,20}$`,
-/// `^[A-Z]{3}$`, `^\\d{4}-\\d{2}$`. Anything else (groups, alternation,
+/// characters, `\d`, `\w`, escaped punctuation, and classes of those
+/// (with ranges), each with an optional quantifier (`?`, `*`, `+`, `{m}`,
+/// `{m,}`, `{m,n}`): `^[+0-9 ()-]{6,20}$`, `^[A-Z]{3}$`, `^\d{4}-\d{2}$`. Anything else (groups, alternation,
 /// `.`, negated classes, lookarounds, text outside ASCII) is not
 /// compiled, and stays with `jsonschema`'s regex.
 ///
@@ -195,8 +194,8 @@ pub(crate) struct SimplePattern {
 
 #[derive(Debug, Clone)]
 struct Piece {
-    /// The bytes the piece takes, one bit each (ASCII only).
-    set: [u64; 4],
+    /// The ASCII characters the piece takes, one bit each.
+    set: u128,
     min: u32,
     max: u32,
 }
@@ -204,7 +203,7 @@ struct Piece {
 impl Piece {
     #[inline]
     fn takes(&self, b: u8) -> bool {
-        self.set[usize::from(b >> 6)] >> (b & 63) & 1 != 0
+        b < 128 && (self.set >> b) & 1 != 0
     }
 }
 
@@ -230,7 +229,6 @@ impl SimplePattern {
             };
             let (min, max);
             (min, max, at) = quantifier(bytes, at)?;
-            let set = [set as u64, (set >> 64) as u64, 0, 0];
             pieces.push(Piece { set, min, max });
         }
         Some(Self { pieces })
@@ -262,8 +260,8 @@ fn range(low: u8, high: u8) -> u128 {
     (low..=high).fold(0, |set, b| set | bit(b))
 }
 
-/// What `\\c` stands for: `\\d`, `\\w`, or escaped ASCII punctuation (in
-/// a class, `-` too). Other escapes (`\\s`, `\\b`, `\\n`, `\\u…`, …) are
+/// What `\c` stands for: `\d`, `\w`, or escaped ASCII punctuation (in
+/// a class, `-` too). Other escapes (`\s`, `\b`, `\n`, `\u…`, …) are
 /// not compiled.
 fn escape(c: u8, in_class: bool) -> Option<u128> {
     match c {

@@ -133,12 +133,10 @@ struct Check {
     /// `f64`: (bound, exclusive) below and above, checked here for numbers
     /// that are exactly `f64`s too (the rest go to `leaf`).
     bounds: Option<[Option<(f64, bool)>; 2]>,
-    /// Where `leaf` is one common `format`: a check that accepts most
-    /// valid strings of it without `leaf` (and leaves the rest to it).
-    quick_format: Option<fn(&str) -> bool>,
-    /// Where `leaf` is one `pattern` of the simple shape: a match that
-    /// accepts most strings it takes without `leaf`.
-    quick_pattern: Option<formats::SimplePattern>,
+    /// Where `leaf` is one common `format` or one simple `pattern`: a
+    /// check that accepts most valid strings without `leaf` (and leaves
+    /// the rest to it).
+    quick_leaf: Option<QuickLeaf>,
     /// Whether `leaf` refuses every object and array (it holds `const` or
     /// `enum`, of scalars).
     leaf_is_scalar_only: bool,
@@ -157,9 +155,34 @@ impl Default for Check {
             choices: None,
             leaf: None,
             bounds: None,
-            quick_format: None,
-            quick_pattern: None,
+            quick_leaf: None,
             leaf_is_scalar_only: false,
+        }
+    }
+}
+
+/// A quick check for a leaf of one keyword (see [`formats`]): it only
+/// ever accepts.
+enum QuickLeaf {
+    Format(fn(&str) -> bool),
+    Pattern(formats::SimplePattern),
+}
+
+impl QuickLeaf {
+    fn new(keyword: &str, text: &str) -> Option<Self> {
+        match (keyword, text) {
+            ("format", "uri") => Some(Self::Format(formats::uri)),
+            ("format", "email") => Some(Self::Format(formats::email)),
+            ("format", "date") => Some(Self::Format(formats::date)),
+            ("pattern", pattern) => formats::SimplePattern::new(pattern).map(Self::Pattern),
+            _ => None,
+        }
+    }
+
+    fn accepts(&self, s: &str) -> bool {
+        match self {
+            Self::Format(check) => check(s),
+            Self::Pattern(pattern) => pattern.matches(s),
         }
     }
 }
@@ -354,19 +377,9 @@ impl<'a> Builder<'a> {
             check.required |= bit;
         }
         if leaf.len() == 1
-            && let Some(Value::String(format)) = leaf.get("format")
+            && let Some((keyword, Value::String(text))) = leaf.iter().next()
         {
-            check.quick_format = match format.as_str() {
-                "uri" => Some(formats::uri),
-                "email" => Some(formats::email),
-                "date" => Some(formats::date),
-                _ => None,
-            };
-        }
-        if leaf.len() == 1
-            && let Some(Value::String(pattern)) = leaf.get("pattern")
-        {
-            check.quick_pattern = formats::SimplePattern::new(pattern);
+            check.quick_leaf = QuickLeaf::new(keyword, text);
         }
         check.bounds = bounds(&leaf);
         if !leaf.is_empty() {
@@ -728,13 +741,8 @@ impl Check {
         {
             return None;
         }
-        if let Some(quick) = self.quick_format
-            && quick(s)
-        {
-            return Some(());
-        }
-        if let Some(pattern) = &self.quick_pattern
-            && pattern.matches(s)
+        if let Some(quick) = &self.quick_leaf
+            && quick.accepts(s)
         {
             return Some(());
         }
@@ -774,6 +782,7 @@ impl Check {
         self.leaf(value)
     }
 
+    #[inline]
     fn leaf(&self, scalar: Scalar<'_>) -> Option<()> {
         match &self.leaf {
             Some(leaf) => Doc::with_scalar(scalar, |node| leaf.is_valid(node)).then_some(()),
