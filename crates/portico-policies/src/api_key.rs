@@ -1,5 +1,7 @@
 //! `api_key`: an API key in a header (default `x-api-key`) and/or a query
-//! parameter, looked up by its SHA-256 digest in the snapshot's key index.
+//! parameter, looked up by its SHA-256 digest in the snapshot's key index
+//! (a digest this thread computed for a key it found before comes from
+//! [`crate::key_memo`]).
 //! The key is removed from the request whether or not it is valid, so it
 //! never reaches the upstream.
 
@@ -14,6 +16,8 @@ use portico_model::policy::{Auth, Identity, Phase, Policy, Rejection, RequestCon
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
+
+use crate::key_memo;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,29 +156,32 @@ impl Policy for ApiKey {
             .cookie
             .as_deref()
             .and_then(|name| take_cookie(&mut req.headers, name));
-        // aws-lc's SHA-256 uses the CPU's SHA extensions where there are
-        // some; this digest is on every request of a keyed API.
         let key: &[u8] = match (&from_header, &from_query, &from_cookie) {
             (Some(v), _, _) => v.as_bytes(),
             (None, Some(q), _) => q,
             (None, None, Some(c)) => c,
             (None, None, None) => return Auth::Absent,
         };
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key).as_ref());
+        // The digest is on every request of a keyed API: a key this thread
+        // found before is not hashed again.
+        let key = key_memo::digest(key);
+        let digest = &key.digest;
         let found = cx
             .snapshot
             .consumers
             .api_keys
-            .get(&digest)
-            .filter(|entry| bool::from(entry.digest.ct_eq(&digest)));
+            .get(digest)
+            .filter(|entry| bool::from(entry.digest.ct_eq(digest)));
         match found {
-            Some(entry) => Auth::Authenticated(Identity {
-                app: cx.snapshot.consumers.apps[entry.app as usize].clone(),
-                credential: entry.id.clone(),
-                scopes: Vec::new(),
-                headers: Vec::new(),
-            }),
+            Some(entry) => {
+                key.found();
+                Auth::Authenticated(Identity {
+                    app: cx.snapshot.consumers.apps[entry.app as usize].clone(),
+                    credential: entry.id.clone(),
+                    scopes: Vec::new(),
+                    headers: Vec::new(),
+                })
+            }
             None => Auth::Rejected(
                 Rejection::new(ErrorCode::InvalidCredential, "The API key is not valid.")
                     .with_header(WWW_AUTHENTICATE, self.challenge.clone()),

@@ -11,6 +11,7 @@ mod concurrency;
 mod cors;
 mod ip_filter;
 mod jwt;
+mod key_memo;
 mod limits;
 mod mtls;
 mod net;

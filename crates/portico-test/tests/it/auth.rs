@@ -102,6 +102,49 @@ async fn a_wrong_key_is_a_401() {
     assert_eq!(up.connections(), 0);
 }
 
+/// A node remembers the digests of keys it has found (`key_memo`); the
+/// snapshot still decides. A remembered key revoked through the admin API
+/// is refused from the next request on.
+#[tokio::test]
+async fn a_remembered_key_is_refused_once_revoked() {
+    use sha2::{Digest, Sha256};
+    let up = Upstream::echo().run().await;
+    let node = node(&up).await;
+    let send = |key: &'static str| {
+        client()
+            .get(node.proxy_url("/orders/1"))
+            .header("x-api-key", key)
+            .send()
+    };
+    // Enough requests for every worker thread to have remembered the keys.
+    for _ in 0..16 {
+        for key in ["key-orders-0001", "key-orders-0002"] {
+            assert_eq!(send(key).await.unwrap().status(), 200);
+        }
+    }
+    // A key's id is the first 12 hex digits of its digest.
+    let id: String = Sha256::digest(b"key-orders-0002")[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let resp = client()
+        .delete(node.admin_url(&format!("/admin/v1/apps/dev-app/keys/{id}")))
+        .bearer_auth(portico_test::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    for _ in 0..16 {
+        problem(
+            send("key-orders-0002").await.unwrap(),
+            401,
+            "invalid-credential",
+        )
+        .await;
+        assert_eq!(send("key-orders-0001").await.unwrap().status(), 200);
+    }
+}
+
 #[tokio::test]
 async fn a_valid_key_without_a_subscription_is_a_403() {
     let up = Upstream::echo().run().await;
