@@ -234,7 +234,7 @@ impl Exchange {
         out.push_str("{\"time\":\"");
         write_rfc3339_millis(&mut out, log.started_at);
         out.push_str("\",\"request_id\":");
-        json_str(&mut out, self.request_id.to_str().unwrap_or(""));
+        json_str(&mut out, header_text(&self.request_id));
         out.push_str(",\"api\":");
         json_opt(&mut out, self.api.as_deref());
         out.push_str(",\"operation\":");
@@ -259,7 +259,7 @@ impl Exchange {
         out.push_str(",\"upstream\":");
         json_opt(&mut out, log.target.as_deref());
         out.push_str(",\"client\":");
-        json_str(&mut out, log.client.to_str().unwrap_or(""));
+        json_str(&mut out, header_text(&log.client));
         if self.aborted {
             out.push_str(",\"aborted\":true");
         }
@@ -272,16 +272,13 @@ impl Exchange {
 /// escape (what serde_json escapes too); runs of other bytes are copied
 /// as they are, found eight bytes at a time.
 fn json_str(out: &mut String, s: &str) {
-    out.push('"');
     let bytes = s.as_bytes();
-    let mut plain = 0;
-    loop {
-        // `at` is at an ASCII byte or the end: a character boundary.
-        let at = plain_run(bytes, plain);
-        out.push_str(&s[plain..at]);
-        let Some(&b) = bytes.get(at) else {
-            break;
-        };
+    let mut plain = plain_run(bytes, 0);
+    // Nearly every string is one run: one reservation for all of it.
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(&s[..plain]);
+    while let Some(&b) = bytes.get(plain) {
         match b {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -294,12 +291,22 @@ fn json_str(out: &mut String, s: &str) {
                 out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
         }
-        plain = at + 1;
+        // `plain + 1` is after an ASCII byte: a character boundary.
+        let at = plain_run(bytes, plain + 1);
+        out.push_str(&s[plain + 1..at]);
+        plain = at;
     }
     out.push('"');
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A header value as logged: its text where it is UTF-8 (`json_str`
+/// escapes what needs it), empty otherwise. Cheaper than `to_str`, which
+/// tests every byte on its own.
+fn header_text(value: &HeaderValue) -> &str {
+    std::str::from_utf8(value.as_bytes()).unwrap_or_default()
+}
 
 fn json_opt(out: &mut String, s: Option<&str>) {
     match s {
@@ -311,22 +318,30 @@ fn json_opt(out: &mut String, s: Option<&str>) {
 /// `d` in milliseconds, rounded to the microsecond, as the shortest
 /// decimal that reads back the same (`12.5`, `0.042`, `3.0`).
 fn push_millis(out: &mut String, d: Duration) {
-    let micros = (d.as_nanos() + 500) / 1000;
-    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    // In `u64` throughout: `as_nanos` is a `u128`, whose division is a
+    // library call.
+    let micros = d
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
     push_u64(out, micros / 1000);
     out.push('.');
-    let mut frac = micros % 1000;
+    let frac = micros % 1000;
     if frac == 0 {
         out.push('0');
         return;
     }
-    let mut width = 3;
-    while frac % 10 == 0 {
-        frac /= 10;
-        width -= 1;
-    }
-    for i in (0..width).rev() {
-        out.push(char::from(b'0' + ((frac / 10u64.pow(i)) % 10) as u8));
+    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    // Trailing zeros go: `.5`, not `.500`.
+    let width = if digits[2] != 0 {
+        3
+    } else if digits[1] != 0 {
+        2
+    } else {
+        1
+    };
+    for d in &digits[..width] {
+        out.push(char::from(b'0' + *d as u8));
     }
 }
 
@@ -500,6 +515,9 @@ mod tests {
             "line\nfeed\r\ttab \u{1} \u{1f}",
             "caf\u{e9} \u{1F600}",
             "/a/long/path/with?query=\"quoted\"&and=back\\slashes\u{7f}, caf\u{e9}\n",
+            "\"\"\\\n",
+            "ends with a quote\"",
+            "\u{2}starts with a control character",
         ] {
             let written = as_json(s);
             let back: String = serde_json::from_str(&written).expect(&written);
@@ -518,6 +536,10 @@ mod tests {
             (Duration::from_nanos(1_234_567), "1.235"),
             (Duration::from_nanos(499), "0.0"),
             (Duration::from_secs(90), "90000.0"),
+            (Duration::from_micros(105), "0.105"),
+            (Duration::from_micros(1_050), "1.05"),
+            (Duration::from_micros(1_100), "1.1"),
+            (Duration::from_nanos(2_999_500), "3.0"),
         ];
         for (d, want) in cases {
             let mut out = String::new();

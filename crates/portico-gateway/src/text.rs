@@ -18,9 +18,12 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    // One append of the whole run (a `push` per digit costs a capacity
-    // check and a UTF-8 encoding each); the digits are ASCII.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    // One reservation, then a byte each: a `push` of an ASCII `char` is a
+    // store, where `push_str` of the run would first check it is UTF-8.
+    out.reserve(digits.len() - at);
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 #[cfg(test)]
