@@ -28,7 +28,7 @@ pub struct AccessLogSink {
 
 #[derive(Debug)]
 struct Inner {
-    tx: SyncSender<String>,
+    tx: SyncSender<Vec<u8>>,
     metrics: Arc<Metrics>,
     _writer: WriterThread,
 }
@@ -74,8 +74,8 @@ impl AccessLogSink {
         })
     }
 
-    /// Queues one line (without its newline). Never blocks.
-    pub fn send(&self, line: String) {
+    /// Queues one line (UTF-8, without its newline). Never blocks.
+    pub fn send(&self, line: Vec<u8>) {
         match self.inner.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -88,7 +88,7 @@ impl AccessLogSink {
     }
 }
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
+fn write_lines(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     while let Ok(line) = rx.recv() {
         let mut ok = write_line(&mut out, &line);
@@ -108,6 +108,6 @@ fn write_lines(rx: Receiver<String>, out: Box<dyn Write + Send>) {
     let _ = out.flush();
 }
 
-fn write_line(out: &mut impl Write, line: &str) -> bool {
-    out.write_all(line.as_bytes()).is_ok() && out.write_all(b"\n").is_ok()
+fn write_line(out: &mut impl Write, line: &[u8]) -> bool {
+    out.write_all(line).is_ok() && out.write_all(b"\n").is_ok()
 }

@@ -229,41 +229,41 @@ impl Exchange {
     /// The access log line: a JSON object with the keys in a fixed order,
     /// written straight into one string (the line is made for every
     /// request, so it skips a serializer's generic machinery).
-    fn line(&self, log: &LogContext, total: Duration) -> String {
-        let mut out = String::with_capacity(320);
-        out.push_str("{\"time\":\"");
+    fn line(&self, log: &LogContext, total: Duration) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        out.extend_from_slice(b"{\"time\":\"");
         write_rfc3339_millis(&mut out, log.started_at);
-        out.push_str("\",\"request_id\":");
+        out.extend_from_slice(b"\",\"request_id\":");
         json_str(&mut out, header_text(&self.request_id));
-        out.push_str(",\"api\":");
+        out.extend_from_slice(b",\"api\":");
         json_opt(&mut out, self.api.as_deref());
-        out.push_str(",\"operation\":");
+        out.extend_from_slice(b",\"operation\":");
         json_opt(&mut out, self.operation.as_deref());
-        out.push_str(",\"app\":");
+        out.extend_from_slice(b",\"app\":");
         json_opt(&mut out, self.app.as_deref().map(|a| a.name.as_str()));
-        out.push_str(",\"method\":");
+        out.extend_from_slice(b",\"method\":");
         json_str(&mut out, log.method.as_str());
-        out.push_str(",\"path\":");
+        out.extend_from_slice(b",\"path\":");
         json_str(&mut out, &log.path);
-        out.push_str(",\"status\":");
+        out.extend_from_slice(b",\"status\":");
         push_u64(&mut out, u64::from(self.status));
-        out.push_str(",\"bytes\":");
+        out.extend_from_slice(b",\"bytes\":");
         push_u64(&mut out, self.bytes);
-        out.push_str(",\"duration_ms\":");
+        out.extend_from_slice(b",\"duration_ms\":");
         push_millis(&mut out, total);
-        out.push_str(",\"upstream_ms\":");
+        out.extend_from_slice(b",\"upstream_ms\":");
         match self.upstream {
             Some(d) => push_millis(&mut out, d),
-            None => out.push_str("null"),
+            None => out.extend_from_slice(b"null"),
         }
-        out.push_str(",\"upstream\":");
+        out.extend_from_slice(b",\"upstream\":");
         json_opt(&mut out, log.target.as_deref());
-        out.push_str(",\"client\":");
+        out.extend_from_slice(b",\"client\":");
         json_str(&mut out, header_text(&log.client));
         if self.aborted {
-            out.push_str(",\"aborted\":true");
+            out.extend_from_slice(b",\"aborted\":true");
         }
-        out.push('}');
+        out.push(b'}');
         out
     }
 }
@@ -271,32 +271,31 @@ impl Exchange {
 /// `s` as a JSON string. Only `"`, `\\` and control characters need an
 /// escape (what serde_json escapes too); runs of other bytes are copied
 /// as they are, found eight bytes at a time.
-fn json_str(out: &mut String, s: &str) {
+fn json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut plain = plain_run(bytes, 0);
     // Nearly every string is one run: one reservation for all of it.
     out.reserve(s.len() + 2);
-    out.push('"');
-    out.push_str(&s[..plain]);
+    out.push(b'"');
+    out.extend_from_slice(&bytes[..plain]);
     while let Some(&b) = bytes.get(plain) {
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
             _ => {
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             }
         }
-        // `plain + 1` is after an ASCII byte: a character boundary.
         let at = plain_run(bytes, plain + 1);
-        out.push_str(&s[plain + 1..at]);
+        out.extend_from_slice(&bytes[plain + 1..at]);
         plain = at;
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -308,16 +307,16 @@ fn header_text(value: &HeaderValue) -> &str {
     std::str::from_utf8(value.as_bytes()).unwrap_or_default()
 }
 
-fn json_opt(out: &mut String, s: Option<&str>) {
+fn json_opt(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => json_str(out, s),
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
 /// `d` in milliseconds, rounded to the microsecond, as the shortest
 /// decimal that reads back the same (`12.5`, `0.042`, `3.0`).
-fn push_millis(out: &mut String, d: Duration) {
+fn push_millis(out: &mut Vec<u8>, d: Duration) {
     // In `u64` throughout: `as_nanos` is a `u128`, whose division is a
     // library call.
     let micros = d
@@ -325,10 +324,10 @@ fn push_millis(out: &mut String, d: Duration) {
         .saturating_mul(1_000_000)
         .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
     push_u64(out, micros / 1000);
-    out.push('.');
+    out.push(b'.');
     let frac = micros % 1000;
     if frac == 0 {
-        out.push('0');
+        out.push(b'0');
         return;
     }
     let digits = [frac / 100, frac / 10 % 10, frac % 10];
@@ -341,7 +340,7 @@ fn push_millis(out: &mut String, d: Duration) {
         1
     };
     for d in &digits[..width] {
-        out.push(char::from(b'0' + *d as u8));
+        out.push(b'0' + *d as u8);
     }
 }
 
@@ -501,9 +500,9 @@ mod tests {
     use super::*;
 
     fn as_json(s: &str) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         json_str(&mut out, s);
-        out
+        String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
     }
 
     #[test]
@@ -542,8 +541,9 @@ mod tests {
             (Duration::from_nanos(2_999_500), "3.0"),
         ];
         for (d, want) in cases {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_millis(&mut out, d);
+            let out = String::from_utf8(out).unwrap();
             assert_eq!(out, want, "{d:?}");
             let n: f64 = out.parse().unwrap();
             assert_eq!(n, (d.as_secs_f64() * 1_000_000.0).round() / 1000.0);

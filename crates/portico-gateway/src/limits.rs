@@ -202,10 +202,10 @@ pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
     if limits.outcomes.len() != limits.len() || limits.is_empty() {
         return None;
     }
-    let mut state = String::with_capacity(32 * limits.len());
+    let mut state = Vec::with_capacity(32 * limits.len());
     for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
         if !state.is_empty() {
-            state.push_str(", ");
+            state.extend_from_slice(b", ");
         }
         write_state(&mut state, &check.name, check.algorithm, o);
     }
@@ -255,10 +255,10 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
     if hit.is_some() {
         return hit;
     }
-    let mut policy = String::with_capacity(32 * limits.len());
+    let mut policy = Vec::with_capacity(32 * limits.len());
     for (check, _) in limits.iter() {
         if !policy.is_empty() {
-            policy.push_str(", ");
+            policy.extend_from_slice(b", ");
         }
         write_policy(&mut policy, &check.name, check.algorithm);
     }
@@ -277,26 +277,26 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
     Some(value)
 }
 
-// Written piece by piece rather than with `write!`: `RateLimit` goes on
-// every response of an API under a limit.
-fn write_policy(policy: &mut String, name: &str, a: Algorithm) {
-    policy.push('"');
-    policy.push_str(name);
-    policy.push_str("\";q=");
+// Written piece by piece rather than with `write!`, as bytes: `RateLimit`
+// goes on every response of an API under a limit.
+fn write_policy(policy: &mut Vec<u8>, name: &str, a: Algorithm) {
+    policy.push(b'"');
+    policy.extend_from_slice(name.as_bytes());
+    policy.extend_from_slice(b"\";q=");
     push_u64(policy, a.quota());
     if let Some(w) = a.window_secs() {
-        policy.push_str(";w=");
+        policy.extend_from_slice(b";w=");
         push_u64(policy, w);
     }
 }
 
-fn write_state(state: &mut String, name: &str, a: Algorithm, o: &Outcome) {
-    state.push('"');
-    state.push_str(name);
-    state.push_str("\";r=");
+fn write_state(state: &mut Vec<u8>, name: &str, a: Algorithm, o: &Outcome) {
+    state.push(b'"');
+    state.extend_from_slice(name.as_bytes());
+    state.extend_from_slice(b"\";r=");
     push_u64(state, o.remaining);
     if !matches!(a, Algorithm::Concurrency { .. }) {
-        state.push_str(";t=");
+        state.extend_from_slice(b";t=");
         push_u64(state, ceil_secs(o.reset));
     }
 }

@@ -6,18 +6,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
 #[cfg(test)]
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_rfc3339_millis(&mut out, t);
-    out
+    String::from_utf8(out).expect("ASCII")
 }
 
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) to `out`.
-pub(crate) fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
+pub(crate) fn write_rfc3339_millis(out: &mut Vec<u8>, t: SystemTime) {
     // Every line of a busy log falls in the same second as the line
     // before it: the calendar part is worked out once per second per
     // thread, and only the milliseconds are written each time.
     thread_local! {
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        static SECOND: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
     }
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
@@ -27,38 +27,38 @@ pub(crate) fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
             write_second(prefix, secs);
             *cached = secs;
         }
-        out.push_str(prefix);
+        out.extend_from_slice(prefix);
     });
     let ms = since.subsec_millis();
     push_digits(out, ms / 100, 1);
     push_digits(out, ms % 100, 2);
-    out.push('Z');
+    out.push(b'Z');
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.` of the second `secs` after the epoch.
-fn write_second(out: &mut String, secs: u64) {
+fn write_second(out: &mut Vec<u8>, secs: u64) {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     push_digits(out, u32::try_from(y.clamp(0, 9999)).unwrap_or(0), 4);
-    out.push('-');
+    out.push(b'-');
     push_digits(out, m, 2);
-    out.push('-');
+    out.push(b'-');
     push_digits(out, d, 2);
-    out.push('T');
+    out.push(b'T');
     push_digits(out, (rem / 3600) as u32, 2);
-    out.push(':');
+    out.push(b':');
     push_digits(out, ((rem % 3600) / 60) as u32, 2);
-    out.push(':');
+    out.push(b':');
     push_digits(out, (rem % 60) as u32, 2);
-    out.push('.');
+    out.push(b'.');
 }
 
 /// The last `width` decimal digits of `n`, zero-padded.
-fn push_digits(out: &mut String, n: u32, width: u32) {
+fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
     for i in (0..width).rev() {
         let digit = (n / 10u32.pow(i)) % 10;
-        out.push(char::from(b'0' + digit as u8));
+        out.push(b'0' + digit as u8);
     }
 }
 
