@@ -18,26 +18,38 @@ pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
 /// are: the index of the next quote, backslash or control character (or
 /// the end of `bytes`).
 pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
-    // The high bit of a byte is set where that byte of `x` is below `n`
-    // (`n` = 1: zero). A borrow can set it in bytes above a true one too,
-    // never below, so the lowest set bit is exact.
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
     while let Some(word) = word_at(bytes, at) {
-        let special = below(word ^ (ONES * u64::from(b'"')), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1)
-            | below(word, 0x20);
+        let special = escapes(word);
         if special != 0 {
             return at + (special.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
-    while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        at += 1;
+    // Fewer than eight bytes left: one more word, padded with spaces
+    // (which a string holds as they are).
+    let Some(rest) = bytes.get(at..) else {
+        return at;
+    };
+    let mut last = [b' '; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    let special = escapes(u64::from_le_bytes(last));
+    if special != 0 {
+        return at + (special.trailing_zeros() / 8) as usize;
     }
-    at
+    bytes.len()
+}
+
+/// Zero when no byte of `word` is one a JSON string must escape;
+/// otherwise the lowest set bit is the high bit of the first such byte.
+#[inline]
+fn escapes(word: u64) -> u64 {
+    // The high bit of a byte is set where that byte of `x` is below `n`
+    // (`n` = 1: zero). A borrow can set it in bytes above a true one too,
+    // never below, so the lowest set bit is exact.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1)
+        | below(word, 0x20)
 }
 
 #[cfg(test)]
@@ -57,6 +69,19 @@ mod tests {
         ] {
             assert_eq!(plain_run(text.as_bytes(), 0), end, "{text:?}");
         }
+        // Every length of tail after the last whole word.
+        for len in 0..24 {
+            let plain = "x".repeat(len);
+            assert_eq!(plain_run(plain.as_bytes(), 0), len);
+            for at in 0..len {
+                let mut bytes = plain.clone().into_bytes();
+                bytes[at] = b'\\';
+                assert_eq!(plain_run(&bytes, 0), at, "{len} {at}");
+                bytes[at] = 0x1f;
+                assert_eq!(plain_run(&bytes, 0), at, "{len} {at}");
+            }
+        }
+        assert_eq!(plain_run(b"abc", 5), 5);
         // From inside the text, and across every lane of a word.
         let text = "0123456789abcdef\"";
         for start in 0..=16 {

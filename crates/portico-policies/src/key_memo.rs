@@ -31,9 +31,9 @@ const SLOTS: usize = 1024;
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    /// The key's tag; all zero while the slot is free (a tag is all zero
-    /// only by a 2^-128 chance, and then merely misses).
-    tag: [u8; 16],
+    /// The key's tag; zero while the slot is free (a tag is zero only by
+    /// a 2^-128 chance, and then merely misses).
+    tag: u128,
     digest: [u8; 32],
 }
 
@@ -67,7 +67,7 @@ fn random_key() -> Option<[u64; 2]> {
 pub(crate) struct KeyDigest {
     pub digest: [u8; 32],
     /// The tag, when the digest was computed now rather than remembered.
-    computed: Option<[u8; 16]>,
+    computed: Option<u128>,
 }
 
 impl KeyDigest {
@@ -118,25 +118,25 @@ pub(crate) fn digest(key: &[u8]) -> KeyDigest {
             computed: None,
         },
         // Without the thread's memo (while the thread exits, or with no
-        // random key) nothing is memorised; nor is an all-zero tag, which
-        // marks a free slot.
+        // random key) nothing is memorised; nor is a zero tag, which marks
+        // a free slot.
         missed => KeyDigest {
             digest: sha256(key),
-            computed: missed.map(|(tag, _)| tag).filter(|t| *t != [0; 16]),
+            computed: missed.map(|(tag, _)| tag).filter(|t| *t != 0),
         },
     }
 }
 
-fn tag(tagger: &SipHasher24, key: &[u8]) -> [u8; 16] {
+fn tag(tagger: &SipHasher24, key: &[u8]) -> u128 {
     let mut h = *tagger;
     // SipHash folds the length into its last block, so keys that differ
     // only in trailing bytes still differ.
     h.write(key);
-    h.finish128().as_bytes()
+    h.finish128().as_u128()
 }
 
-fn slot_of(tag: &[u8; 16]) -> usize {
-    usize::from(u16::from_le_bytes([tag[0], tag[1]])) % SLOTS
+fn slot_of(tag: &u128) -> usize {
+    (*tag % SLOTS as u128) as usize
 }
 
 fn sha256(key: &[u8]) -> [u8; 32] {
