@@ -24,6 +24,7 @@ pub mod problem;
 mod proxy;
 mod security;
 pub mod server;
+mod shutdown;
 mod sni;
 mod state;
 mod text;

@@ -9,12 +9,12 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::headers::Hop;
+use crate::shutdown::{Shutdown, Stage};
 use crate::state::Gateway;
 use crate::tls::{TlsTerminator, client_cert};
 
@@ -41,17 +41,17 @@ pub struct ConnectionInfo {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnectionScope {
     pub slot: Option<Arc<OwnedSemaphorePermit>>,
-    /// Becomes true when shutdown's drain is over.
-    pub closing: watch::Receiver<bool>,
+    /// The server's shutdown, whose closing stage ends upgraded connections.
+    pub shutdown: Shutdown,
 }
 
 impl Default for ConnectionScope {
     fn default() -> Self {
         // Never closes: for connections served outside a `ProxyServer`.
-        static NEVER: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+        static NEVER: std::sync::OnceLock<Shutdown> = std::sync::OnceLock::new();
         Self {
             slot: None,
-            closing: NEVER.get_or_init(|| watch::channel(false).0).subscribe(),
+            shutdown: NEVER.get_or_init(Shutdown::default).clone(),
         }
     }
 }
@@ -156,8 +156,7 @@ impl ProxyServer {
             .keep_alive_interval(Some(H2_KEEP_ALIVE))
             .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
         let builder = Arc::new(builder);
-        let graceful = GracefulShutdown::new();
-        let (force_close, force_rx) = watch::channel(false);
+        let stages = Shutdown::default();
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -186,7 +185,7 @@ impl ProxyServer {
             let gateway = self.gateway.clone();
             match &self.tls {
                 None => {
-                    let watcher = (graceful.watcher(), force_rx.clone());
+                    let stages = stages.clone();
                     let builder = builder.clone();
                     let header_timeout = self.header_timeout;
                     tokio::spawn(async move {
@@ -200,13 +199,13 @@ impl ProxyServer {
                             return;
                         }
                         let info = ConnectionInfo::new(peer, "http");
-                        serve(&builder, watcher, gateway, info, stream, permit);
+                        serve(&builder, &stages, gateway, info, stream, permit);
                     });
                 }
                 Some(terminator) => {
                     let acceptor = terminator.acceptor();
                     let builder = builder.clone();
-                    let watcher = (graceful.watcher(), force_rx.clone());
+                    let stages = stages.clone();
                     tokio::spawn(async move {
                         let handshake =
                             tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
@@ -225,27 +224,28 @@ impl ProxyServer {
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(client_cert);
-                        serve(&builder, watcher, gateway, info, tls, permit);
+                        serve(&builder, &stages, gateway, info, tls, permit);
                     });
                 }
             }
         }
         drop(self.listener);
         drop(self.tls);
-        if tokio::time::timeout(self.drain, graceful.shutdown())
+        stages.advance(Stage::Draining);
+        if tokio::time::timeout(self.drain, stages.all_closed())
             .await
             .is_err()
         {
             tracing::warn!("Shutdown drain timed out; closing the remaining connections.");
         }
-        let _ = force_close.send(true);
+        stages.advance(Stage::Closing);
     }
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown drains it.
 fn serve<I>(
     builder: &Arc<auto::Builder<TokioExecutor>>,
-    (watcher, mut force_close): (Watcher, watch::Receiver<bool>),
+    stages: &Shutdown,
     gateway: Arc<Gateway>,
     info: ConnectionInfo,
     io: I,
@@ -258,7 +258,7 @@ fn serve<I>(
     let mut info = info;
     info.scope = ConnectionScope {
         slot: Some(permit.clone()),
-        closing: force_close.clone(),
+        shutdown: stages.clone(),
     };
     let info = Arc::new(info);
     let service = service_fn(move |req| {
@@ -266,17 +266,38 @@ fn serve<I>(
         let info = info.clone();
         async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &info).await) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    let conn = watcher.watch(conn.into_owned());
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let listener = stages.listener();
+    let open = stages.open();
     tokio::spawn(async move {
-        // Held for the connection's life: it counts against the limit.
+        // Held for the connection's life: it counts against the limit and
+        // towards the drain.
         let _permit = permit;
-        tokio::select! {
-            result = conn => if let Err(e) = result {
-                tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
-            },
-            // The drain deadline passed: dropping the connection closes it.
-            _ = force_close.wait_for(|closed| *closed) => {}
+        let _open = open;
+        let mut conn = std::pin::pin!(conn);
+        let mut next = Stage::Draining;
+        loop {
+            tokio::select! {
+                biased;
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, peer = %peer, "Connection ended with an error.");
+                    }
+                    break;
+                }
+                stage = listener.reached(next) => {
+                    if stage == Stage::Closing {
+                        // The drain is over: dropping the connection closes it.
+                        break;
+                    }
+                    // The exchange in progress finishes, then the
+                    // connection closes.
+                    conn.as_mut().graceful_shutdown();
+                    next = Stage::Closing;
+                }
+            }
         }
     });
 }

@@ -18,6 +18,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::server::ConnectionScope;
+use crate::shutdown::Stage;
 
 /// A client's request to switch protocols, taken before hop-by-hop removal.
 pub(crate) struct Upgrade {
@@ -102,7 +103,7 @@ impl Upgrade {
         let upstream = hyper::upgrade::on(&mut *resp);
         let client = self.client;
         let slot = scope.slot.clone();
-        let mut closing = scope.closing.clone();
+        let shutdown = scope.shutdown.listener();
         tokio::spawn(async move {
             let _slot = slot;
             let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -121,7 +122,7 @@ impl Upgrade {
                     Err(e) => tracing::debug!(error = %e, "Upgraded connection ended with an error."),
                 },
                 // Shutdown: the drain is over, so both sides are dropped.
-                _ = closing.wait_for(|closed| *closed) => {
+                _ = shutdown.reached(Stage::Closing) => {
                     tracing::debug!("Upgraded connection closed by shutdown.");
                 }
             }
