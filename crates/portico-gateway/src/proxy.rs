@@ -415,10 +415,6 @@ impl Gateway {
         }
 
         let headers = &mut parts.headers;
-        // Room for what is added below (Forwarded, three X-Forwarded-*,
-        // traceparent, X-Request-Id) in one step: a map filled by the
-        // parser has none to spare, and growing rehashes it.
-        headers.reserve(6);
         add_forwarded(headers, &conn.hop, host.as_ref());
         let tp = traceparent(headers);
         headers.insert(&TRACEPARENT, tp);

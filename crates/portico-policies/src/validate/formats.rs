@@ -131,44 +131,18 @@ const CLASSES: [u8; 256] = {
     table
 };
 
-/// [`CLASSES`] as one table per class: 1 for each byte in it.
-const fn members(class: u8) -> [u8; 256] {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = (CLASSES[i] & class != 0) as u8;
-        i += 1;
-    }
-    table
-}
-
-static IN_NAME: [u8; 256] = members(NAME);
-static IN_PATH: [u8; 256] = members(PATH);
-static IN_QUERY: [u8; 256] = members(QUERY);
-
-/// The end of the run of bytes from `at` that are all in `class` (a
-/// [`members`] table): eight at a time while a whole word is in it (one
-/// lookup and one `and` per byte, no branch), then one at a time.
-fn run_of(b: &[u8], mut at: usize, class: &[u8; 256]) -> usize {
-    while let Some(chunk) = b.get(at..at + 8) {
-        if chunk.iter().fold(1, |all, &c| all & class[usize::from(c)]) == 0 {
-            break;
-        }
-        at += 8;
-    }
-    while at < b.len() && class[usize::from(b[at])] != 0 {
-        at += 1;
-    }
-    at
-}
-
 /// `uri` (RFC 3986 absolute URI): a scheme, then optionally `//` and a
 /// host name with an optional numeric port, then a path, query and
 /// fragment, all without percent-encodings. User information, IP
 /// literals and percent-encoded bytes are left to `jsonschema`.
 pub(crate) fn uri(text: &str) -> bool {
     let b = text.as_bytes();
-    let run = |at: usize, class: &[u8; 256]| run_of(b, at, class);
+    let run = |mut at: usize, class: u8| {
+        while at < b.len() && CLASSES[b[at] as usize] & class != 0 {
+            at += 1;
+        }
+        at
+    };
     if !b.first().is_some_and(u8::is_ascii_alphabetic) {
         return false;
     }
@@ -181,7 +155,7 @@ pub(crate) fn uri(text: &str) -> bool {
     }
     at += 1;
     if b[at..].starts_with(b"//") {
-        at = run(at + 2, &IN_NAME);
+        at = run(at + 2, NAME);
         if b.get(at) == Some(&b':') {
             at += 1;
             while at < b.len() && b[at].is_ascii_digit() {
@@ -192,12 +166,12 @@ pub(crate) fn uri(text: &str) -> bool {
             return false;
         }
     }
-    at = run(at, &IN_PATH);
+    at = run(at, PATH);
     if b.get(at) == Some(&b'?') {
-        at = run(at + 1, &IN_QUERY);
+        at = run(at + 1, QUERY);
     }
     if b.get(at) == Some(&b'#') {
-        at = run(at + 1, &IN_QUERY);
+        at = run(at + 1, QUERY);
     }
     at == b.len()
 }
