@@ -1,7 +1,5 @@
 //! `api_key`: an API key in a header (default `x-api-key`) and/or a query
-//! parameter, looked up by its SHA-256 digest in the snapshot's key index
-//! (a digest this thread computed for a key it found before comes from
-//! [`crate::key_memo`]).
+//! parameter, looked up by its SHA-256 digest in the snapshot's key index.
 //! The key is removed from the request whether or not it is valid, so it
 //! never reaches the upstream.
 
@@ -16,8 +14,6 @@ use portico_model::policy::{Auth, Identity, Phase, Policy, Rejection, RequestCon
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
-
-use crate::key_memo;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,26 +158,23 @@ impl Policy for ApiKey {
             (None, None, Some(c)) => c,
             (None, None, None) => return Auth::Absent,
         };
-        // The digest is on every request of a keyed API: a key this thread
-        // found before is not hashed again.
-        let key = key_memo::digest(key);
-        let digest = &key.digest;
+        // aws-lc's SHA-256 uses the CPU's SHA extensions where there are
+        // some; this digest is on every request of a keyed API.
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key).as_ref());
         let found = cx
             .snapshot
             .consumers
             .api_keys
-            .get(digest)
-            .filter(|entry| same_digest(&entry.digest, digest));
+            .get(&digest)
+            .filter(|entry| same_digest(&entry.digest, &digest));
         match found {
-            Some(entry) => {
-                key.found();
-                Auth::Authenticated(Identity {
-                    app: cx.snapshot.consumers.apps[entry.app as usize].clone(),
-                    credential: entry.id.clone(),
-                    scopes: Vec::new(),
-                    headers: Vec::new(),
-                })
-            }
+            Some(entry) => Auth::Authenticated(Identity {
+                app: cx.snapshot.consumers.apps[entry.app as usize].clone(),
+                credential: entry.id.clone(),
+                scopes: Vec::new(),
+                headers: Vec::new(),
+            }),
             None => Auth::Rejected(
                 Rejection::new(ErrorCode::InvalidCredential, "The API key is not valid.")
                     .with_header(WWW_AUTHENTICATE, self.challenge.clone()),

@@ -11,7 +11,6 @@ mod concurrency;
 mod cors;
 mod ip_filter;
 mod jwt;
-mod key_memo;
 mod limits;
 mod mtls;
 mod net;
