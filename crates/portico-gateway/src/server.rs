@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::headers::Hop;
-use crate::shutdown::{Shutdown, Stage};
+use crate::shutdown::{OpenConnection, Shutdown, Stage};
 use crate::state::Gateway;
 use crate::tls::{TlsTerminator, client_cert};
 
@@ -185,6 +185,9 @@ impl ProxyServer {
             let gateway = self.gateway.clone();
             match &self.tls {
                 None => {
+                    // Counted from here: a drain waits for connections
+                    // still in protocol detection or a handshake too.
+                    let open = stages.open();
                     let stages = stages.clone();
                     let builder = builder.clone();
                     let header_timeout = self.header_timeout;
@@ -199,12 +202,13 @@ impl ProxyServer {
                             return;
                         }
                         let info = ConnectionInfo::new(peer, "http");
-                        serve(&builder, &stages, gateway, info, stream, permit);
+                        serve(&builder, &stages, open, gateway, info, stream, permit);
                     });
                 }
                 Some(terminator) => {
                     let acceptor = terminator.acceptor();
                     let builder = builder.clone();
+                    let open = stages.open();
                     let stages = stages.clone();
                     tokio::spawn(async move {
                         let handshake =
@@ -224,7 +228,7 @@ impl ProxyServer {
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(client_cert);
-                        serve(&builder, &stages, gateway, info, tls, permit);
+                        serve(&builder, &stages, open, gateway, info, tls, permit);
                     });
                 }
             }
@@ -246,6 +250,7 @@ impl ProxyServer {
 fn serve<I>(
     builder: &Arc<auto::Builder<TokioExecutor>>,
     stages: &Shutdown,
+    open: OpenConnection,
     gateway: Arc<Gateway>,
     info: ConnectionInfo,
     io: I,
@@ -270,7 +275,6 @@ fn serve<I>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     let listener = stages.listener();
-    let open = stages.open();
     tokio::spawn(async move {
         // Held for the connection's life: it counts against the limit and
         // towards the drain.
