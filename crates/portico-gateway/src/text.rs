@@ -1,8 +1,9 @@
 //! Numbers written into header values and log lines on the request path
 //! without the formatting machinery (`write!` costs a few hundred
 //! instructions per call, most of it generic padding and dispatch this
-//! output never needs). Both are built as bytes: they are ASCII, and a
-//! `String` would check each appended run is UTF-8.
+//! output never needs). Both are built as bytes (`Vec<u8>`): the digits
+//! are ASCII, and appending them to a `String` would first need them
+//! checked as UTF-8.
 
 /// Appends `n` in decimal.
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
