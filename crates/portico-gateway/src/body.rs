@@ -227,7 +227,7 @@ impl Exchange {
     }
 
     /// The access log line: a JSON object with the keys in a fixed order,
-    /// written straight into one string (the line is made for every
+    /// written straight into one byte buffer (the line is made for every
     /// request, so it skips a serializer's generic machinery).
     fn line(&self, log: &LogContext, total: Duration) -> Vec<u8> {
         let mut out = Vec::with_capacity(320);
