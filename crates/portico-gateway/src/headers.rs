@@ -96,19 +96,31 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
         }
     }
     let mut id = [0u8; 32];
-    write_hex(&mut id, fastrand::u128(..));
+    id[..16].copy_from_slice(&hex16(fastrand::u64(..)));
+    id[16..].copy_from_slice(&hex16(fastrand::u64(..)));
     header_value(&id)
 }
 
-/// Fills `out` with the lowest `out.len()` hex digits of `v`, most
-/// significant first. Into a fixed buffer: a push per digit costs a
-/// capacity check each, on every request.
-fn write_hex(out: &mut [u8], v: u128) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let last = out.len() - 1;
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = HEX[((v >> ((last - i) * 4)) & 0xf) as usize];
-    }
+/// The sixteen lowercase hex digits of `v`, most significant first.
+///
+/// All at once rather than a digit at a time (this runs twice or three
+/// times per request): each half's nibbles are spread one to a byte, and
+/// every byte `n` becomes `'0' + n`, plus the gap from `'9' + 1` to `'a'`
+/// where `n` is 10 or more (`n + 6` then reaches bit 4).
+fn hex16(v: u64) -> [u8; 16] {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let digits = |half: u32| {
+        let mut x = u64::from(half);
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        let letters = ((x + 6 * ONES) >> 4) & ONES;
+        (x + u64::from(b'0') * ONES + letters * u64::from(b'a' - b'9' - 1)).to_be_bytes()
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&digits((v >> 32) as u32));
+    out[8..].copy_from_slice(&digits(v as u32));
+    out
 }
 
 /// A header value from bytes this module produced (hex, digits, `-`).
@@ -132,21 +144,21 @@ pub(crate) fn traceparent(headers: &HeaderMap) -> HeaderValue {
             flags.as_bytes()
         }
         None => {
-            write_hex(&mut out[3..35], nonzero_u128());
+            // Not all zeros (W3C Trace Context §3.2.2.3).
+            let (high, low) = (fastrand::u64(..), fastrand::u64(..));
+            out[3..19].copy_from_slice(&hex16(high));
+            out[19..35].copy_from_slice(&hex16(if high | low == 0 { 1 } else { low }));
             b"01"
         }
     };
-    write_hex(&mut out[36..52], u128::from(span));
+    out[36..52].copy_from_slice(&hex16(span));
     out[53..55].copy_from_slice(flags);
     header_value(&out)
 }
 
+/// A random parent id: any but zero, which W3C Trace Context forbids.
 fn nonzero_u64() -> u64 {
-    fastrand::u64(1..)
-}
-
-fn nonzero_u128() -> u128 {
-    fastrand::u128(1..)
+    fastrand::u64(..).max(1)
 }
 
 /// Returns the trace id and flags of a valid version-00-compatible
@@ -311,6 +323,18 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn hex_digits_are_lowercase_and_most_significant_first() {
+        assert_eq!(&hex16(0), b"0000000000000000");
+        assert_eq!(&hex16(u64::MAX), b"ffffffffffffffff");
+        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
+        assert_eq!(&hex16(0xfedc_ba98_7654_3210), b"fedcba9876543210");
+        for _ in 0..10_000 {
+            let v = fastrand::u64(..);
+            assert_eq!(hex16(v), *format!("{v:016x}").as_bytes(), "{v:#x}");
+        }
     }
 
     #[test]
