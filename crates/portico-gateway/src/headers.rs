@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use portico_model::json::ONES;
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -108,7 +109,6 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// every byte `n` becomes `'0' + n`, plus the gap from `'9' + 1` to `'a'`
 /// where `n` is 10 or more (`n + 6` then reaches bit 4).
 fn hex16(v: u64) -> [u8; 16] {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let digits = |half: u32| {
         let mut x = u64::from(half);
         x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
