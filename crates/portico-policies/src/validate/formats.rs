@@ -103,6 +103,8 @@ const COLON: u8 = 2;
 const AT: u8 = 4;
 const SLASH: u8 = 8;
 const QUESTION: u8 = 16;
+/// What follows a scheme's first letter: letters, digits, `+`, `-`, `.`.
+const SCHEME: u8 = 32;
 /// A path's bytes: `pchar` and `/`.
 const PATH: u8 = NAME | COLON | AT | SLASH;
 /// A query's or fragment's bytes.
@@ -114,11 +116,12 @@ const CLASSES: [u8; 256] = {
     while i < 256 {
         let b = i as u8;
         table[i] = if b.is_ascii_alphanumeric() {
-            NAME
+            NAME | SCHEME
         } else {
             match b {
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                | b'+' | b',' | b';' | b'=' => NAME,
+                b'-' | b'.' | b'+' => NAME | SCHEME,
+                b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b',' | b';'
+                | b'=' => NAME,
                 b':' => COLON,
                 b'@' => AT,
                 b'/' => SLASH,
@@ -137,19 +140,17 @@ const CLASSES: [u8; 256] = {
 /// literals and percent-encoded bytes are left to `jsonschema`.
 pub(crate) fn uri(text: &str) -> bool {
     let b = text.as_bytes();
-    let run = |mut at: usize, class: u8| {
-        while at < b.len() && CLASSES[b[at] as usize] & class != 0 {
-            at += 1;
-        }
-        at
+    // The index of the first byte from `at` outside `class` (or the end).
+    let run = |at: usize, class: u8| {
+        b[at..]
+            .iter()
+            .position(|&c| CLASSES[c as usize] & class == 0)
+            .map_or(b.len(), |n| at + n)
     };
     if !b.first().is_some_and(u8::is_ascii_alphabetic) {
         return false;
     }
-    let mut at = 1;
-    while at < b.len() && (b[at].is_ascii_alphanumeric() || matches!(b[at], b'+' | b'-' | b'.')) {
-        at += 1;
-    }
+    let mut at = run(1, SCHEME);
     if b.get(at) != Some(&b':') {
         return false;
     }
