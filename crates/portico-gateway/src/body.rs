@@ -21,8 +21,8 @@ use portico_model::limits::Permit;
 
 use crate::access_log::AccessLogSink;
 use crate::cache::Tee;
+use crate::h1;
 use crate::metrics::ApiMetrics;
-use crate::pool::Lease;
 use crate::text::push_u64;
 use crate::time::write_rfc3339_millis;
 use crate::upstream::InFlight;
@@ -32,14 +32,11 @@ use crate::validate::CheckedBody;
 pub struct GatewayBody {
     kind: Kind,
     exchange: Option<Box<Exchange>>,
-    /// The upstream connection the body comes from, back to its pool when
-    /// the body ends or is dropped.
-    lease: Option<Lease>,
 }
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     /// An upstream body copied for the response cache.
     Cached(Box<Tee>),
     /// A body copied for `validate` to check when it ends.
@@ -51,7 +48,6 @@ impl GatewayBody {
         Self {
             kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
             exchange: None,
-            lease: None,
         }
     }
 
@@ -59,11 +55,10 @@ impl GatewayBody {
         Self::full(Bytes::new())
     }
 
-    pub(crate) fn upstream(body: Incoming) -> Self {
+    pub(crate) fn upstream(body: UpstreamBody) -> Self {
         Self {
             kind: Kind::Upstream(body),
             exchange: None,
-            lease: None,
         }
     }
 
@@ -72,7 +67,6 @@ impl GatewayBody {
         Self {
             kind: Kind::Cached(Box::new(tee)),
             exchange: None,
-            lease: None,
         }
     }
 
@@ -81,14 +75,7 @@ impl GatewayBody {
         Self {
             kind: Kind::Checked(Box::new(body)),
             exchange: None,
-            lease: None,
         }
-    }
-
-    /// Keeps the upstream connection until this body ends.
-    pub(crate) fn with_lease(mut self, lease: Lease) -> Self {
-        self.lease = Some(lease);
-        self
     }
 
     /// Attaches the record to finish when this body ends.
@@ -112,12 +99,12 @@ impl std::fmt::Debug for GatewayBody {
 
 impl Body for GatewayBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let frame = match &mut this.kind {
             Kind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
@@ -137,10 +124,7 @@ impl Body for GatewayBody {
                 }
                 this.finish();
             }
-            None => {
-                this.lease = None;
-                this.finish();
-            }
+            None => this.finish(),
         }
         Poll::Ready(frame)
     }
@@ -423,7 +407,45 @@ impl std::fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upstream's answer body: from Portico's own HTTP/1.1 exchange
+/// (`h1.rs`), or from hyper's client (TLS and HTTP/2 targets, upgrades).
+#[derive(Debug)]
+pub(crate) enum UpstreamBody {
+    H1(h1::ResponseBody),
+    Hyper(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::H1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::H1(body) => body.is_end_stream(),
+            UpstreamBody::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::H1(body) => body.size_hint(),
+            UpstreamBody::Hyper(body) => body.size_hint(),
+        }
+    }
+}
 
 impl Body for RequestBody {
     type Data = Bytes;

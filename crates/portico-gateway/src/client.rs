@@ -14,7 +14,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,7 +29,8 @@ use rustls::pki_types::{
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::body::RequestBody;
-use crate::pool::{H1Pool, Lease, PoolError};
+use crate::body::UpstreamBody;
+use crate::pool::{H1Pool, PoolError};
 
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -113,27 +113,23 @@ impl UpstreamClient {
         self.version
     }
 
-    /// Sends `req` on a pooled (or new) connection. The lease, when there
-    /// is one, returns the connection to its pool when dropped: keep it
-    /// until the response body has ended.
+    /// Sends `req` on a pooled (or new) connection, which goes back to its
+    /// pool when the answer's body has ended.
     pub async fn request(
         &self,
         req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Option<Lease>), ClientError> {
+    ) -> Result<Response<UpstreamBody>, ClientError> {
         match &self.inner {
-            Inner::Http1(p) => match p.send(req).await {
-                Ok((resp, lease)) => Ok((resp, Some(lease))),
-                Err(e) => Err(ClientError::Pool(e)),
-            },
+            Inner::Http1(p) => p.send(req).await.map_err(ClientError::Pool),
             Inner::Plain(c) => c
                 .request(req)
                 .await
-                .map(|r| (r, None))
+                .map(|r| r.map(UpstreamBody::Hyper))
                 .map_err(ClientError::Legacy),
             Inner::Tls(c) => c
                 .request(req)
                 .await
-                .map(|r| (r, None))
+                .map(|r| r.map(UpstreamBody::Hyper))
                 .map_err(ClientError::Legacy),
         }
     }

@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod body;
 mod cache;
 mod client;
+mod h1;
 mod headers;
 mod health;
 mod limits;

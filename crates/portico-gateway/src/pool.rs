@@ -22,15 +22,22 @@
 //! that a request never reads the clock for it). Connections are made with
 //! upgrades enabled, so `upgrade.rs` can take over a `101` answer.
 //!
-//! Each connection keeps a task of its own for hyper's connection future.
-//! Polling that future from the request's task instead was measured and
-//! dropped (docs/benchmarks.md, fifth session): hyper's dispatcher needs
-//! three polls per exchange whichever task makes them, at 800 to 950
-//! instructions each, and the task it saves costs about 150 a poll.
+//! The exchange itself is Portico's own (`h1.rs`), in the request's task:
+//! a connection is a socket and its buffers, lent to one exchange and
+//! handed back by the answer's body when it ends. Upgrade requests
+//! (`Connection: upgrade`) are the exception: each gets a connection of
+//! its own driven by hyper's client, which hands the socket over to
+//! `upgrade.rs` after a `101`, and is never pooled.
+//!
+//! An idle connection is checked before it is lent: one that the target
+//! closed (or sent anything to) while idle is dropped, and the next one
+//! tried, before any of the request is written. The check asks the
+//! runtime's readiness, so it costs no system call when nothing arrived.
+//! (Before the sixth session a task per connection drove hyper's client
+//! here; docs/benchmarks.md has what that cost.)
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -38,13 +45,13 @@ use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
 use http::uri::{Authority, PathAndQuery};
-use http::{HeaderValue, Request, Response, Uri, header};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use http::{HeaderMap, HeaderValue, Request, Response, Uri, header};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::RequestBody;
+use crate::body::{RequestBody, UpstreamBody};
+use crate::h1::{self, Conn, H1Error};
 
 /// How often idle connections are swept; one is closed once it has been
 /// idle for [`IDLE_TICKS`] sweeps, so after 90 to 120 seconds.
@@ -80,16 +87,20 @@ struct TargetPool {
 }
 
 struct Idle {
-    sender: SendRequest<RequestBody>,
+    conn: Box<Conn>,
     since: u64,
 }
 
-/// A connection lent to one exchange: back to its pool when dropped (once
-/// the response body has ended or been dropped).
-pub(crate) struct Lease {
-    sender: Option<SendRequest<RequestBody>>,
+/// Where a lent connection goes back to: its target's idle list.
+pub(crate) struct Home {
     pool: Arc<Inner>,
     target: usize,
+}
+
+impl Home {
+    pub(crate) fn put_back(self, conn: Box<Conn>) {
+        self.pool.put_back(self.target, conn);
+    }
 }
 
 /// Why an upstream request through the pool failed.
@@ -97,10 +108,12 @@ pub(crate) struct Lease {
 pub(crate) enum PoolError {
     /// No connection could be made (refused, unreachable, timed out).
     Connect(io::Error),
-    /// The HTTP/1.1 handshake on a fresh connection failed.
+    /// The HTTP/1.1 handshake of an upgrade connection failed.
     Handshake(hyper::Error),
-    /// The connection failed while the request was sent or answered.
+    /// An upgrade request failed after it was sent.
     Send(hyper::Error),
+    /// The exchange failed once the request was being sent.
+    Exchange(H1Error),
     /// The request's URI names no target of this pool, or has no path.
     Target,
 }
@@ -117,6 +130,7 @@ impl fmt::Display for PoolError {
             Self::Connect(e) => write!(f, "tcp connect error: {e}"),
             Self::Handshake(e) => write!(f, "http/1.1 handshake failed: {e}"),
             Self::Send(e) => write!(f, "request failed: {e}"),
+            Self::Exchange(e) => write!(f, "request failed: {e}"),
             Self::Target => f.write_str("the request is not for a target of this API"),
         }
     }
@@ -127,6 +141,7 @@ impl StdError for PoolError {
         match self {
             Self::Connect(e) => Some(e),
             Self::Handshake(e) | Self::Send(e) => Some(e),
+            Self::Exchange(e) => Some(e),
             Self::Target => None,
         }
     }
@@ -172,7 +187,7 @@ impl H1Pool {
     pub async fn send(
         &self,
         mut req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), PoolError> {
+    ) -> Result<Response<UpstreamBody>, PoolError> {
         let inner = &self.inner;
         let index = req
             .uri()
@@ -190,53 +205,51 @@ impl H1Pool {
         req.headers_mut()
             .entry(header::HOST)
             .or_insert_with(|| target.host.clone());
-        loop {
-            let (mut sender, reused) = match inner.checkout(target) {
-                Some(sender) => (sender, true),
-                None => (inner.connect(target).await?, false),
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let lease = Lease {
-                        sender: Some(sender),
-                        pool: inner.clone(),
-                        target: index,
-                    };
-                    return Ok((resp, lease));
-                }
-                Err(mut e) => match e.take_message() {
-                    // The connection closed before the request started:
-                    // nothing reached the target, so it may go again.
-                    Some(again) if reused => {
-                        tracing::trace!(error = %e.error(), "Idle upstream connection was closed; sending on another.");
-                        req = again;
-                    }
-                    _ => return Err(PoolError::Send(e.into_error())),
-                },
-            }
+        if asks_to_upgrade(req.headers()) {
+            return inner.upgrade(target, req).await;
         }
+        let conn = match inner.checkout(target) {
+            Some(conn) => conn,
+            None => inner.connect(target).await?,
+        };
+        let home = Home {
+            pool: inner.clone(),
+            target: index,
+        };
+        h1::exchange(conn, req, home)
+            .await
+            .map(|resp| resp.map(UpstreamBody::H1))
+            .map_err(PoolError::Exchange)
     }
+}
+
+/// `Connection: upgrade` with an `Upgrade` field: the request may switch
+/// protocols, so hyper's client, which can hand the socket over, sends it.
+fn asks_to_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 impl Inner {
     /// A usable idle connection to `target` (the longest idle first), if
     /// any.
-    fn checkout(&self, target: &TargetPool) -> Option<SendRequest<RequestBody>> {
+    fn checkout(&self, target: &TargetPool) -> Option<Box<Conn>> {
         let now = self.tick.load(Ordering::Relaxed);
-        while let Some(idle) = target.idle.pop() {
-            if now.saturating_sub(idle.since) < IDLE_TICKS && idle.sender.is_ready() {
-                return Some(idle.sender);
+        while let Some(mut idle) = target.idle.pop() {
+            if now.saturating_sub(idle.since) < IDLE_TICKS && idle.conn.is_reusable() {
+                return Some(idle.conn);
             }
-            // Closed by the target, or idle too long: dropping the sender
-            // ends its connection.
+            // Closed by the target, or idle too long: dropping it closes it.
         }
         None
     }
 
-    async fn connect(
-        self: &Arc<Self>,
-        target: &TargetPool,
-    ) -> Result<SendRequest<RequestBody>, PoolError> {
+    async fn connect(self: &Arc<Self>, target: &TargetPool) -> Result<Box<Conn>, PoolError> {
         self.start_sweeps();
         let host = target.authority.host();
         // An IPv6 literal comes with its brackets.
@@ -265,9 +278,20 @@ impl Inner {
         socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&keepalive)
             .map_err(PoolError::Connect)?;
-        // One buffer and one `write` per request, as on the server side.
-        let (sender, conn) = http1::Builder::new()
-            .writev(false)
+        Ok(Conn::new(stream))
+    }
+
+    /// An upgrade request, on a new connection of its own driven by hyper's
+    /// client (with upgrades enabled, so `upgrade.rs` can take over a
+    /// `101`). The connection closes after the exchange, or serves the
+    /// switched protocol.
+    async fn upgrade(
+        self: &Arc<Self>,
+        target: &TargetPool,
+        req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, PoolError> {
+        let stream = self.connect(target).await?.into_stream();
+        let (mut sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(PoolError::Handshake)?;
@@ -276,7 +300,8 @@ impl Inner {
                 tracing::debug!(error = %e, "Upstream connection ended with an error.");
             }
         });
-        Ok(sender)
+        let resp = sender.send_request(req).await.map_err(PoolError::Send)?;
+        Ok(resp.map(UpstreamBody::Hyper))
     }
 
     /// Starts the task that closes connections idle for too long, once per
@@ -298,8 +323,10 @@ impl Inner {
                     // One pass over what is idle now; the ones to keep go
                     // back behind any that requests returned meanwhile.
                     for _ in 0..target.idle.len() {
-                        let Some(idle) = target.idle.pop() else { break };
-                        if now.saturating_sub(idle.since) < IDLE_TICKS && !idle.sender.is_closed() {
+                        let Some(mut idle) = target.idle.pop() else {
+                            break;
+                        };
+                        if now.saturating_sub(idle.since) < IDLE_TICKS && idle.conn.is_reusable() {
                             target.idle.push(idle);
                         }
                     }
@@ -308,9 +335,9 @@ impl Inner {
         });
     }
 
-    fn put_back(&self, target: usize, sender: SendRequest<RequestBody>) {
+    fn put_back(&self, target: usize, conn: Box<Conn>) {
         let idle = Idle {
-            sender,
+            conn,
             since: self.tick.load(Ordering::Relaxed),
         };
         // A full list closes the connection (the idle one is dropped).
@@ -318,35 +345,5 @@ impl Inner {
         if list.len() < MAX_IDLE {
             list.push(idle);
         }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let Some(mut sender) = self.sender.take() else {
-            return;
-        };
-        if sender.is_ready() {
-            // The usual case: the connection read the whole response
-            // before its body reached the end here.
-            self.pool.put_back(self.target, sender);
-            return;
-        }
-        if sender.is_closed() {
-            return;
-        }
-        // Still busy (the body was dropped before its end, or the answer
-        // is streaming): it rejoins the pool once it is idle, if it
-        // survives.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let pool = self.pool.clone();
-        let target = self.target;
-        runtime.spawn(async move {
-            if poll_fn(|cx| sender.poll_ready(cx)).await.is_ok() {
-                pool.put_back(target, sender);
-            }
-        });
     }
 }

@@ -15,7 +15,7 @@ use portico_model::policy::{Rejection, RequestContext};
 use portico_model::validate::ResponseMode;
 use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 
-use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody};
+use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody, UpstreamBody};
 use crate::headers::{
     TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, te_trailers,
     traceparent,
@@ -519,7 +519,7 @@ impl Gateway {
             let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
-                Ok(Ok((resp, lease))) => {
+                Ok(Ok(resp)) => {
                     let status = resp.status().as_u16();
                     outcome.finish(status < 500);
                     let retry_on = RetryOn::status(status)
@@ -535,8 +535,6 @@ impl Gateway {
                             if let (Some(report), true) = (&report, enforced) {
                                 let (head, body) = resp.into_parts();
                                 let bytes = enforce(report, body).await?;
-                                // Read whole: the connection is free again.
-                                drop(lease);
                                 return Ok(self.respond_read(
                                     head,
                                     bytes,
@@ -545,18 +543,14 @@ impl Gateway {
                                     cached.take(),
                                 ));
                             }
-                            let resp = self.respond(
+                            return Ok(self.respond(
                                 resp,
                                 upgrade.take(),
                                 conn,
                                 &cx,
                                 cached.take(),
                                 report,
-                            );
-                            return Ok(match lease {
-                                Some(lease) => resp.map(|b| b.with_lease(lease)),
-                                None => resp,
-                            });
+                            ));
                         }
                     }
                     attempt += 1;
@@ -611,7 +605,7 @@ impl Gateway {
     /// `cx.api.policies`.
     fn respond(
         &self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpstreamBody>,
         upgrade: Option<upgrade::Upgrade>,
         conn: &ConnectionInfo,
         cx: &RequestContext<'_>,
@@ -677,7 +671,7 @@ fn response_check(
     rt: &ApiRuntime,
     cx: &RequestContext<'_>,
     is_head: bool,
-    resp: &Response<Incoming>,
+    resp: &Response<UpstreamBody>,
     id: &HeaderValue,
 ) -> Option<validate::Report> {
     let validator = rt.api.policies.validator()?;
@@ -705,7 +699,7 @@ fn response_check(
 
 /// `response: enforce`: the answer read whole and checked; a mismatch, or
 /// an answer too large to check, is a 502.
-async fn enforce(report: &validate::Report, body: Incoming) -> Result<Bytes, Failure> {
+async fn enforce(report: &validate::Report, body: UpstreamBody) -> Result<Bytes, Failure> {
     let cap = report.validator.max_body();
     let Some(bytes) = validate::read_response(body, cap).await else {
         report.too_large();

@@ -13,10 +13,10 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version, request};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::body::UpstreamBody;
 use crate::server::ConnectionScope;
 use crate::shutdown::Stage;
 
@@ -89,7 +89,7 @@ impl Upgrade {
     /// shutdown's drain ends.
     pub fn switch(
         self,
-        resp: &mut Response<Incoming>,
+        resp: &mut Response<UpstreamBody>,
         scope: &ConnectionScope,
     ) -> Option<Switched> {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -100,7 +100,9 @@ impl Upgrade {
             .get(header::UPGRADE)
             .cloned()
             .unwrap_or(self.protocol);
-        let upstream = hyper::upgrade::on(&mut *resp);
+        // Upgrade requests are sent by hyper's client (`pool.rs`), which
+        // leaves the socket's hand-over in the answer's extensions.
+        let upstream = resp.extensions_mut().remove::<OnUpgrade>()?;
         let client = self.client;
         let slot = scope.slot.clone();
         let shutdown = scope.shutdown.listener();

@@ -19,7 +19,7 @@ use portico_model::policy::Rejection;
 use portico_model::validate::{BodyCheck, FieldError, SchemaId, Validator};
 use portico_model::{ApiOperation, ErrorCode};
 
-use crate::body::GatewayBody;
+use crate::body::{BoxError, GatewayBody, UpstreamBody};
 use crate::metrics::{ApiMetrics, ValidateOutcome};
 
 /// The `errors` member of a validation problem document.
@@ -94,19 +94,23 @@ enum ReadFailed {
     /// Past the cap.
     TooLarge,
     /// The body broke off.
-    Broken(hyper::Error),
+    Broken(BoxError),
 }
 
 /// Reads `body` whole, stopping once it passes `cap` bytes; `expected` is
 /// the length to reserve. Trailers are not kept: a body read for checking
 /// is forwarded without them.
-async fn read_capped(mut body: Incoming, cap: u64, expected: usize) -> Result<Bytes, ReadFailed> {
+async fn read_capped<B>(mut body: B, cap: u64, expected: usize) -> Result<Bytes, ReadFailed>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     // A small body mostly comes in one frame: that frame is the body, with
     // no copy. A second frame starts a buffer.
     let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ReadFailed::Broken)?;
+        let frame = frame.map_err(|e| ReadFailed::Broken(e.into()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -157,7 +161,7 @@ async fn read(parts: &request::Parts, body: Incoming, cap: u64) -> Result<Bytes,
 
 /// Reads an upstream answer for `response: enforce`: `None` when it is
 /// over `cap` or breaks off.
-pub(crate) async fn read_response(body: Incoming, cap: u64) -> Option<Bytes> {
+pub(crate) async fn read_response(body: UpstreamBody, cap: u64) -> Option<Bytes> {
     if body.size_hint().lower() > cap {
         return None;
     }
@@ -238,12 +242,12 @@ impl CheckedBody {
 
 impl Body for CheckedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {

@@ -9,14 +9,15 @@ use std::task::{Context, Poll, ready};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, response};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+
+use crate::body::{BoxError, UpstreamBody};
 
 use super::freshness::Freshness;
 use super::{Plan, finish, too_large};
 
 /// An upstream body being copied for the cache.
 pub(crate) struct Tee {
-    inner: Option<Incoming>,
+    inner: Option<UpstreamBody>,
     capture: Option<Box<Capture>>,
 }
 
@@ -43,7 +44,7 @@ impl Tee {
     }
 
     /// The body to copy.
-    pub(crate) fn with_body(mut self, body: Incoming) -> Self {
+    pub(crate) fn with_body(mut self, body: UpstreamBody) -> Self {
         if let (Some(c), Some(n)) = (self.capture.as_mut(), body.size_hint().exact()) {
             c.buf.reserve(usize::try_from(n).unwrap_or(0));
         }
@@ -69,7 +70,7 @@ impl Tee {
         self.complete();
     }
 
-    fn on_frame(&mut self, frame: &Option<Result<Frame<Bytes>, hyper::Error>>) {
+    fn on_frame(&mut self, frame: &Option<Result<Frame<Bytes>, BoxError>>) {
         let Some(c) = self.capture.as_mut() else {
             return;
         };
@@ -113,12 +114,12 @@ impl Tee {
 
 impl Body for Tee {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);

@@ -1,0 +1,572 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+use crate::body::UpstreamBody;
+use crate::pool::{H1Pool, PoolError};
+
+// --- The head parser ---------------------------------------------------
+
+fn head(text: &str) -> Head {
+    parse_head(text.as_bytes())
+        .expect("valid")
+        .expect("complete")
+}
+
+fn refused(text: &str) -> &'static str {
+    match parse_head(text.as_bytes()) {
+        Err(H1Error::Invalid(what)) => what,
+        Err(e) => panic!("{text:?}: unexpected error {e}"),
+        Ok(Some(_)) => panic!("{text:?}: accepted"),
+        Ok(None) => panic!("{text:?}: waiting for more"),
+    }
+}
+
+#[test]
+fn a_head_with_a_length_is_read_and_keeps_the_connection() {
+    let text = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Two: a\r\nx-two: b\r\n\r\nhello";
+    let h = head(text);
+    assert_eq!(h.len, text.len() - "hello".len());
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.version, Version::HTTP_11);
+    assert_eq!(h.framing, In::Length(5));
+    assert!(h.keep_alive);
+    let two: Vec<_> = h.headers.get_all("x-two").iter().collect();
+    assert_eq!(two, ["a", "b"]);
+}
+
+#[test]
+fn an_incomplete_head_asks_for_more() {
+    for partial in [
+        "",
+        "HTTP/1.1 200",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n",
+    ] {
+        assert!(
+            parse_head(partial.as_bytes()).unwrap().is_none(),
+            "{partial:?}"
+        );
+    }
+}
+
+#[test]
+fn framing_follows_rfc_9112() {
+    let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(h.framing, In::Chunked(Chunk::Size));
+    assert!(h.keep_alive);
+    // `chunked` must be the last coding; anything else reads to the end.
+    let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+    assert_eq!(h.framing, In::Close);
+    let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
+    assert_eq!(h.framing, In::Chunked(Chunk::Size));
+    // Neither: to the end of the connection.
+    assert_eq!(head("HTTP/1.1 200 OK\r\n\r\n").framing, In::Close);
+    // Both: by Transfer-Encoding, and the connection is not reused.
+    let h = head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(h.framing, In::Chunked(Chunk::Size));
+    assert!(!h.keep_alive);
+}
+
+#[test]
+fn content_length_values_must_agree() {
+    let h = head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n");
+    assert_eq!(h.framing, In::Length(7));
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n"),
+        "conflicting Content-Length values"
+    );
+    for bad in ["-1", "+7", "7a", "", "0x10", "99999999999999999999"] {
+        let text = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+        assert_eq!(refused(&text), "invalid Content-Length", "{bad:?}");
+    }
+}
+
+#[test]
+fn connection_reuse_follows_version_and_connection() {
+    assert!(!head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive);
+    assert!(!head("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\n\r\n").keep_alive);
+    assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+    let h = head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
+    assert!(h.keep_alive);
+    assert_eq!(h.version, Version::HTTP_10);
+}
+
+#[test]
+fn malformed_heads_are_refused() {
+    assert_eq!(refused("HTTP/2 200 OK\r\n\r\n"), "not HTTP/1.x");
+    assert_eq!(refused("HTTP/1.1 2000 OK\r\n\r\n"), "invalid status");
+    assert_eq!(refused("SSH-2.0-OpenSSH\r\n\r\n"), "not HTTP/1.x");
+    assert_eq!(
+        refused("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+        "malformed head"
+    );
+    let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+    assert_eq!(
+        refused(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")),
+        "too many header fields"
+    );
+}
+
+#[test]
+fn chunk_sizes_are_hex_with_optional_extensions() {
+    assert_eq!(parse_chunk_size(b"1a").unwrap(), 26);
+    assert_eq!(parse_chunk_size(b"1A;name=value").unwrap(), 26);
+    assert_eq!(parse_chunk_size(b"0 ; x").unwrap(), 0);
+    assert_eq!(parse_chunk_size(b"ffffffffffffffff").unwrap(), u64::MAX);
+    for bad in [
+        &b""[..],
+        b"g",
+        b";x",
+        b"1a x",
+        b"1 2",
+        b"10000000000000000",
+        b"-1",
+    ] {
+        assert!(
+            parse_chunk_size(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+// --- The request head ----------------------------------------------------
+
+fn encoded(method: Method, fields: &[(&str, &str)], framing: Out) -> String {
+    let mut b = Request::builder().method(method).uri("/a/b?c=d");
+    for (k, v) in fields {
+        b = b.header(*k, *v);
+    }
+    let (parts, ()) = b.body(()).unwrap().into_parts();
+    let mut out = Vec::new();
+    encode_head(&mut out, &parts, framing);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_request_head_carries_the_body_framing_it_is_sent_with() {
+    assert_eq!(
+        encoded(Method::GET, &[("host", "up"), ("x-a", "1")], Out::None),
+        "GET /a/b?c=d HTTP/1.1\r\nhost: up\r\nx-a: 1\r\n\r\n"
+    );
+    // The request's own framing fields give way to the body's.
+    assert_eq!(
+        encoded(
+            Method::POST,
+            &[("content-length", "99"), ("transfer-encoding", "chunked")],
+            Out::Length(5)
+        ),
+        "POST /a/b?c=d HTTP/1.1\r\ncontent-length: 5\r\n\r\n"
+    );
+    assert_eq!(
+        encoded(Method::PUT, &[("content-length", "5")], Out::Chunked),
+        "PUT /a/b?c=d HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    // An empty body: announced for methods that carry one, or where the
+    // request announced it.
+    assert_eq!(
+        encoded(Method::POST, &[], Out::None),
+        "POST /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+    );
+    assert_eq!(
+        encoded(Method::DELETE, &[("content-length", "0")], Out::None),
+        "DELETE /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+    );
+    assert_eq!(
+        encoded(Method::DELETE, &[], Out::None),
+        "DELETE /a/b?c=d HTTP/1.1\r\n\r\n"
+    );
+}
+
+#[test]
+fn chunk_sizes_are_written_in_hex() {
+    for (n, want) in [
+        (1, "1\r\n"),
+        (26, "1a\r\n"),
+        (4096, "1000\r\n"),
+        (usize::MAX, "ffffffffffffffff\r\n"),
+    ] {
+        let mut out = Vec::new();
+        push_chunk_size(&mut out, n);
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+}
+
+// --- Exchanges with a scripted upstream ---------------------------------
+
+/// An upstream that answers each request it reads (head, and a body of the
+/// length it declares) with the next of `answers`, on whichever connection
+/// asks; it closes a connection once the answers are used up. `accepted`
+/// counts its connections.
+struct Scripted {
+    authority: String,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<tokio::sync::Mutex<Vec<String>>>,
+}
+
+async fn scripted(answers: Vec<&'static str>) -> Scripted {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let answers = Arc::new(tokio::sync::Mutex::new(answers.into_iter()));
+    let (count, seen) = (accepted.clone(), requests.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            let (answers, seen) = (answers.clone(), seen.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some(request) = read_request(&mut sock).await else {
+                        return;
+                    };
+                    seen.lock().await.push(request);
+                    let mut answers = answers.lock().await;
+                    let Some(answer) = answers.next() else { return };
+                    if sock.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if answers.as_slice().is_empty() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Scripted {
+        authority,
+        accepted,
+        requests,
+    }
+}
+
+/// One request's text: the head, and a `Content-Length` or chunked body.
+async fn read_request(sock: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if sock.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&buf).to_lowercase();
+    if let Some(n) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+    {
+        let mut body = vec![0; n];
+        sock.read_exact(&mut body).await.ok()?;
+        buf.extend_from_slice(&body);
+    } else if text.contains("transfer-encoding: chunked") {
+        while !buf.ends_with(b"\r\n0\r\n\r\n") && !buf.ends_with(b"\r\n\r\n0\r\n\r\n") {
+            if sock.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            buf.push(byte[0]);
+            if buf.ends_with(b"\r\n\r\n0\r\n\r\n") {
+                break;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn pool_for(up: &Scripted) -> H1Pool {
+    H1Pool::new(
+        [up.authority.parse().unwrap()],
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+}
+
+fn get(up: &Scripted, path: &str) -> Request<RequestBody> {
+    Request::get(format!("http://{}{path}", up.authority))
+        .body(RequestBody::Empty)
+        .unwrap()
+}
+
+/// The answer's status, body and trailers, read to the end.
+async fn read_all(
+    resp: Response<UpstreamBody>,
+) -> (StatusCode, Result<(Bytes, Option<HeaderMap>), String>) {
+    let status = resp.status();
+    let collected = resp.into_body().collect().await;
+    (
+        status,
+        collected
+            .map(|c| {
+                let trailers = c.trailers().cloned();
+                (c.to_bytes(), trailers)
+            })
+            .map_err(|e| e.to_string()),
+    )
+}
+
+#[tokio::test]
+async fn answers_with_a_length_reuse_one_connection() {
+    let up = scripted(vec![
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        "HTTP/1.1 201 Created\r\nContent-Length: 3\r\nX-N: 2\r\n\r\nbye",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let resp = pool.send(get(&up, "/one?x=1")).await.unwrap();
+    assert_eq!(resp.headers()["content-length"], "5");
+    let (status, body) = read_all(resp).await;
+    assert_eq!(
+        (status, body.unwrap().0),
+        (StatusCode::OK, Bytes::from("hello"))
+    );
+    let resp = pool.send(get(&up, "/two")).await.unwrap();
+    assert_eq!(resp.headers()["x-n"], "2");
+    let (status, body) = read_all(resp).await;
+    assert_eq!(
+        (status, body.unwrap().0),
+        (StatusCode::CREATED, Bytes::from("bye"))
+    );
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    let requests = up.requests.lock().await;
+    assert!(
+        requests[0].starts_with("GET /one?x=1 HTTP/1.1\r\n"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0].contains(&format!("host: {}\r\n", up.authority)));
+}
+
+#[tokio::test]
+async fn chunked_answers_are_decoded_with_their_trailers() {
+    let up = scripted(vec![
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 12\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let (status, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (bytes, trailers) = body.unwrap();
+    assert_eq!(
+        (status, bytes),
+        (StatusCode::OK, Bytes::from("hello, world"))
+    );
+    assert_eq!(trailers.unwrap()["x-sum"], "12");
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert_eq!(body.unwrap(), (Bytes::from("abc"), None));
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        1,
+        "reused after a chunked answer"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_without_framing_is_read_to_the_close_and_not_reused() {
+    let up = scripted(vec!["HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nuntil the end"]).await;
+    let pool = pool_for(&up);
+    // The upstream closes after its one answer: the body ends there.
+    let resp = pool.send(get(&up, "/")).await.unwrap();
+    let (status, body) = read_all(resp).await;
+    assert_eq!(
+        (status, body.unwrap().0),
+        (StatusCode::OK, Bytes::from("until the end"))
+    );
+}
+
+#[tokio::test]
+async fn interim_answers_are_skipped_and_bodiless_answers_end_at_once() {
+    let up = scripted(vec![
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 204 No Content\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let (status, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert_eq!(
+        (status, body.unwrap().0),
+        (StatusCode::OK, Bytes::from("ok"))
+    );
+    for want in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+        let resp = pool.send(get(&up, "/")).await.unwrap();
+        assert!(resp.body().is_end_stream());
+        let (status, body) = read_all(resp).await;
+        assert_eq!((status, body.unwrap().0), (want, Bytes::new()));
+    }
+    // A HEAD answer's length describes a body that is not sent.
+    let head = Request::head(format!("http://{}/", up.authority))
+        .body(RequestBody::Empty)
+        .unwrap();
+    let resp = pool.send(head).await.unwrap();
+    assert_eq!(resp.headers()["content-length"], "10");
+    assert!(resp.body().is_end_stream());
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        1,
+        "all on one connection"
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_go_with_their_length() {
+    let up = scripted(vec!["HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]).await;
+    let pool = pool_for(&up);
+    let req = Request::post(format!("http://{}/in", up.authority))
+        .header("content-length", "999")
+        .body(RequestBody::Full(Some(Bytes::from_static(b"{\"a\":1}"))))
+        .unwrap();
+    let (status, _) = read_all(pool.send(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let requests = up.requests.lock().await;
+    assert!(
+        requests[0].ends_with("content-length: 7\r\n\r\n{\"a\":1}"),
+        "{}",
+        requests[0]
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_target_closed_while_idle_is_not_used() {
+    // Each connection answers once, then the upstream closes it (without
+    // `Connection: close`).
+    let listener_closes = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if read_request(&mut sock).await.is_some() {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+                            .await;
+                    }
+                });
+            }
+        });
+        (authority, accepted)
+    };
+    let (authority, accepted) = listener_closes;
+    let pool = H1Pool::new(
+        [authority.parse().unwrap()],
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    for _ in 0..3 {
+        let req = Request::get(format!("http://{authority}/"))
+            .body(RequestBody::Empty)
+            .unwrap();
+        let (status, body) = read_all(pool.send(req).await.unwrap()).await;
+        assert_eq!(
+            (status, body.unwrap().0),
+            (StatusCode::OK, Bytes::from("x"))
+        );
+        // Let the runtime see the close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_an_error_and_its_connection_is_dropped() {
+    let up = scripted(vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+    let pool = pool_for(&up);
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let err = body.unwrap_err();
+    assert!(err.contains("closed before the message completed"), "{err}");
+
+    let up = scripted(vec![
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert!(body.is_err());
+
+    let up = scripted(vec![
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert!(body.unwrap_err().contains("invalid chunk size"));
+}
+
+#[tokio::test]
+async fn garbage_and_silence_are_errors() {
+    let up = scripted(vec!["HELLO\r\n\r\n"]).await;
+    let err = pool_for(&up).send(get(&up, "/")).await.unwrap_err();
+    assert!(
+        matches!(err, PoolError::Exchange(H1Error::Invalid(_))),
+        "{err}"
+    );
+    // No answer at all: the upstream closes after reading the request.
+    let up = scripted(vec![]).await;
+    let err = pool_for(&up).send(get(&up, "/")).await.unwrap_err();
+    assert!(matches!(err, PoolError::Exchange(H1Error::Closed)), "{err}");
+    assert!(!err.is_connect());
+}
+
+#[tokio::test]
+async fn bytes_after_an_answer_keep_its_connection_out_of_the_pool() {
+    let up = scripted(vec![
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naEXTRA",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb",
+    ])
+    .await;
+    let pool = pool_for(&up);
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert_eq!(body.unwrap().0, Bytes::from("a"));
+    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    assert_eq!(body.unwrap().0, Bytes::from("b"));
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_early_answer_stops_the_upload() {
+    // The upstream reads the head only, answers 413 and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let _ = sock.read(&mut buf).await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!")
+            .await;
+        // Keep the socket open a while without reading, as a busy server would.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let pool = H1Pool::new(
+        [authority.parse().unwrap()],
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    let big = Bytes::from(vec![b'x'; 32 * 1024 * 1024]);
+    let req = Request::post(format!("http://{authority}/upload"))
+        .body(RequestBody::Full(Some(big)))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), pool.send(req))
+        .await
+        .expect("answered before the upload ended")
+        .unwrap();
+    let (status, body) = read_all(resp).await;
+    assert_eq!(
+        (status, body.unwrap().0),
+        (StatusCode::PAYLOAD_TOO_LARGE, Bytes::from("big!"))
+    );
+}
