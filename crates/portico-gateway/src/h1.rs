@@ -26,6 +26,10 @@
 //!   watched for: an upstream that answers early (a 413 before reading a
 //!   large upload) is answered with, the rest of the body is not sent, and
 //!   the connection is closed afterwards.
+//! - `Connection` fields that say only `close` or `keep-alive`, and
+//!   `Keep-Alive`, are consumed here: they concern this connection, and the
+//!   proxy drops them anyway. A `Connection` naming other fields is kept,
+//!   so that the proxy drops those too.
 //! - A connection goes back to its pool only once its answer has been read
 //!   to the end, the answer was HTTP/1.1 without `Connection: close`, the
 //!   request did not ask to close, and nothing follows the answer.
@@ -575,6 +579,15 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
             } else if version == Version::HTTP_10 && has_token(field.value, b"keep-alive") {
                 close = false;
             }
+            // About this connection alone: consumed here when that is all
+            // it says, as the proxy would drop it (RFC 9110 section 7.6.1).
+            // One that names other fields stays, for the proxy to drop
+            // those too.
+            if only_connection_options(field.value) {
+                continue;
+            }
+        } else if name == KEEP_ALIVE {
+            continue;
         }
         headers.append(name, value);
     }
@@ -594,6 +607,17 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
         framing,
         keep_alive,
     }))
+}
+
+/// `Keep-Alive` (RFC 7230 appendix A.1.2): parameters of this connection.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Whether a `Connection` value holds only `close` and `keep-alive`.
+fn only_connection_options(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').all(|t| {
+        let t = t.trim_ascii();
+        t.is_empty() || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive")
+    })
 }
 
 fn parse_length(digits: &[u8]) -> Result<u64, H1Error> {

@@ -97,6 +97,20 @@ fn connection_reuse_follows_version_and_connection() {
 }
 
 #[test]
+fn connection_options_are_consumed_and_named_fields_kept() {
+    let h = head(
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\n",
+    );
+    assert!(h.headers.get("connection").is_none());
+    assert!(h.headers.get("keep-alive").is_none());
+    assert_eq!(h.headers["x-a"], "1");
+    // Naming another field: kept, so the proxy removes that field too.
+    let h = head("HTTP/1.1 200 OK\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n");
+    assert_eq!(h.headers["connection"], "close, X-A");
+    assert!(!h.keep_alive);
+}
+
+#[test]
 fn malformed_heads_are_refused() {
     assert_eq!(refused("HTTP/2 200 OK\r\n\r\n"), "not HTTP/1.x");
     assert_eq!(refused("HTTP/1.1 2000 OK\r\n\r\n"), "invalid status");

@@ -205,12 +205,14 @@ impl H1Pool {
         req.headers_mut()
             .entry(header::HOST)
             .or_insert_with(|| target.host.clone());
+        // The rarer paths are boxed: their futures would otherwise make
+        // this one, which every request moves, several times larger.
         if asks_to_upgrade(req.headers()) {
-            return inner.upgrade(target, req).await;
+            return Box::pin(inner.upgrade(target, req)).await;
         }
         let conn = match inner.checkout(target) {
             Some(conn) => conn,
-            None => inner.connect(target).await?,
+            None => Box::pin(inner.connect(target)).await?,
         };
         let home = Home {
             pool: inner.clone(),
