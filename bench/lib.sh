@@ -61,6 +61,25 @@ CONF
   taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 }
 
+# nginx_proxy_config DIR PORT: DIR/nginx.conf for nginx as the reverse
+# proxy of BENCHMARK.md (one worker, no master, upstream keep-alive 256) on
+# PORT in front of the upstream on $UP.
+nginx_proxy_config() {
+  local work_dir=$1 port=$2
+  mkdir -p "$work_dir"
+  cat > "$work_dir/nginx.conf" <<CONF
+worker_processes 1; master_process off; daemon off; pid $work_dir/nginx.pid; error_log $work_dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
+  client_body_temp_path $work_dir; proxy_temp_path $work_dir; fastcgi_temp_path $work_dir; uwsgi_temp_path $work_dir; scgi_temp_path $work_dir;
+  upstream backend { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$port backlog=4096;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+}
+
 # limits_config FILE PORT ADMIN EXTRA: the node DESIGN.md's limits target is
 # measured on: one API in front of the upstream on $UP with api_key and a
 # rate_limit nothing reaches (by app, 10^9 per hour), the access log to a

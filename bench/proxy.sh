@@ -59,17 +59,7 @@ start_upstream "$UP"
 mkdir -p "$work/ngx"
 
 # nginx as reverse proxy on CPU 1: the BENCHMARK.md baseline.
-cat > "$work/ngx/nginx.conf" <<CONF
-worker_processes 1; master_process off; daemon off; pid $work/ngx/nginx.pid; error_log $work/ngx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off; keepalive_requests 1000000; keepalive_timeout 75s;
-  client_body_temp_path $work/ngx; proxy_temp_path $work/ngx; fastcgi_temp_path $work/ngx; uwsgi_temp_path $work/ngx; scgi_temp_path $work/ngx;
-  upstream backend { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
-  server { listen 127.0.0.1:$NGX backlog=4096;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-CONF
+nginx_proxy_config "$work/ngx" "$NGX"
 taskset -c 1 "$NGINX" -c "$work/ngx/nginx.conf" -p "$work/ngx" & pids+=($!)
 NGX_PID=$!
 
