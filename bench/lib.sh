@@ -80,19 +80,101 @@ http {
 CONF
 }
 
+# plain_config FILE PORT ADMIN: a Portico node with one API and no
+# policies in front of the upstream on $UP, access log off (nginx's is off
+# too), one worker. Every node has a store of its own: nodes sharing one
+# follow each other's entities (the file seeds the store, ADR 0008).
+plain_config() {
+  node_head "$1" "$2" "$3" off
+  cat >> "$1" <<CONF
+apis:
+  - name: bench
+    base_path: /
+    upstream:
+      targets: ["http://127.0.0.1:$UP"]
+CONF
+}
+
+# node_head FILE PORT ADMIN ACCESS_LOG: the `server:` and `storage:` lines
+# every bench node starts with (one worker, a store of its own).
+node_head() {
+  cat > "$1" <<CONF
+server:
+  proxy: { listen: "127.0.0.1:$2" }
+  admin: { listen: "127.0.0.1:$3" }
+  access_log: "$4"
+  workers: 1
+storage: "sqlite://$work/data-$2/portico.db"
+CONF
+}
+
+# ab_run URL PID [wrk args...]: "requests/s CPU-µs-per-request" of one
+# round of the interleaved benchmarks: 2 s of warm-up, then 5 s measured
+# with the CPU time of process PID (user + system, /proc/PID/stat) read
+# around it. Fails on non-2xx answers.
+ab_run() {
+  local url=$1 pid=$2 before after out
+  shift 2
+  taskset -c 0 wrk -t1 -c32 -d2s "$@" "$url" >/dev/null 2>&1
+  before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  out=$(taskset -c 0 wrk -t1 -c32 -d5s "$@" "$url")
+  after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  if echo "$out" | grep -q "Non-2xx"; then
+    echo "non-2xx answers from $url:" >&2
+    echo "$out" >&2
+    return 1
+  fi
+  echo "$out" | awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    / requests in / { n = $1 } /Requests\/sec/ { rps = $2 }
+    END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
+}
+
+# ab_rounds TRIPLES ROWS URL PID URL PID URL PID: TRIPLES rounds of
+# ab_run on the three targets in turn (wrk arguments from the array
+# AB_WRK), one line per round appended to ROWS and shown.
+ab_rounds() {
+  local n=$1 rows=$2 a b c
+  shift 2
+  for _ in $(seq "$n"); do
+    # One assignment each, so that a failed run stops the script.
+    a=$(ab_run "$1" "$2" "${AB_WRK[@]}")
+    b=$(ab_run "$3" "$4" "${AB_WRK[@]}")
+    c=$(ab_run "$5" "$6" "${AB_WRK[@]}")
+    echo "$a $b $c" | tee -a "$rows"
+  done
+}
+
+# ab_summary ROWS A B C: medians and ratios of an interleaved run whose
+# ROWS file has one line per round, "rps cpu" for A, B and C in turn.
+ab_summary() {
+  python3 - "$@" <<'PY'
+import statistics, sys
+path, names = sys.argv[1], sys.argv[2:5]
+rows = [list(map(float, l.split())) for l in open(path) if l.strip()]
+rps = [[r[2 * i] for r in rows] for i in range(3)]
+cpu = [[r[2 * i + 1] for r in rows] for i in range(3)]
+m = statistics.median
+print(f"{len(rows)} rounds; median requests/s: "
+      + ", ".join(f"{n} {m(x):.0f}" for n, x in zip(names, rps))
+      + "; CPU µs per request: "
+      + ", ".join(f"{n} {m(x):.2f}" for n, x in zip(names, cpu)))
+width = max(len(names[i]) + len(names[j]) + 3 for i, j in ((2, 1), (2, 0), (1, 0)))
+for i, j in ((2, 1), (2, 0), (1, 0)):
+    x, y, cx, cy = rps[j], rps[i], cpu[j], cpu[i]
+    label = f"{names[i]} / {names[j]}".ljust(width)
+    print(f"{label}: requests/s {m(y) / m(x):.3f} (ratio of medians), {m([v / u for u, v in zip(x, y)]):.3f} (median of ratios); "
+          f"CPU per request {m(cy) / m(cx):.3f} (ratio of medians), {m([v / u for u, v in zip(cx, cy)]):.3f} (median of ratios)")
+PY
+}
+
 # limits_config FILE PORT ADMIN EXTRA: the node DESIGN.md's limits target is
 # measured on: one API in front of the upstream on $UP with api_key and a
 # rate_limit nothing reaches (by app, 10^9 per hour), the access log to a
 # file, metrics on as always. EXTRA is one more top-level line (`redis:`)
 # or empty.
 limits_config() {
-  cat > "$1" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$2" }
-  admin: { listen: "127.0.0.1:$3" }
-  access_log: "$work/access-$2.log"
-  workers: 1
-storage: "sqlite://$work/data-$2/portico.db"
+  node_head "$1" "$2" "$3" "$work/access-$2.log"
+  cat >> "$1" <<CONF
 $4
 apis:
   - name: bench
@@ -117,13 +199,8 @@ CONF
 # next to FILE.
 validate_config() {
   cp "$root/bench/validate/petstore.yaml" "$(dirname "$1")/petstore.yaml"
-  cat > "$1" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$2" }
-  admin: { listen: "127.0.0.1:$3" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/data-$2/portico.db"
+  node_head "$1" "$2" "$3" off
+  cat >> "$1" <<CONF
 apis:
   - name: plain
     base_path: /plain

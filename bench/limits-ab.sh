@@ -29,18 +29,7 @@ start_upstream "$UP"; wait_port "$UP"
 nginx_proxy_config "$work/ngx" "$NGX"
 taskset -c 1 "$NGINX" -c "$work/ngx/nginx.conf" -p "$work/ngx" & pids+=($!)
 NGX_PID=$!
-cat > "$work/plain.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$POR" }
-  admin: { listen: "127.0.0.1:$ADM" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/data-$POR/portico.db"
-apis:
-  - name: bench
-    base_path: /
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-CONF
+plain_config "$work/plain.yaml" "$POR" "$ADM"
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/plain.yaml" >/dev/null 2>&1 & pids+=($!)
 POR_PID=$!
 limits_config "$work/limits.yaml" "$LIM" "$LIM_ADM" ""
@@ -48,38 +37,10 @@ PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/limits.yaml" >/dev/null
 LIM_PID=$!
 wait_port "$NGX"; wait_port "$POR"; wait_port "$LIM"
 
-TICK=$(getconf CLK_TCK)
-# r PORT PID: "requests/s CPU-µs-per-request" of one measured run.
-r() {
-  local url="http://127.0.0.1:$1/" pid=$2 before after out
-  taskset -c 0 wrk -t1 -c32 -d2s -H 'x-api-key: bench-key-limits-01' "$url" >/dev/null 2>&1
-  before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  out=$(taskset -c 0 wrk -t1 -c32 -d5s -H 'x-api-key: bench-key-limits-01' "$url")
-  after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  if echo "$out" | grep -q "Non-2xx"; then
-    echo "non-2xx answers from port $1:" >&2
-    echo "$out" >&2
-    exit 1
-  fi
-  echo "$out" | awk -v t=$((after - before)) -v hz="$TICK" '
-    / requests in / { n = $1 } /Requests\/sec/ { rps = $2 }
-    END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
-}
 rows="$work/rows.txt"
-for _ in $(seq "$TRIPLES"); do
-  echo "$(r "$NGX" "$NGX_PID") $(r "$POR" "$POR_PID") $(r "$LIM" "$LIM_PID")" | tee -a "$rows"
-done
-python3 - "$rows" <<'PY'
-import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-n, p, l, cn, cp, cl = ([r[i] for r in rows] for i in (0, 2, 4, 1, 3, 5))
-m = statistics.median
-def ratios(name, x, y, cx, cy):
-    print(f"{name}: requests/s {m(y) / m(x):.3f} (ratio of medians), {m([v / u for u, v in zip(x, y)]):.3f} (median of ratios); "
-          f"CPU per request {m(cy) / m(cx):.3f} (ratio of medians), {m([v / u for u, v in zip(cx, cy)]):.3f} (median of ratios)")
-print(f"{len(rows)} rounds; median requests/s: nginx {m(n):.0f}, portico {m(p):.0f}, limits {m(l):.0f}; "
-      f"CPU µs per request: nginx {m(cn):.2f}, portico {m(cp):.2f}, limits {m(cl):.2f}")
-ratios("limits / nginx  ", n, l, cn, cl)
-ratios("portico / nginx ", n, p, cn, cp)
-ratios("limits / portico", p, l, cp, cl)
-PY
+AB_WRK=(-H 'x-api-key: bench-key-limits-01')
+ab_rounds "$TRIPLES" "$rows" \
+  "http://127.0.0.1:$NGX/" "$NGX_PID" \
+  "http://127.0.0.1:$POR/" "$POR_PID" \
+  "http://127.0.0.1:$LIM/" "$LIM_PID"
+ab_summary "$rows" nginx portico limits

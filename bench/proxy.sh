@@ -84,22 +84,8 @@ CONF
 taskset -c 1 "$HAPROXY" -f "$work/haproxy.cfg" -db & pids+=($!)
 HAP_PID=$!
 
-# Portico on CPU 1, single-threaded runtime, access log off (nginx's is off too).
-# Every Portico node has a store of its own: nodes sharing one follow each
-# other's entities (the file seeds the store, ADR 0008).
-cat > "$work/portico.yaml" <<CONF
-server:
-  proxy: { listen: "127.0.0.1:$POR" }
-  admin: { listen: "127.0.0.1:$ADM" }
-  access_log: "off"
-  workers: 1
-storage: "sqlite://$work/data-$POR/portico.db"
-apis:
-  - name: bench
-    base_path: /
-    upstream:
-      targets: ["http://127.0.0.1:$UP"]
-CONF
+# Portico on CPU 1, single-threaded runtime, access log off.
+plain_config "$work/portico.yaml" "$POR" "$ADM"
 PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
 POR_PID=$!
 

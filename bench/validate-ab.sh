@@ -28,34 +28,11 @@ PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/p.yaml" >/dev/null 2>&1
 NODE=$!
 wait_port "$POR"
 post_script "$work/post.lua"
-TICK=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$NODE/stat"; }
-# r PATH: "requests/s CPU-µs-per-request" of one measured run.
-r() {
-  taskset -c 0 wrk -t1 -c32 -d2s -s "$work/post.lua" "http://127.0.0.1:$POR$1?dry_run=false" >/dev/null 2>&1
-  local before after out
-  before=$(ticks)
-  out=$(taskset -c 0 wrk -t1 -c32 -d5s -s "$work/post.lua" "http://127.0.0.1:$POR$1?dry_run=false")
-  after=$(ticks)
-  echo "$out" | awk -v t=$((after - before)) -v hz="$TICK" '
-    / requests in / { n = $1 } /Requests\/sec/ { rps = $2 }
-    END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
-}
 rows="$work/rows.txt"
-for _ in $(seq "$TRIPLES"); do
-  echo "$(r /plain/pets) $(r /routed/v1/pets) $(r /store/v1/pets)" | tee -a "$rows"
-done
-python3 - "$rows" <<'PY'
-import statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-p, a, b, cp, ca, cb = ([r[i] for r in rows] for i in (0, 2, 4, 1, 3, 5))
-m = statistics.median
-def ratios(name, x, y, cx, cy):
-    print(f"{name}: requests/s {m(y) / m(x):.3f} (ratio of medians), {m([v / u for u, v in zip(x, y)]):.3f} (median of ratios); "
-          f"CPU per request {m(cy) / m(cx):.3f} (ratio of medians), {m([v / u for u, v in zip(cx, cy)]):.3f} (median of ratios)")
-print(f"{len(rows)} rounds; median requests/s: plain {m(p):.0f}, routed {m(a):.0f}, validated {m(b):.0f}; "
-      f"CPU µs per request: plain {m(cp):.2f}, routed {m(ca):.2f}, validated {m(cb):.2f}")
-ratios("validated / routed", a, b, ca, cb)
-ratios("validated / plain ", p, b, cp, cb)
-ratios("routed / plain    ", p, a, cp, ca)
-PY
+AB_WRK=(-s "$work/post.lua")
+q="?dry_run=false"
+ab_rounds "$TRIPLES" "$rows" \
+  "http://127.0.0.1:$POR/plain/pets$q" "$NODE" \
+  "http://127.0.0.1:$POR/routed/v1/pets$q" "$NODE" \
+  "http://127.0.0.1:$POR/store/v1/pets$q" "$NODE"
+ab_summary "$rows" plain routed validated
