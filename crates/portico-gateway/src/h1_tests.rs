@@ -584,3 +584,68 @@ async fn an_early_answer_stops_the_upload() {
         (StatusCode::PAYLOAD_TOO_LARGE, Bytes::from("big!"))
     );
 }
+
+// --- Arbitrary answers ------------------------------------------------------
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever an upstream sends, reading its head and chunk-size lines
+        /// answers or refuses; it never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_head(&bytes);
+            let _ = parse_chunk_size(&bytes);
+            let _ = find_crlf(&bytes);
+            let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+            text.extend_from_slice(&bytes);
+            let _ = parse_head(&text);
+        }
+
+        /// A head made of valid fields reads back field for field, with
+        /// its length, and the framing its `Content-Length` gives.
+        #[test]
+        fn valid_heads_read_back(
+            status in 200u16..600,
+            fields in proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[ -~]{0,40}"), 0..20),
+            length in proptest::option::of(0u64..1 << 40),
+            tail in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut text = format!("HTTP/1.1 {status} Whatever\r\n");
+            for (name, value) in &fields {
+                text.push_str(&format!("{name}: {value}\r\n"));
+            }
+            if let Some(n) = length {
+                text.push_str(&format!("Content-Length: {n}\r\n"));
+            }
+            text.push_str("\r\n");
+            let mut bytes = text.clone().into_bytes();
+            bytes.extend_from_slice(&tail);
+            let head = parse_head(&bytes).unwrap().unwrap();
+            prop_assert_eq!(head.len, text.len());
+            prop_assert_eq!(head.status.as_u16(), status);
+            prop_assert_eq!(head.framing, length.map_or(In::Close, In::Length));
+            for (name, value) in &fields {
+                // Field values lose their surrounding whitespace.
+                let all: Vec<&[u8]> = head.headers.get_all(name.as_str()).iter().map(|v| v.as_bytes()).collect();
+                prop_assert!(all.contains(&value.trim_matches(|c| c == ' ' || c == '\t').as_bytes()));
+            }
+            // Cut anywhere before its end, the head asks for more.
+            let cut = text.len() / 2;
+            prop_assert!(parse_head(&bytes[..cut]).unwrap().is_none());
+        }
+
+        /// Chunk sizes read back from their hex form, extensions or not.
+        #[test]
+        fn chunk_sizes_read_back(n in any::<u64>(), ext in proptest::option::of("[a-z]{1,8}(=[a-z0-9]{1,8})?")) {
+            let mut line = format!("{n:x}");
+            if let Some(ext) = ext {
+                line.push_str(&format!(";{ext}"));
+            }
+            prop_assert_eq!(parse_chunk_size(line.as_bytes()).unwrap(), n);
+        }
+    }
+}
