@@ -12,15 +12,11 @@
 //!
 //! TLS and HTTP/2 targets stay on the legacy client (`client.rs`).
 //!
-//! What it keeps from the legacy client: a request that a reused connection
-//! could not start (the target closed it while idle) is sent again on
-//! another connection; a fresh connection is never retried that way, as
-//! the failure then says something about the target. Connect errors (and
-//! the connect timeout) are told apart from failures after the request was
-//! sent, for the retry rules and the circuit breaker. Idle connections are
-//! closed after 90 to 120 seconds (the legacy pool's 90, swept coarsely so
-//! that a request never reads the clock for it). Connections are made with
-//! upgrades enabled, so `upgrade.rs` can take over a `101` answer.
+//! What it keeps from the legacy client: connect errors (and the connect
+//! timeout) are told apart from failures after the request was sent, for
+//! the retry rules and the circuit breaker; idle connections are closed
+//! after 90 to 120 seconds (the legacy pool's 90, swept coarsely so that a
+//! request never reads the clock for it).
 //!
 //! The exchange itself is Portico's own (`h1.rs`), in the request's task:
 //! a connection is a socket and its buffers, lent to one exchange and
