@@ -255,23 +255,16 @@ pub(crate) async fn exchange(
     drop(parts);
 
     let early = send(&mut conn, &mut body, framing).await?;
-    if early {
+    drop(body);
+    let head = match early {
         // The answer came before the whole body went: the upstream is
         // done with this connection's request stream.
-        keep = false;
-    }
-    drop(body);
-    let head = poll_fn(|cx| {
-        loop {
-            if let Some(head) = conn.parse_head()? {
-                return Poll::Ready(Ok(head));
-            }
-            if ready!(conn.poll_fill(cx))? == 0 {
-                return Poll::Ready(Err(H1Error::Closed));
-            }
+        Some(head) => {
+            keep = false;
+            head
         }
-    })
-    .await?;
+        None => poll_fn(|cx| poll_head(&mut conn, cx)).await?,
+    };
     let Head {
         status,
         version,
@@ -305,9 +298,13 @@ pub(crate) async fn exchange(
     Ok(resp)
 }
 
-/// Writes the encoded head and the body. `true` when an answer arrived
-/// before the body was all sent (sending then stopped).
-async fn send(conn: &mut Conn, body: &mut RequestBody, framing: Out) -> Result<bool, H1Error> {
+/// Writes the encoded head and the body. The answer's head when it
+/// arrived before the body was all sent (sending then stopped).
+async fn send(
+    conn: &mut Conn,
+    body: &mut RequestBody,
+    framing: Out,
+) -> Result<Option<Head>, H1Error> {
     let mut left = match framing {
         Out::Length(n) => n,
         _ => 0,
@@ -330,24 +327,22 @@ async fn send(conn: &mut Conn, body: &mut RequestBody, framing: Out) -> Result<b
                 }
             }
             match conn.poll_flush_out(cx) {
-                Poll::Ready(Ok(())) if ended => return Poll::Ready(Ok(false)),
+                Poll::Ready(Ok(())) if ended => return Poll::Ready(Ok(None)),
                 // The batch was full: gather the next one.
                 Poll::Ready(Ok(())) if !waiting => continue,
                 Poll::Ready(Ok(())) | Poll::Pending => {}
                 Poll::Ready(Err(e)) => {
                     // An upstream that answered and closed: its answer is
                     // worth more than the write error.
-                    return match poll_early(conn, cx) {
-                        Poll::Ready(Ok(true)) => Poll::Ready(Ok(true)),
+                    return match poll_head(conn, cx) {
+                        Poll::Ready(Ok(head)) => Poll::Ready(Ok(Some(head))),
                         _ => Poll::Ready(Err(H1Error::Io(e))),
                     };
                 }
             }
             // Waiting on the body or the socket: watch for an early answer.
-            if ready!(poll_early(conn, cx))? {
-                return Poll::Ready(Ok(true));
-            }
-            return Poll::Pending;
+            let head = ready!(poll_head(conn, cx))?;
+            return Poll::Ready(Ok(Some(head)));
         }
     })
     .await
@@ -397,28 +392,14 @@ fn encode_frame(
     Ok(())
 }
 
-/// Reads what the upstream sent while the request is still going out:
-/// `Ready(true)` once a complete final answer head is buffered (interim
-/// answers are dropped), `Pending` otherwise, with the socket's readiness
-/// registered.
-fn poll_early(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<bool, H1Error>> {
+/// Reads until the answer's final head is complete (interim answers are
+/// dropped) and takes it out of the buffer; `Pending` until then, with the
+/// socket's readiness registered. Used while the request is still going
+/// out, too, to notice an early answer.
+fn poll_head(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<Head, H1Error>> {
     loop {
-        loop {
-            match parse_head(conn.buffered())? {
-                Some(head) if head.status.is_informational() => {
-                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        return Poll::Ready(Err(H1Error::Invalid(
-                            "101 to a request that did not upgrade",
-                        )));
-                    }
-                    conn.start += head.len;
-                }
-                Some(_) => return Poll::Ready(Ok(true)),
-                None => break,
-            }
-        }
-        if conn.end - conn.start >= MAX_HEAD {
-            return Poll::Ready(Err(H1Error::Invalid("head too large")));
+        if let Some(head) = conn.parse_head()? {
+            return Poll::Ready(Ok(head));
         }
         match ready!(conn.poll_fill(cx)) {
             Err(e) => return Poll::Ready(Err(H1Error::Io(e))),
