@@ -31,9 +31,7 @@ command -v valgrind >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 }
 
-echo "Building Portico (release)." >&2
-(cd "$root" && cargo build --release -q -p portico)
-PORTICO="$root/target/release/portico"
+build_portico
 
 UP=$(free_port)
 start_upstream "$UP"

@@ -61,6 +61,14 @@ CONF
   taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 }
 
+# build_portico: builds the release binary the benchmarks run, and sets
+# PORTICO to it.
+build_portico() {
+  echo "Building Portico (release)." >&2
+  (cd "$root" && cargo build --release -q -p portico)
+  PORTICO="$root/target/release/portico"
+}
+
 # nginx_proxy_config DIR PORT: DIR/nginx.conf for nginx as the reverse
 # proxy of BENCHMARK.md (one worker, no master, upstream keep-alive 256) on
 # PORT in front of the upstream on $UP.

@@ -19,9 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 TRIPLES=${1:-20}
 install_tools
-echo "Building Portico (release)." >&2
-(cd "$root" && cargo build --release -q -p portico)
-PORTICO="$root/target/release/portico"
+build_portico
 UP=$(free_port); NGX=$(free_port); POR=$(free_port); ADM=$(free_port)
 LIM=$(free_port); LIM_ADM=$(free_port)
 start_upstream "$UP"; wait_port "$UP"

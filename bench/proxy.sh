@@ -48,9 +48,7 @@ done
 . "$(dirname "$0")/lib.sh"
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
-echo "Building Portico (release)." >&2
-(cd "$root" && cargo build --release -q -p portico)
-PORTICO="$root/target/release/portico"
+build_portico
 
 UP=$(free_port); NGX=$(free_port); HAP=$(free_port); POR=$(free_port); ADM=$(free_port)
 

@@ -20,8 +20,7 @@ done
 
 UP=$(free_port); POR=$(free_port); ADM=$(free_port)
 
-(cd "$root" && cargo build --release -q -p portico)
-PORTICO="$root/target/release/portico"
+build_portico
 
 start_upstream "$UP"
 

@@ -30,9 +30,7 @@ command -v valgrind >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 }
 
-echo "Building Portico (release)." >&2
-(cd "$root" && cargo build --release -q -p portico)
-PORTICO="$root/target/release/portico"
+build_portico
 
 UP=$(free_port); POR=$(free_port); ADM=$(free_port)
 start_upstream "$UP"
