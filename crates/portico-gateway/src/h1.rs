@@ -279,22 +279,20 @@ pub(crate) async fn exchange(
     } else {
         answer
     };
-    let mut resp = Response::new(ResponseBody {
-        conn: None,
-        home: None,
+    let mut body = ResponseBody {
+        conn: Some(conn),
+        home: Some(home),
         kind,
         keep: keep && keep_alive && !matches!(kind, In::Close),
-    });
-    *resp.status_mut() = status;
-    *resp.version_mut() = version;
-    *resp.headers_mut() = headers;
-    let body = resp.body_mut();
-    body.conn = Some(conn);
-    body.home = Some(home);
-    if matches!(body.kind, In::Length(0)) {
+    };
+    if kind == In::Length(0) {
         body.kind = In::Done;
         body.release();
     }
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = headers;
     Ok(resp)
 }
 

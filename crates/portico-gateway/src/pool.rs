@@ -224,13 +224,7 @@ impl H1Pool {
 /// `Connection: upgrade` with an `Upgrade` field: the request may switch
 /// protocols, so hyper's client, which can hand the socket over, sends it.
 fn asks_to_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+    headers.contains_key(header::UPGRADE) && crate::upgrade::connection_has_upgrade(headers)
 }
 
 impl Inner {

@@ -45,7 +45,7 @@ fn asks_to_upgrade(parts: &request::Parts) -> Option<&HeaderValue> {
         .then_some(protocol)
 }
 
-fn connection_has_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn connection_has_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
