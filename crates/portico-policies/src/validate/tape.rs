@@ -332,6 +332,19 @@ pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
 
 /// [`skip_space`] from a byte that may be whitespace.
 fn skip_space_run(bytes: &[u8], mut at: usize) -> usize {
+    // Pretty-printed text: a line break and the next line's indentation,
+    // read in one word where the indentation is shorter than that.
+    if bytes.get(at) == Some(&b'\n')
+        && let Some(word) = word_at(bytes, at + 1)
+    {
+        let rest = word ^ (ONES * u64::from(b' '));
+        if rest != 0 {
+            let end = at + 1 + (rest.trailing_zeros() / 8) as usize;
+            if bytes[end] > b' ' {
+                return end;
+            }
+        }
+    }
     loop {
         match bytes.get(at) {
             Some(b'\n' | b'\t' | b'\r') => at += 1,
