@@ -618,10 +618,16 @@ pub(crate) fn read_number(text: &str, start: usize) -> Option<(Number, usize)> {
 
 /// What a number's syntax tells of its value.
 pub(crate) enum Shape {
-    /// An integer `serde_json` reads as this `u64` or `i64`.
+    /// A number `serde_json` reads as this one: an integer in `u64` or
+    /// `i64`, or a decimal without exponent whose digits make at most
+    /// 2⁵³ with at most 22 of them after the point. Such a decimal is
+    /// its digits divided by a power of ten, both exact as `f64`s, so the
+    /// one rounded division is the correctly rounded value, the one
+    /// `serde_json` gives.
     Exact(Number),
-    /// A float, or an integer past `u64`/`i64`: only `serde_json`'s own
-    /// reading gives its value (or refuses it, out of range).
+    /// Any other float, or an integer past `u64`/`i64`: only
+    /// `serde_json`'s own reading gives its value (or refuses it, out of
+    /// range).
     Other,
 }
 
@@ -645,17 +651,25 @@ pub(crate) fn number_shape(bytes: &[u8], start: usize) -> Option<(Shape, usize)>
         _ => return None,
     }
     let mut integer = true;
+    let mut decimal = None;
     if bytes.get(at) == Some(&b'.') {
         integer = false;
-        at = digits(bytes, at + 1)?;
+        let from = at + 1;
+        at = digits(bytes, from)?;
+        decimal = small_decimal(magnitude, &bytes[from..at]);
     }
     if let Some(b'e' | b'E') = bytes.get(at) {
         integer = false;
+        decimal = None;
         at += 1;
         if let Some(b'+' | b'-') = bytes.get(at) {
             at += 1;
         }
         at = digits(bytes, at)?;
+    }
+    if let Some(value) = decimal {
+        let value = if negative { -value } else { value };
+        return Some((Number::from_f64(value).map_or(Shape::Other, Shape::Exact), at));
     }
     let exact = integer
         .then(|| {
@@ -669,6 +683,22 @@ pub(crate) fn number_shape(bytes: &[u8], start: usize) -> Option<(Shape, usize)>
         })
         .flatten();
     Some((exact.map_or(Shape::Other, Shape::Exact), at))
+}
+
+/// The value of a decimal whose integer part is `whole` and whose digits
+/// after the point are `fraction`, where [`Shape::Exact`] allows it.
+fn small_decimal(whole: Option<u64>, fraction: &[u8]) -> Option<f64> {
+    /// Powers of ten up to 10²², each exactly an `f64`.
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let scale = *POW10.get(fraction.len())?;
+    let mut digits = whole?;
+    for &d in fraction {
+        digits = digits.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    (digits <= 1 << 53).then(|| digits as f64 / scale)
 }
 
 /// The index after one or more decimal digits from `at`.

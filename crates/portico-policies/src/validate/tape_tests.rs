@@ -20,6 +20,16 @@ fn reads_what_serde_json_reads() {
         "18446744073709551616",
         "123456789012345678901234567890",
         "0.1",
+        "31.5",
+        "-0.0",
+        "-12.750",
+        // Decimals at the edges of the quick reading (digits up to 2^53,
+        // up to 22 after the point) and just past them.
+        "9007199254740.992",
+        "9007199254740.993",
+        "0.0000000000000000000001",
+        "0.00000000000000000000001",
+        "4503599627370495.5",
         "2.2250738585072011e-308",
         r#""plain""#,
         r#""caf\u00e9 \"q\" \\ \/ \b\f\n\r\t""#,
@@ -146,6 +156,14 @@ proptest! {
         prop_assert!(Doc::parse(&compact).is_some());
         agrees(&compact);
         agrees(&serde_json::to_string_pretty(&value).unwrap());
+    }
+
+    /// Decimals as people write them, trailing zeros and all: read as
+    /// `serde_json` reads them, to the bit.
+    #[test]
+    fn decimals_read_as_serde_json_reads_them(text in "-?(0|[1-9][0-9]{0,17})\\.[0-9]{1,24}") {
+        prop_assert!(Doc::parse(&text).is_some());
+        agrees(&text);
     }
 
     /// Damaged documents: whatever the reader accepts, serde_json reads
