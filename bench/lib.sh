@@ -117,13 +117,13 @@ CONF
 }
 
 # ab_run URL PID [wrk args...]: "requests/s CPU-µs-per-request" of one
-# round of the interleaved benchmarks: 2 s of warm-up, then 5 s measured
-# with the CPU time of process PID (user + system, /proc/PID/stat) read
-# around it. Fails on non-2xx answers.
+# round of the interleaved benchmarks: 3 s of warm-up (as BENCHMARK.md
+# asks), then 5 s measured with the CPU time of process PID (user +
+# system, /proc/PID/stat) read around it. Fails on non-2xx answers.
 ab_run() {
   local url=$1 pid=$2 before after out
   shift 2
-  taskset -c 0 wrk -t1 -c32 -d2s "$@" "$url" >/dev/null 2>&1
+  taskset -c 0 wrk -t1 -c32 -d3s "$@" "$url" >/dev/null 2>&1
   before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   out=$(taskset -c 0 wrk -t1 -c32 -d5s "$@" "$url")
   after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
@@ -137,19 +137,41 @@ ab_run() {
     END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
 }
 
-# ab_rounds TRIPLES ROWS URL PID URL PID URL PID: TRIPLES rounds of
-# ab_run on the three targets in turn (wrk arguments from the array
-# AB_WRK), one line per round appended to ROWS and shown.
-ab_rounds() {
-  local n=$1 rows=$2 a b c
-  shift 2
-  for _ in $(seq "$n"); do
-    # One assignment each, so that a failed run stops the script.
-    a=$(ab_run "$1" "$2" "${AB_WRK[@]}")
-    b=$(ab_run "$3" "$4" "${AB_WRK[@]}")
-    c=$(ab_run "$5" "$6" "${AB_WRK[@]}")
-    echo "$a $b $c" | tee -a "$rows"
-  done
+# solo_run KIND: one measurement (ab_run, wrk arguments from the array
+# AB_WRK) of a proxy started for it alone on CPU 1 and stopped after it:
+# `nginx` (the BENCHMARK.md reverse proxy), `plain` (plain_config) or
+# `limits` (limits_config), each on ports of its own. Prints "requests/s
+# CPU-µs-per-request"; fails if the run does.
+solo_run() {
+  local port admin pid out
+  port=$(free_port); admin=$(free_port)
+  case $1 in
+    nginx)
+      nginx_proxy_config "$work/solo-$port" "$port"
+      taskset -c 1 "$NGINX" -c "$work/solo-$port/nginx.conf" -p "$work/solo-$port" >/dev/null 2>&1 &
+      ;;
+    plain | limits)
+      if [ "$1" = plain ]; then
+        plain_config "$work/solo-$port.yaml" "$port" "$admin"
+      else
+        limits_config "$work/solo-$port.yaml" "$port" "$admin" ""
+      fi
+      PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/solo-$port.yaml" >/dev/null 2>&1 &
+      ;;
+    *)
+      echo "solo_run: unknown proxy $1" >&2
+      return 1
+      ;;
+  esac
+  pid=$!
+  if ! wait_port "$port" || ! out=$(ab_run "http://127.0.0.1:$port/" "$pid" "${AB_WRK[@]}"); then
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 1
+  fi
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "$out"
 }
 
 # ab_summary ROWS A B C: medians and ratios of an interleaved run whose
