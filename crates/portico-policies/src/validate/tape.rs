@@ -669,7 +669,10 @@ pub(crate) fn number_shape(bytes: &[u8], start: usize) -> Option<(Shape, usize)>
     }
     if let Some(value) = decimal {
         let value = if negative { -value } else { value };
-        return Some((Number::from_f64(value).map_or(Shape::Other, Shape::Exact), at));
+        return Some((
+            Number::from_f64(value).map_or(Shape::Other, Shape::Exact),
+            at,
+        ));
     }
     let exact = integer
         .then(|| {
@@ -690,8 +693,8 @@ pub(crate) fn number_shape(bytes: &[u8], start: usize) -> Option<(Shape, usize)>
 fn small_decimal(whole: Option<u64>, fraction: &[u8]) -> Option<f64> {
     /// Powers of ten up to 10²², each exactly an `f64`.
     const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
     let scale = *POW10.get(fraction.len())?;
     let mut digits = whole?;
