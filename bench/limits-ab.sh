@@ -9,10 +9,10 @@
 # proxy under test is alone on CPU 1 (as BENCHMARK.md lays out), and the
 # order of the three alternates from round to round. Why: with all three
 # kept running for the whole run, the same binary measured as two
-# processes came out 7-9 % apart, in either direction, over 8 rounds (a
-# property of the process, not of the round: its memory layout and
-# whatever else it drew at start), and which target ran last in a round
-# mattered as much. Fresh processes spread those effects over the rounds
+# processes came out 7-9 % apart, in either direction, over 8 rounds
+# (most likely a property of the process rather than of the round: its
+# memory layout and whatever else it drew at start), and which target ran
+# last in a round seemed to matter as much. Fresh processes spread those effects over the rounds
 # instead of fixing them on one target (docs/benchmarks.md, 2026-12-07,
 # seventh session).
 #
