@@ -3,13 +3,17 @@
 # front of the same trivial upstream, by the protocol in BENCHMARK.md:
 #   CPU 0: wrk and the upstream (nginx answering GET / with 5 bytes)
 #   CPU 1: the proxy under test, one worker / one thread
-#   targets interleaved over ROUNDS rounds, 3 s warm-up before each run,
-#   medians reported, then the ratio portico / nginx.
+#   targets interleaved over ROUNDS rounds (the order reversed every
+#   other round), each proxy started afresh for its run and stopped after
+#   it, 3 s warm-up before each run, medians reported, then the ratio
+#   portico / nginx.
 #
 # Usage: bench/proxy.sh [--rounds N] [--duration S] [--connections C] [--quick] [--keys]
 #                       [--rate-limit] [--redis URL] [--validate]
 #   --keys adds two Portico targets with the api_key policy: 10 keys and
-#   100,000 keys configured (every request carries a valid key).
+#   100,000 keys configured (every request carries a valid key). Each run
+#   starts its node afresh and waits until it answers 200 before the
+#   warm-up.
 #   --rate-limit adds `portico-limits`: api_key + rate_limit (in-process,
 #   so generous that nothing is refused) + metrics + an access log written
 #   to a file: DESIGN.md's second performance target. With --redis URL it
@@ -50,49 +54,19 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 build_portico
 
-UP=$(free_port); NGX=$(free_port); HAP=$(free_port); POR=$(free_port); ADM=$(free_port)
+UP=$(free_port)
 
 # The upstream: nginx on CPU 0, GET / answers "hello".
 start_upstream "$UP"
-mkdir -p "$work/ngx"
+wait_port "$UP"
 
-# nginx as reverse proxy on CPU 1: the BENCHMARK.md baseline.
-nginx_proxy_config "$work/ngx" "$NGX"
-taskset -c 1 "$NGINX" -c "$work/ngx/nginx.conf" -p "$work/ngx" & pids+=($!)
-NGX_PID=$!
+# Every proxy is started afresh for each measurement and stopped after it,
+# so the one under test is alone on CPU 1 (two processes of one binary
+# kept running side by side measured 7-9 % apart: bench/limits-ab.sh).
 
-# HAProxy on CPU 1.
-cat > "$work/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  option http-keep-alive
-  http-reuse always
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
-  bind 127.0.0.1:$HAP
-  default_backend be
-backend be
-  server up 127.0.0.1:$UP
-CONF
-taskset -c 1 "$HAPROXY" -f "$work/haproxy.cfg" -db & pids+=($!)
-HAP_PID=$!
-
-# Portico on CPU 1, single-threaded runtime, access log off.
-plain_config "$work/portico.yaml" "$POR" "$ADM"
-PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico.yaml" & pids+=($!)
-POR_PID=$!
-
-TARGETS=(direct nginx haproxy portico)
-if [ "$KEYS" = 1 ]; then
-  # api_key with 10 and with 100,000 keys (1,000 apps of 100 keys each).
-  for n in 10 100000; do
-    port=$(free_port); adm=$(free_port)
-    python3 - "$work/portico-keys-$n.yaml" "$n" "$port" "$adm" "$UP" "$work" <<'PY'
+# keys_config FILE N PORT ADMIN: api_key with N keys (apps of 100 keys).
+keys_config() {
+  python3 - "$1" "$2" "$3" "$4" "$UP" "$work" <<'PY'
 import sys
 path, n, port, adm, up, work = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 per_app = min(n, 100)
@@ -106,56 +80,114 @@ with open(path, "w") as f:
         keys = ", ".join(f'"bench-key-{a:05d}-{k:03d}"' for k in range(per_app))
         f.write(f'  - {{ name: app-{a}, developer: bench@example.com, products: [all], api_keys: [{keys}] }}\n')
 PY
-    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-keys-$n.yaml" & pids+=($!)
-    eval "KEY_PORT_$n=$port KEY_PID_$n=$!"
-    TARGETS+=("portico-key$n")
-  done
-  wait_port "$KEY_PORT_10"; wait_port "$KEY_PORT_100000"
-fi
+}
 
-if [ "$LIMITS" = 1 ]; then
-  # api_key + a rate_limit nothing reaches + access log to a file; metrics
-  # are always on. One target in process, one in Redis when given.
-  LIM_PORT=$(free_port); LIM_ADM=$(free_port)
-  limits_config "$work/portico-limits.yaml" "$LIM_PORT" "$LIM_ADM" ""
-  PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits.yaml" & pids+=($!)
-  LIM_PID=$!
-  TARGETS+=(portico-limits)
-  wait_port "$LIM_PORT"
-  if [ -n "$REDIS_URL" ]; then
-    LIMR_PORT=$(free_port); LIMR_ADM=$(free_port)
-    limits_config "$work/portico-limits-redis.yaml" "$LIMR_PORT" "$LIMR_ADM" \
-      "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
-    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-limits-redis.yaml" & pids+=($!)
-    LIMR_PID=$!
-    TARGETS+=(portico-limits-redis)
-    wait_port "$LIMR_PORT"
+# start_target NAME: starts the proxy behind target NAME on CPU 1 on ports
+# of its own; sets T_PORT, T_ADM and T_PID (T_PID empty for `direct`).
+start_target() {
+  T_PORT=$(free_port); T_ADM=$(free_port); T_PID=""
+  local conf="$work/$1-$T_PORT.yaml"
+  case $1 in
+    direct) T_PORT=$UP; return ;;
+    nginx | nginx-post)
+      nginx_proxy_config "$work/ngx-$T_PORT" "$T_PORT"
+      taskset -c 1 "$NGINX" -c "$work/ngx-$T_PORT/nginx.conf" -p "$work/ngx-$T_PORT" &
+      ;;
+    haproxy)
+      cat > "$work/haproxy-$T_PORT.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:$T_PORT
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+CONF
+      taskset -c 1 "$HAPROXY" -f "$work/haproxy-$T_PORT.cfg" -db &
+      ;;
+    portico) plain_config "$conf" "$T_PORT" "$T_ADM" ;;
+    portico-key10) keys_config "$conf" 10 "$T_PORT" "$T_ADM" ;;
+    portico-key100000) keys_config "$conf" 100000 "$T_PORT" "$T_ADM" ;;
+    portico-limits) limits_config "$conf" "$T_PORT" "$T_ADM" "" ;;
+    portico-limits-redis)
+      limits_config "$conf" "$T_PORT" "$T_ADM" \
+        "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
+      ;;
+    portico-*-post) validate_config "$conf" "$T_PORT" "$T_ADM" ;;
+    *) echo "unknown target $1" >&2; return 1 ;;
+  esac
+  if [[ $1 == portico* ]]; then
+    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$conf" &
   fi
-fi
+  T_PID=$!
+  pids+=("$T_PID")
+  wait_port "$T_PORT"
+}
 
+stop_target() {
+  [ -n "$T_PID" ] || return 0
+  kill "$T_PID" 2>/dev/null || true
+  wait "$T_PID" 2>/dev/null || true
+}
+
+# The request each target gets: wrk arguments and path.
+target_request() {
+  URL_PATH=/
+  WRK_ARGS=()
+  case $1 in
+    portico-key10) WRK_ARGS=(-H "x-api-key: bench-key-00000-007") ;;
+    portico-key100000) WRK_ARGS=(-H "x-api-key: bench-key-00777-042") ;;
+    portico-limits | portico-limits-redis) WRK_ARGS=(-H "x-api-key: bench-key-limits-01") ;;
+    nginx-post) WRK_ARGS=(-s "$work/post.lua") ;;
+    portico-plain-post) WRK_ARGS=(-s "$work/post.lua"); URL_PATH="/plain/pets?dry_run=false" ;;
+    portico-routed-post) WRK_ARGS=(-s "$work/post.lua"); URL_PATH="/routed/v1/pets?dry_run=false" ;;
+    portico-validate-post) WRK_ARGS=(-s "$work/post.lua"); URL_PATH="/store/v1/pets?dry_run=false" ;;
+  esac
+}
+
+TARGETS=(direct nginx haproxy portico)
+[ "$KEYS" = 1 ] && TARGETS+=(portico-key10 portico-key100000)
+if [ "$LIMITS" = 1 ]; then
+  TARGETS+=(portico-limits)
+  [ -n "$REDIS_URL" ] && TARGETS+=(portico-limits-redis)
+fi
 if [ "$VALIDATE" = 1 ]; then
-  # One node with three APIs: no spec (plain prefix proxying), and two on
-  # the same spec, routed only and validated.
-  VAL_PORT=$(free_port); VAL_ADM=$(free_port)
-  validate_config "$work/portico-validate.yaml" "$VAL_PORT" "$VAL_ADM"
-  PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/portico-validate.yaml" & pids+=($!)
-  VAL_PID=$!
   # wrk sends the same POST on every request: built once from the script.
   post_script "$work/post.lua"
   TARGETS+=(nginx-post portico-plain-post portico-routed-post portico-validate-post)
-  wait_port "$VAL_PORT"
-  for path in /plain/pets /routed/v1/pets /store/v1/pets; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
-      -H 'x-request-tag: bench' --data-binary @"$root/bench/validate/pet.json" \
-      "http://127.0.0.1:$VAL_PORT$path?dry_run=false")
-    [ "$code" = 200 ] || { echo "POST $path answered $code" >&2; exit 1; }
-  done
 fi
 
-for p in $UP $NGX $HAP $POR; do wait_port "$p"; done
-for p in $UP $NGX $HAP $POR; do
-  curl -sf "http://127.0.0.1:$p/" | grep -q hello || { echo "port $p does not proxy" >&2; exit 1; }
-done
+# answer_code: the status of one request of the target just started (the
+# one its runs send).
+answer_code() {
+  if [[ $1 == *-post ]]; then
+    curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+      -H 'x-request-tag: bench' --data-binary @"$root/bench/validate/pet.json" \
+      "http://127.0.0.1:$T_PORT$URL_PATH"
+  else
+    curl -s -o /dev/null -w '%{http_code}' "${WRK_ARGS[@]}" "http://127.0.0.1:$T_PORT/"
+  fi
+}
+
+# ready TARGET: waits until the target just started answers 200 (a node
+# listens before it has loaded everything: 100,000 keys take a while).
+ready() {
+  target_request "$1"
+  for _ in $(seq 600); do
+    [ "$(answer_code "$1")" = 200 ] && return 0
+    sleep 0.2
+  done
+  echo "target $1 answered $(answer_code "$1"), not 200" >&2
+  return 1
+}
 
 cpu_ticks() { # busy and total jiffies of one CPU
   awk -v c="cpu$1" '$1==c { busy=$2+$3+$4+$7+$8; total=busy+$5+$6; print busy, total }' /proc/stat
@@ -192,29 +224,30 @@ print("\t".join(str(x) for x in [name, rps, lat(50), lat(99), non2xx.group(1) if
 PY
 }
 
+# Redis round trips and admitted requests of the Redis-counting node,
+# summed over its runs (each run is a fresh node).
+redis_counts() {
+  curl -sf "http://127.0.0.1:$T_ADM/metrics" | awk '
+    /^portico_limit_redis_round_trips_total / { rt = $2 }
+    /^portico_requests_total\{api="bench",status_class="2xx"\}/ { ok = $2 }
+    END { printf "%d %d\n", rt, ok }' >> "$work/redis-counts.txt"
+}
+
 echo "Portico: single-threaded runtime (workers: 1) on CPU 1; upstream pool: Portico's own HTTP/1.1 pool, up to 1,024 idle connections per target (one per concurrent request here)." >&2
-echo "Running $ROUNDS rounds x ${#TARGETS[@]} targets, ${DURATION}s each, -c$CONNS." >&2
+echo "Running $ROUNDS rounds x ${#TARGETS[@]} targets, ${DURATION}s each, -c$CONNS, each proxy started afresh for its run; the order reverses every other round." >&2
 for r in $(seq "$ROUNDS"); do
-  run direct "$UP" ""
-  run nginx "$NGX" "$NGX_PID"
-  run haproxy "$HAP" "$HAP_PID"
-  run portico "$POR" "$POR_PID"
-  if [ "$KEYS" = 1 ]; then
-    run portico-key10 "$KEY_PORT_10" "$KEY_PID_10" -H "x-api-key: bench-key-00000-007"
-    run portico-key100000 "$KEY_PORT_100000" "$KEY_PID_100000" -H "x-api-key: bench-key-00777-042"
+  order=("${TARGETS[@]}")
+  if [ $((r % 2)) -eq 0 ]; then
+    order=()
+    for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[$i]}"); done
   fi
-  if [ "$LIMITS" = 1 ]; then
-    run portico-limits "$LIM_PORT" "$LIM_PID" -H "x-api-key: bench-key-limits-01"
-    if [ -n "$REDIS_URL" ]; then
-      run portico-limits-redis "$LIMR_PORT" "$LIMR_PID" -H "x-api-key: bench-key-limits-01"
-    fi
-  fi
-  if [ "$VALIDATE" = 1 ]; then
-    run nginx-post "$NGX" "$NGX_PID" -s "$work/post.lua"
-    URL_PATH="/plain/pets?dry_run=false" run portico-plain-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
-    URL_PATH="/routed/v1/pets?dry_run=false" run portico-routed-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
-    URL_PATH="/store/v1/pets?dry_run=false" run portico-validate-post "$VAL_PORT" "$VAL_PID" -s "$work/post.lua"
-  fi
+  for t in "${order[@]}"; do
+    start_target "$t"
+    ready "$t"
+    run "$t" "$T_PORT" "$T_PID" "${WRK_ARGS[@]}"
+    [ "$t" = portico-limits-redis ] && redis_counts
+    stop_target
+  done
   echo "round $r done" >&2
 done
 
@@ -257,9 +290,9 @@ if "portico-validate-post" in med:
           f"routed / plain: rps {r[0] / p[0]:.3f}x")
 PY
 if [ -n "$REDIS_URL" ] && [ "$LIMITS" = 1 ]; then
-  # Redis round trips per admitted request, from the node's own counters.
-  curl -sf "http://127.0.0.1:$LIMR_ADM/metrics" | awk '
-    /^portico_limit_redis_round_trips_total / { rt = $2 }
-    /^portico_requests_total\{api="bench",status_class="2xx"\}/ { ok = $2 }
-    END { if (ok > 0) printf "Redis round trips per request: %.3f (%d over %d requests)\n", rt / ok, rt, ok }'
+  # Redis round trips per admitted request, from the nodes' own counters
+  # (warm-up included on both sides).
+  awk '{ rt += $1; ok += $2 }
+    END { if (ok > 0) printf "Redis round trips per request: %.3f (%d over %d requests)\n", rt / ok, rt, ok }' \
+    "$work/redis-counts.txt"
 fi
