@@ -22,7 +22,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-20}
-install_tools
 build_portico
 UP=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
