@@ -319,7 +319,8 @@ struct Reader<'t> {
 }
 
 /// The index of the first byte from `at` that is not JSON whitespace.
-#[inline]
+/// Inlined: most calls find no whitespace, or one space, and leave at once.
+#[inline(always)]
 pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
     match bytes.get(at) {
         Some(&b) if b > b' ' => at,
@@ -331,6 +332,7 @@ pub(crate) fn skip_space(bytes: &[u8], at: usize) -> usize {
 }
 
 /// [`skip_space`] from a byte that may be whitespace.
+#[inline(never)]
 fn skip_space_run(bytes: &[u8], mut at: usize) -> usize {
     // Pretty-printed text: a line break and the next line's indentation,
     // read in one word where the indentation is shorter than that.
