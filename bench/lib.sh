@@ -175,15 +175,24 @@ solo_run() {
 }
 
 # ab_summary ROWS A B C: medians and ratios of an interleaved run whose
-# ROWS file has one line per round, "rps cpu" for A, B and C in turn.
+# ROWS file has one line per round, "rps cpu" for A, B and C in turn. The
+# median of the per-round ratios comes with a 95 % bootstrap interval
+# (rounds resampled with replacement, fixed seed): how far another run of
+# as many rounds could plausibly land.
 ab_summary() {
   python3 - "$@" <<'PY'
-import statistics, sys
+import random, statistics, sys
 path, names = sys.argv[1], sys.argv[2:5]
 rows = [list(map(float, l.split())) for l in open(path) if l.strip()]
 rps = [[r[2 * i] for r in rows] for i in range(3)]
 cpu = [[r[2 * i + 1] for r in rows] for i in range(3)]
 m = statistics.median
+rng = random.Random(20261207)
+
+def interval(ratios):
+    meds = sorted(m(rng.choices(ratios, k=len(ratios))) for _ in range(10000))
+    return meds[249], meds[9749]
+
 print(f"{len(rows)} rounds; median requests/s: "
       + ", ".join(f"{n} {m(x):.0f}" for n, x in zip(names, rps))
       + "; CPU µs per request: "
@@ -191,8 +200,10 @@ print(f"{len(rows)} rounds; median requests/s: "
 width = max(len(names[i]) + len(names[j]) + 3 for i, j in ((2, 1), (2, 0), (1, 0)))
 for i, j in ((2, 1), (2, 0), (1, 0)):
     x, y, cx, cy = rps[j], rps[i], cpu[j], cpu[i]
+    ratios = [v / u for u, v in zip(x, y)]
+    low, high = interval(ratios)
     label = f"{names[i]} / {names[j]}".ljust(width)
-    print(f"{label}: requests/s {m(y) / m(x):.3f} (ratio of medians), {m([v / u for u, v in zip(x, y)]):.3f} (median of ratios); "
+    print(f"{label}: requests/s {m(y) / m(x):.3f} (ratio of medians), {m(ratios):.3f} (median of ratios, 95 % interval {low:.3f}-{high:.3f}); "
           f"CPU per request {m(cy) / m(cx):.3f} (ratio of medians), {m([v / u for u, v in zip(cx, cy)]):.3f} (median of ratios)")
 PY
 }
