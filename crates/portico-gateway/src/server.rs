@@ -3,9 +3,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use http::Version;
+use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -141,8 +146,9 @@ impl ProxyServer {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.header_timeout)
+            // The header timeout is the connection's own watch (see
+            // `Activity`): hyper's arms a timer for every request.
+            .header_read_timeout(None)
             .keep_alive(true)
             // Each response written from one buffer (head and body copied
             // together) and one `write`: cheaper than hyper's queue of
@@ -202,12 +208,16 @@ impl ProxyServer {
                             return;
                         }
                         let info = ConnectionInfo::new(peer, "http");
-                        serve(&builder, &stages, open, gateway, info, stream, permit);
+                        let watch = Some(header_timeout);
+                        serve(
+                            &builder, &stages, open, gateway, info, stream, permit, watch,
+                        );
                     });
                 }
                 Some(terminator) => {
                     let acceptor = terminator.acceptor();
                     let builder = builder.clone();
+                    let header_timeout = self.header_timeout;
                     let open = stages.open();
                     let stages = stages.clone();
                     tokio::spawn(async move {
@@ -228,7 +238,10 @@ impl ProxyServer {
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(client_cert);
-                        serve(&builder, &stages, open, gateway, info, tls, permit);
+                        // HTTP/2 connections are watched by hyper's pings.
+                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let watch = (!h2).then_some(header_timeout);
+                        serve(&builder, &stages, open, gateway, info, tls, permit, watch);
                     });
                 }
             }
@@ -246,7 +259,12 @@ impl ProxyServer {
     }
 }
 
-/// Serves one connection (plain or TLS) until it closes or shutdown drains it.
+/// Serves one connection (plain or TLS) until it closes or shutdown drains
+/// it. With `header_timeout`, an HTTP/1 connection is closed once it has
+/// had no exchange in progress for that long: a client has that long to
+/// send each request head, counted from the end of the exchange before it
+/// (or from the connection's first byte).
+#[allow(clippy::too_many_arguments)]
 fn serve<I>(
     builder: &Arc<auto::Builder<TokioExecutor>>,
     stages: &Shutdown,
@@ -255,6 +273,7 @@ fn serve<I>(
     info: ConnectionInfo,
     io: I,
     permit: OwnedSemaphorePermit,
+    header_timeout: Option<Duration>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -266,10 +285,16 @@ fn serve<I>(
         shutdown: stages.clone(),
     };
     let info = Arc::new(info);
-    let service = service_fn(move |req| {
+    let activity = Arc::new(Activity::new());
+    let exchanges = activity.clone();
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let gateway = gateway.clone();
         let info = info.clone();
-        async move { Ok::<_, std::convert::Infallible>(gateway.handle(req, &info).await) }
+        let busy = exchanges.begin(req.version());
+        async move {
+            let response = gateway.handle(req, &info).await;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Watched { body, _busy: busy }))
+        }
     });
     let conn = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
@@ -282,6 +307,11 @@ fn serve<I>(
         let _open = open;
         let mut conn = std::pin::pin!(conn);
         let mut next = Stage::Draining;
+        let limit = header_timeout.unwrap_or(Duration::MAX);
+        let mut watching = header_timeout.is_some();
+        // One timer for the connection's life, moved only when it fires.
+        let look = tokio::time::sleep_until(activity.deadline(limit));
+        let mut look = std::pin::pin!(look);
         loop {
             tokio::select! {
                 biased;
@@ -291,6 +321,15 @@ fn serve<I>(
                     }
                     break;
                 }
+                () = look.as_mut(), if watching => match activity.look(limit) {
+                    Look::Again(at) => look.as_mut().reset(at),
+                    Look::Stop => watching = false,
+                    Look::Expired => {
+                        // As hyper's own header timeout: closed, no answer.
+                        tracing::debug!(peer = %peer, "No request head within the header timeout; closing.");
+                        break;
+                    }
+                },
                 stage = listener.reached(next) => {
                     if stage == Stage::Closing {
                         // The drain is over: dropping the connection closes it.
@@ -304,4 +343,151 @@ fn serve<I>(
             }
         }
     });
+}
+
+/// What a connection's header-timeout watch knows of its exchanges. The
+/// exchanges of an HTTP/1 connection run on the connection's own task, so
+/// the counts are exact when the watch reads them; the atomics are for
+/// HTTP/2, whose streams run as tasks of their own and stop the watch.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    /// Exchanges between their request head and the end of their response.
+    busy: AtomicU32,
+    /// When the last exchange ended, in µs since `start`.
+    idle_since: AtomicU64,
+    /// The connection speaks HTTP/2: hyper's pings watch it instead.
+    h2: AtomicBool,
+}
+
+/// What the watch does next.
+#[derive(Debug, PartialEq)]
+enum Look {
+    /// Looks again at this instant.
+    Again(tokio::time::Instant),
+    /// The connection has been idle for the header timeout: close it.
+    Expired,
+    /// Stops watching (HTTP/2).
+    Stop,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            busy: AtomicU32::new(0),
+            idle_since: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+        }
+    }
+
+    /// An exchange began; it ends when the returned guard is dropped.
+    fn begin(self: &Arc<Self>, version: Version) -> Busy {
+        if version == Version::HTTP_2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    fn micros(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// `limit` after the connection went idle.
+    fn deadline(&self, limit: Duration) -> tokio::time::Instant {
+        let idle = Duration::from_micros(self.idle_since.load(Ordering::Relaxed));
+        let at = self.start.checked_add(idle.saturating_add(limit));
+        // A limit too far to represent: a year is as good as never.
+        tokio::time::Instant::from_std(
+            at.unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400)),
+        )
+    }
+
+    fn look(&self, limit: Duration) -> Look {
+        if self.h2.load(Ordering::Relaxed) {
+            return Look::Stop;
+        }
+        if self.busy.load(Ordering::Acquire) > 0 {
+            // An exchange is in progress: the earliest the connection can
+            // expire is `limit` after now.
+            return Look::Again(tokio::time::Instant::now() + limit);
+        }
+        let due = self.deadline(limit);
+        if tokio::time::Instant::now() >= due {
+            Look::Expired
+        } else {
+            Look::Again(due)
+        }
+    }
+}
+
+/// An exchange in progress on a connection; dropped with the response body
+/// (written whole, or given up) or with the request's handler.
+#[derive(Debug)]
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.idle_since.store(a.micros(), Ordering::Relaxed);
+        a.busy.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// A response body holding its exchange's [`Busy`].
+struct Watched<B> {
+    body: B,
+    _busy: Busy,
+}
+
+impl<B: Body + Unpin> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_connection_expires_after_the_limit() {
+        let a = Arc::new(Activity::new());
+        let limit = Duration::from_secs(30);
+        let Look::Again(at) = a.look(limit) else {
+            panic!("a fresh connection expired");
+        };
+        assert!(at >= tokio::time::Instant::from_std(a.start) + limit);
+        // Busy: never expires, however long the exchange takes.
+        let busy = a.begin(Version::HTTP_11);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(matches!(a.look(Duration::from_millis(5)), Look::Again(_)));
+        drop(busy);
+        // Idle again: the limit counts from the end of the exchange.
+        assert!(matches!(a.look(Duration::from_secs(1)), Look::Again(_)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.look(Duration::from_millis(5)), Look::Expired);
+    }
+
+    #[tokio::test]
+    async fn http2_stops_the_watch() {
+        let a = Arc::new(Activity::new());
+        drop(a.begin(Version::HTTP_2));
+        assert_eq!(a.look(Duration::from_millis(1)), Look::Stop);
+    }
 }

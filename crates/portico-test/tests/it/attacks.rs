@@ -164,3 +164,50 @@ async fn attacks_are_cut_off_while_a_client_keeps_being_served() {
         "the smuggled request reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn the_header_timeout_spares_slow_exchanges_and_closes_idle_connections() {
+    let up = Upstream::from_fn(|_req| async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        text_response(200, "late")
+    })
+    .run()
+    .await;
+    let yaml = format!(
+        "server:\n  header_timeout: 300ms\napis:\n  - {{ name: a, base_path: /a, upstream: {{ targets: [\"{}\"] }} }}\n",
+        up.url()
+    );
+    let node = TestNode::new().config(&yaml).run().await;
+    let mut s = TcpStream::connect(node.proxy_addr()).await.unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The exchange outlasts the header timeout and is answered all the same.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"late") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("no answer within 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before the answer: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 200"), "{seen:?}");
+    // Then nothing more is sent: the connection is closed about the
+    // header timeout after the answer, not before.
+    let idle = Instant::now();
+    let rest = closed_within(&mut s, Duration::from_secs(3))
+        .await
+        .expect("an idle keep-alive connection stayed open");
+    assert!(rest.is_empty(), "{rest:?}");
+    let after = idle.elapsed();
+    assert!(
+        after >= Duration::from_millis(250),
+        "closed {after:?} after the answer"
+    );
+}
