@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use portico_test::{TestNode, Upstream, text_response};
+use portico_test::{TestNode, Upstream, UpstreamHandle, text_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -27,6 +27,16 @@ async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> Option<Vec
     }
 }
 
+/// A node with `server.header_timeout` of `timeout` and one API, `/a`,
+/// in front of `up`.
+async fn node_with_header_timeout(timeout: &str, up: &UpstreamHandle) -> TestNode {
+    let yaml = format!(
+        "server:\n  header_timeout: {timeout}\napis:\n  - {{ name: a, base_path: /a, upstream: {{ targets: [\"{}\"] }} }}\n",
+        up.url()
+    );
+    TestNode::new().config(&yaml).run().await
+}
+
 #[tokio::test]
 async fn attacks_are_cut_off_while_a_client_keeps_being_served() {
     let requests = Arc::new(AtomicUsize::new(0));
@@ -39,11 +49,7 @@ async fn attacks_are_cut_off_while_a_client_keeps_being_served() {
     })
     .run()
     .await;
-    let yaml = format!(
-        "server:\n  header_timeout: 500ms\napis:\n  - {{ name: a, base_path: /a, upstream: {{ targets: [\"{}\"] }} }}\n",
-        up.url()
-    );
-    let node = TestNode::new().config(&yaml).run().await;
+    let node = node_with_header_timeout("500ms", &up).await;
     let addr = node.proxy_addr();
 
     // The well-behaved client, for as long as the attacks last.
@@ -173,11 +179,7 @@ async fn the_header_timeout_spares_slow_exchanges_and_closes_idle_connections() 
     })
     .run()
     .await;
-    let yaml = format!(
-        "server:\n  header_timeout: 300ms\napis:\n  - {{ name: a, base_path: /a, upstream: {{ targets: [\"{}\"] }} }}\n",
-        up.url()
-    );
-    let node = TestNode::new().config(&yaml).run().await;
+    let node = node_with_header_timeout("300ms", &up).await;
     let mut s = TcpStream::connect(node.proxy_addr()).await.unwrap();
     s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
