@@ -2,7 +2,7 @@
 # every process started into `pids`, tool installation from Debian, free
 # loopback ports, and the trivial upstream (nginx answering GET / with 5
 # bytes) that every benchmark proxies to. Source it; it sets `root`,
-# `work`, `pids`, `NGINX`.
+# `work`, `pids`, `NGINX`, `HAPROXY`.
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/portico-bench.XXXXXX)
@@ -45,6 +45,7 @@ wait_port() {
 
 install_tools
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 # start_upstream PORT: nginx on CPU 0 answering every GET with "hello".
 start_upstream() {
@@ -137,40 +138,92 @@ ab_run() {
     END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
 }
 
-# solo_run KIND: one measurement (ab_run, wrk arguments from the array
-# AB_WRK) of a proxy started for it alone on CPU 1 and stopped after it:
-# `nginx` (the BENCHMARK.md reverse proxy), `plain` (plain_config) or
-# `limits` (limits_config), each on ports of its own. Prints "requests/s
-# CPU-µs-per-request"; fails if the run does.
-solo_run() {
-  local port admin pid out
-  port=$(free_port); admin=$(free_port)
+# keys_config FILE N PORT ADMIN: api_key with N keys (apps of 100 keys).
+keys_config() {
+  python3 - "$1" "$2" "$3" "$4" "$UP" "$work" <<'PY'
+import sys
+path, n, port, adm, up, work = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+per_app = min(n, 100)
+with open(path, "w") as f:
+    f.write(f'server:\n  proxy: {{ listen: "127.0.0.1:{port}" }}\n  admin: {{ listen: "127.0.0.1:{adm}" }}\n')
+    f.write(f'  access_log: "off"\n  workers: 1\nstorage: "sqlite://{work}/data-{port}/portico.db"\n')
+    f.write(f'apis:\n  - name: bench\n    base_path: /\n    upstream: {{ targets: ["http://127.0.0.1:{up}"] }}\n')
+    f.write('    policies:\n      - api_key: {}\nproducts:\n  - { name: all, apis: [bench] }\n')
+    f.write('developers:\n  - { email: bench@example.com, name: Bench }\napps:\n')
+    for a in range(n // per_app):
+        keys = ", ".join(f'"bench-key-{a:05d}-{k:03d}"' for k in range(per_app))
+        f.write(f'  - {{ name: app-{a}, developer: bench@example.com, products: [all], api_keys: [{keys}] }}\n')
+PY
+}
+
+# start_target NAME: starts the proxy behind target NAME on CPU 1 on ports
+# of its own; sets T_PORT, T_ADM and T_PID (T_PID empty for `direct`).
+start_target() {
+  T_PORT=$(free_port); T_ADM=$(free_port); T_PID=""
+  local conf="$work/$1-$T_PORT.yaml"
   case $1 in
-    nginx)
-      nginx_proxy_config "$work/solo-$port" "$port"
-      taskset -c 1 "$NGINX" -c "$work/solo-$port/nginx.conf" -p "$work/solo-$port" >/dev/null 2>&1 &
+    direct) T_PORT=$UP; return ;;
+    nginx | nginx-post)
+      nginx_proxy_config "$work/ngx-$T_PORT" "$T_PORT"
+      taskset -c 1 "$NGINX" -c "$work/ngx-$T_PORT/nginx.conf" -p "$work/ngx-$T_PORT" >/dev/null &
       ;;
-    plain | limits)
-      if [ "$1" = plain ]; then
-        plain_config "$work/solo-$port.yaml" "$port" "$admin"
-      else
-        limits_config "$work/solo-$port.yaml" "$port" "$admin" ""
-      fi
-      PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$work/solo-$port.yaml" >/dev/null 2>&1 &
+    haproxy)
+      cat > "$work/haproxy-$T_PORT.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:$T_PORT
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+CONF
+      taskset -c 1 "$HAPROXY" -f "$work/haproxy-$T_PORT.cfg" -db >/dev/null &
       ;;
-    *)
-      echo "solo_run: unknown proxy $1" >&2
-      return 1
+    portico) plain_config "$conf" "$T_PORT" "$T_ADM" ;;
+    portico-key10) keys_config "$conf" 10 "$T_PORT" "$T_ADM" ;;
+    portico-key100000) keys_config "$conf" 100000 "$T_PORT" "$T_ADM" ;;
+    portico-limits) limits_config "$conf" "$T_PORT" "$T_ADM" "" ;;
+    portico-limits-redis)
+      limits_config "$conf" "$T_PORT" "$T_ADM" \
+        "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
       ;;
+    portico-*-post) validate_config "$conf" "$T_PORT" "$T_ADM" ;;
+    *) echo "unknown target $1" >&2; return 1 ;;
   esac
-  pid=$!
-  if ! wait_port "$port" || ! out=$(ab_run "http://127.0.0.1:$port/" "$pid" "${AB_WRK[@]}"); then
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+  if [[ $1 == portico* ]]; then
+    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$conf" >/dev/null &
+  fi
+  T_PID=$!
+  pids+=("$T_PID")
+  wait_port "$T_PORT"
+}
+
+stop_target() {
+  [ -n "$T_PID" ] || return 0
+  kill "$T_PID" 2>/dev/null || true
+  wait "$T_PID" 2>/dev/null || true
+}
+
+# solo_run TARGET: one measurement (ab_run, wrk arguments from the array
+# AB_WRK) of a proxy started for it alone on CPU 1 (start_target) and
+# stopped after it. Prints "requests/s CPU-µs-per-request"; fails if the
+# run does.
+solo_run() {
+  local out
+  start_target "$1" || { stop_target; return 1; }
+  if ! out=$(ab_run "http://127.0.0.1:$T_PORT/" "$T_PID" "${AB_WRK[@]}"); then
+    stop_target
     return 1
   fi
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
+  stop_target
   echo "$out"
 }
 

@@ -32,9 +32,9 @@ AB_WRK=(-H 'x-api-key: bench-key-limits-01')
 rows="$work/rows.txt"
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then
-    a=$(solo_run nginx); b=$(solo_run plain); c=$(solo_run limits)
+    a=$(solo_run nginx); b=$(solo_run portico); c=$(solo_run portico-limits)
   else
-    c=$(solo_run limits); b=$(solo_run plain); a=$(solo_run nginx)
+    c=$(solo_run portico-limits); b=$(solo_run portico); a=$(solo_run nginx)
   fi
   echo "$a $b $c" | tee -a "$rows"
 done

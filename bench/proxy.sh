@@ -50,7 +50,6 @@ while [ $# -gt 0 ]; do
 done
 
 . "$(dirname "$0")/lib.sh"
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 build_portico
 
@@ -63,80 +62,6 @@ wait_port "$UP"
 # Every proxy is started afresh for each measurement and stopped after it,
 # so the one under test is alone on CPU 1 (two processes of one binary
 # kept running side by side measured 7-9 % apart: bench/limits-ab.sh).
-
-# keys_config FILE N PORT ADMIN: api_key with N keys (apps of 100 keys).
-keys_config() {
-  python3 - "$1" "$2" "$3" "$4" "$UP" "$work" <<'PY'
-import sys
-path, n, port, adm, up, work = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
-per_app = min(n, 100)
-with open(path, "w") as f:
-    f.write(f'server:\n  proxy: {{ listen: "127.0.0.1:{port}" }}\n  admin: {{ listen: "127.0.0.1:{adm}" }}\n')
-    f.write(f'  access_log: "off"\n  workers: 1\nstorage: "sqlite://{work}/data-{port}/portico.db"\n')
-    f.write(f'apis:\n  - name: bench\n    base_path: /\n    upstream: {{ targets: ["http://127.0.0.1:{up}"] }}\n')
-    f.write('    policies:\n      - api_key: {}\nproducts:\n  - { name: all, apis: [bench] }\n')
-    f.write('developers:\n  - { email: bench@example.com, name: Bench }\napps:\n')
-    for a in range(n // per_app):
-        keys = ", ".join(f'"bench-key-{a:05d}-{k:03d}"' for k in range(per_app))
-        f.write(f'  - {{ name: app-{a}, developer: bench@example.com, products: [all], api_keys: [{keys}] }}\n')
-PY
-}
-
-# start_target NAME: starts the proxy behind target NAME on CPU 1 on ports
-# of its own; sets T_PORT, T_ADM and T_PID (T_PID empty for `direct`).
-start_target() {
-  T_PORT=$(free_port); T_ADM=$(free_port); T_PID=""
-  local conf="$work/$1-$T_PORT.yaml"
-  case $1 in
-    direct) T_PORT=$UP; return ;;
-    nginx | nginx-post)
-      nginx_proxy_config "$work/ngx-$T_PORT" "$T_PORT"
-      taskset -c 1 "$NGINX" -c "$work/ngx-$T_PORT/nginx.conf" -p "$work/ngx-$T_PORT" &
-      ;;
-    haproxy)
-      cat > "$work/haproxy-$T_PORT.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  option http-keep-alive
-  http-reuse always
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
-  bind 127.0.0.1:$T_PORT
-  default_backend be
-backend be
-  server up 127.0.0.1:$UP
-CONF
-      taskset -c 1 "$HAPROXY" -f "$work/haproxy-$T_PORT.cfg" -db &
-      ;;
-    portico) plain_config "$conf" "$T_PORT" "$T_ADM" ;;
-    portico-key10) keys_config "$conf" 10 "$T_PORT" "$T_ADM" ;;
-    portico-key100000) keys_config "$conf" 100000 "$T_PORT" "$T_ADM" ;;
-    portico-limits) limits_config "$conf" "$T_PORT" "$T_ADM" "" ;;
-    portico-limits-redis)
-      limits_config "$conf" "$T_PORT" "$T_ADM" \
-        "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"
-      ;;
-    portico-*-post) validate_config "$conf" "$T_PORT" "$T_ADM" ;;
-    *) echo "unknown target $1" >&2; return 1 ;;
-  esac
-  if [[ $1 == portico* ]]; then
-    PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$conf" &
-  fi
-  T_PID=$!
-  pids+=("$T_PID")
-  wait_port "$T_PORT"
-}
-
-stop_target() {
-  [ -n "$T_PID" ] || return 0
-  kill "$T_PID" 2>/dev/null || true
-  wait "$T_PID" 2>/dev/null || true
-}
 
 # The request each target gets: wrk arguments and path.
 target_request() {
