@@ -30,6 +30,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::body::RequestBody;
 use crate::body::UpstreamBody;
+use crate::headers::Forwarding;
 use crate::pool::{H1Pool, PoolError};
 
 /// Idle upstream connections are closed after this long.
@@ -113,25 +114,25 @@ impl UpstreamClient {
         self.version
     }
 
-    /// Sends `req` on a pooled (or new) connection, which goes back to its
-    /// pool when the answer's body has ended.
+    /// Sends `req`, with the `forwarding` fields of a proxied request, on a
+    /// pooled (or new) connection, which goes back to its pool when the
+    /// answer's body has ended.
     pub async fn request(
         &self,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
+        forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
-        match &self.inner {
-            Inner::Http1(p) => p.send(req).await.map_err(ClientError::Pool),
-            Inner::Plain(c) => c
-                .request(req)
-                .await
-                .map(|r| r.map(UpstreamBody::Hyper))
-                .map_err(ClientError::Legacy),
-            Inner::Tls(c) => c
-                .request(req)
-                .await
-                .map(|r| r.map(UpstreamBody::Hyper))
-                .map_err(ClientError::Legacy),
+        if let (Inner::Plain(_) | Inner::Tls(_), Some(f)) = (&self.inner, forwarding) {
+            f.apply(req.headers_mut());
         }
+        let sent = match &self.inner {
+            Inner::Http1(p) => return p.send(req, forwarding).await.map_err(ClientError::Pool),
+            Inner::Plain(c) => c.request(req),
+            Inner::Tls(c) => c.request(req),
+        };
+        sent.await
+            .map(|r| r.map(UpstreamBody::Hyper))
+            .map_err(ClientError::Legacy)
     }
 }
 

@@ -53,6 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
+use crate::headers::Forwarding;
 use crate::pool::Home;
 
 /// The read buffer of a connection; a head may grow it to [`MAX_HEAD`].
@@ -233,11 +234,23 @@ enum Out {
     Chunked,
 }
 
-/// Sends `req` on `conn` and reads the answer's head. The connection goes
-/// back to `home` when the answer's body has been read to its end.
+/// The fields a request's head gets on top of its own.
+#[derive(Clone, Copy)]
+pub(crate) struct Added<'a> {
+    /// The target's name, in place of any `Host` the request has.
+    pub host: &'a HeaderValue,
+    /// A proxied request's forwarding fields, in place of the client's
+    /// values of those this hop replaces.
+    pub forwarding: Option<&'a Forwarding<'a>>,
+}
+
+/// Sends `req` with the `added` fields on `conn` and reads the answer's
+/// head. The connection goes back to `home` when the answer's body has
+/// been read to its end.
 pub(crate) async fn exchange(
     mut conn: Box<Conn>,
     req: Request<RequestBody>,
+    added: Added<'_>,
     home: Home,
 ) -> Result<Response<ResponseBody>, H1Error> {
     let (parts, mut body) = req.into_parts();
@@ -251,7 +264,7 @@ pub(crate) async fn exchange(
             None => Out::Chunked,
         }
     };
-    encode_head(&mut conn.out, &parts, framing);
+    encode_head(&mut conn.out, &parts, added, framing);
     drop(parts);
 
     let early = send(&mut conn, &mut body, framing).await?;
@@ -423,28 +436,37 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// The request line and fields, with the framing fields of `framing` in
-/// place of any the request had.
-fn encode_head(out: &mut Vec<u8>, parts: &http::request::Parts, framing: Out) {
+/// The request line, the target's `Host`, the request's fields, the
+/// forwarding fields, and the framing fields of `framing` in place of any
+/// the request had.
+fn encode_head(out: &mut Vec<u8>, parts: &http::request::Parts, added: Added<'_>, framing: Out) {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(added.host.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let mut had_length = false;
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
             had_length = true;
             continue;
         }
-        if name == header::TRANSFER_ENCODING {
+        if name == header::TRANSFER_ENCODING
+            || name == header::HOST
+            || (added.forwarding.is_some() && Forwarding::replaces(name))
+        {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(f) = added.forwarding {
+        f.write_to(out);
     }
     match framing {
         Out::Length(n) => {

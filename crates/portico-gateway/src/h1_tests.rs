@@ -151,21 +151,29 @@ fn chunk_sizes_are_hex_with_optional_extensions() {
 
 // --- The request head ----------------------------------------------------
 
-fn encoded(method: Method, fields: &[(&str, &str)], framing: Out) -> String {
+fn parts(method: Method, fields: &[(&str, &str)]) -> http::request::Parts {
     let mut b = Request::builder().method(method).uri("/a/b?c=d");
     for (k, v) in fields {
         b = b.header(*k, *v);
     }
-    let (parts, ()) = b.body(()).unwrap().into_parts();
+    b.body(()).unwrap().into_parts().0
+}
+
+fn encoded(method: Method, fields: &[(&str, &str)], framing: Out) -> String {
+    let host = HeaderValue::from_static("up");
+    let added = Added {
+        host: &host,
+        forwarding: None,
+    };
     let mut out = Vec::new();
-    encode_head(&mut out, &parts, framing);
+    encode_head(&mut out, &parts(method, fields), added, framing);
     String::from_utf8(out).unwrap()
 }
 
 #[test]
 fn the_request_head_carries_the_body_framing_it_is_sent_with() {
     assert_eq!(
-        encoded(Method::GET, &[("host", "up"), ("x-a", "1")], Out::None),
+        encoded(Method::GET, &[("x-a", "1")], Out::None),
         "GET /a/b?c=d HTTP/1.1\r\nhost: up\r\nx-a: 1\r\n\r\n"
     );
     // The request's own framing fields give way to the body's.
@@ -175,25 +183,83 @@ fn the_request_head_carries_the_body_framing_it_is_sent_with() {
             &[("content-length", "99"), ("transfer-encoding", "chunked")],
             Out::Length(5)
         ),
-        "POST /a/b?c=d HTTP/1.1\r\ncontent-length: 5\r\n\r\n"
+        "POST /a/b?c=d HTTP/1.1\r\nhost: up\r\ncontent-length: 5\r\n\r\n"
     );
     assert_eq!(
         encoded(Method::PUT, &[("content-length", "5")], Out::Chunked),
-        "PUT /a/b?c=d HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+        "PUT /a/b?c=d HTTP/1.1\r\nhost: up\r\ntransfer-encoding: chunked\r\n\r\n"
     );
     // An empty body: announced for methods that carry one, or where the
     // request announced it.
     assert_eq!(
         encoded(Method::POST, &[], Out::None),
-        "POST /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+        "POST /a/b?c=d HTTP/1.1\r\nhost: up\r\ncontent-length: 0\r\n\r\n"
     );
     assert_eq!(
         encoded(Method::DELETE, &[("content-length", "0")], Out::None),
-        "DELETE /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+        "DELETE /a/b?c=d HTTP/1.1\r\nhost: up\r\ncontent-length: 0\r\n\r\n"
     );
     assert_eq!(
         encoded(Method::DELETE, &[], Out::None),
-        "DELETE /a/b?c=d HTTP/1.1\r\n\r\n"
+        "DELETE /a/b?c=d HTTP/1.1\r\nhost: up\r\n\r\n"
+    );
+}
+
+#[test]
+fn the_target_names_itself_and_the_forwarding_fields_replace_the_clients() {
+    // The target's name comes first, whatever Host the request had.
+    assert_eq!(
+        encoded(
+            Method::GET,
+            &[("host", "client.example"), ("x-a", "1")],
+            Out::None
+        ),
+        "GET /a/b?c=d HTTP/1.1\r\nhost: up\r\nx-a: 1\r\n\r\n"
+    );
+    let mut request = parts(
+        Method::POST,
+        &[
+            ("host", "client.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "spoofed"),
+            ("traceparent", "spoofed"),
+            ("x-request-id", "spoofed"),
+            ("forwarded", "for=192.0.2.1"),
+            ("accept", "*/*"),
+        ],
+    );
+    let hop = crate::headers::Hop::new("127.0.0.1:5000".parse().unwrap(), "http");
+    let client_host = HeaderValue::from_static("client.example");
+    let id = HeaderValue::from_static("id-1");
+    let forwarding = Forwarding::new(&mut request.headers, &hop, Some(&client_host), &id);
+    let target = HeaderValue::from_static("up");
+    let added = Added {
+        host: &target,
+        forwarding: Some(&forwarding),
+    };
+    let mut out = Vec::new();
+    encode_head(&mut out, &request, added, Out::Length(2));
+    let head = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(
+        lines[..8],
+        [
+            "POST /a/b?c=d HTTP/1.1",
+            "host: up",
+            "forwarded: for=192.0.2.1",
+            "accept: */*",
+            "forwarded: for=127.0.0.1;proto=http;host=\"client.example\"",
+            "x-forwarded-for: 127.0.0.1",
+            "x-forwarded-proto: http",
+            "x-forwarded-host: client.example",
+        ][..],
+        "{head}"
+    );
+    assert!(lines[8].starts_with("traceparent: 00-"), "{head}");
+    assert_eq!(
+        lines[9..],
+        ["x-request-id: id-1", "content-length: 2", "", ""],
+        "{head}"
     );
 }
 
@@ -334,14 +400,14 @@ async fn answers_with_a_length_reuse_one_connection() {
     ])
     .await;
     let pool = pool_for(&up);
-    let resp = pool.send(get(&up, "/one?x=1")).await.unwrap();
+    let resp = pool.send(get(&up, "/one?x=1"), None).await.unwrap();
     assert_eq!(resp.headers()["content-length"], "5");
     let (status, body) = read_all(resp).await;
     assert_eq!(
         (status, body.unwrap().0),
         (StatusCode::OK, Bytes::from("hello"))
     );
-    let resp = pool.send(get(&up, "/two")).await.unwrap();
+    let resp = pool.send(get(&up, "/two"), None).await.unwrap();
     assert_eq!(resp.headers()["x-n"], "2");
     let (status, body) = read_all(resp).await;
     assert_eq!(
@@ -366,14 +432,14 @@ async fn chunked_answers_are_decoded_with_their_trailers() {
     ])
     .await;
     let pool = pool_for(&up);
-    let (status, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (status, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     let (bytes, trailers) = body.unwrap();
     assert_eq!(
         (status, bytes),
         (StatusCode::OK, Bytes::from("hello, world"))
     );
     assert_eq!(trailers.unwrap()["x-sum"], "12");
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert_eq!(body.unwrap(), (Bytes::from("abc"), None));
     assert_eq!(
         up.accepted.load(Ordering::SeqCst),
@@ -387,7 +453,7 @@ async fn an_answer_without_framing_is_read_to_the_close_and_not_reused() {
     let up = scripted(vec!["HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nuntil the end"]).await;
     let pool = pool_for(&up);
     // The upstream closes after its one answer: the body ends there.
-    let resp = pool.send(get(&up, "/")).await.unwrap();
+    let resp = pool.send(get(&up, "/"), None).await.unwrap();
     let (status, body) = read_all(resp).await;
     assert_eq!(
         (status, body.unwrap().0),
@@ -405,13 +471,13 @@ async fn interim_answers_are_skipped_and_bodiless_answers_end_at_once() {
     ])
     .await;
     let pool = pool_for(&up);
-    let (status, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (status, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert_eq!(
         (status, body.unwrap().0),
         (StatusCode::OK, Bytes::from("ok"))
     );
     for want in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
-        let resp = pool.send(get(&up, "/")).await.unwrap();
+        let resp = pool.send(get(&up, "/"), None).await.unwrap();
         assert!(resp.body().is_end_stream());
         let (status, body) = read_all(resp).await;
         assert_eq!((status, body.unwrap().0), (want, Bytes::new()));
@@ -420,7 +486,7 @@ async fn interim_answers_are_skipped_and_bodiless_answers_end_at_once() {
     let head = Request::head(format!("http://{}/", up.authority))
         .body(RequestBody::Empty)
         .unwrap();
-    let resp = pool.send(head).await.unwrap();
+    let resp = pool.send(head, None).await.unwrap();
     assert_eq!(resp.headers()["content-length"], "10");
     assert!(resp.body().is_end_stream());
     assert_eq!(
@@ -438,7 +504,7 @@ async fn request_bodies_go_with_their_length() {
         .header("content-length", "999")
         .body(RequestBody::Full(Some(Bytes::from_static(b"{\"a\":1}"))))
         .unwrap();
-    let (status, _) = read_all(pool.send(req).await.unwrap()).await;
+    let (status, _) = read_all(pool.send(req, None).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let requests = up.requests.lock().await;
     assert!(
@@ -484,7 +550,7 @@ async fn a_connection_the_target_closed_while_idle_is_not_used() {
         let req = Request::get(format!("http://{authority}/"))
             .body(RequestBody::Empty)
             .unwrap();
-        let (status, body) = read_all(pool.send(req).await.unwrap()).await;
+        let (status, body) = read_all(pool.send(req, None).await.unwrap()).await;
         assert_eq!(
             (status, body.unwrap().0),
             (StatusCode::OK, Bytes::from("x"))
@@ -499,7 +565,7 @@ async fn a_connection_the_target_closed_while_idle_is_not_used() {
 async fn an_answer_cut_short_is_an_error_and_its_connection_is_dropped() {
     let up = scripted(vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
     let pool = pool_for(&up);
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     let err = body.unwrap_err();
     assert!(err.contains("closed before the message completed"), "{err}");
 
@@ -508,7 +574,7 @@ async fn an_answer_cut_short_is_an_error_and_its_connection_is_dropped() {
     ])
     .await;
     let pool = pool_for(&up);
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert!(body.is_err());
 
     let up = scripted(vec![
@@ -516,21 +582,21 @@ async fn an_answer_cut_short_is_an_error_and_its_connection_is_dropped() {
     ])
     .await;
     let pool = pool_for(&up);
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert!(body.unwrap_err().contains("invalid chunk size"));
 }
 
 #[tokio::test]
 async fn garbage_and_silence_are_errors() {
     let up = scripted(vec!["HELLO\r\n\r\n"]).await;
-    let err = pool_for(&up).send(get(&up, "/")).await.unwrap_err();
+    let err = pool_for(&up).send(get(&up, "/"), None).await.unwrap_err();
     assert!(
         matches!(err, PoolError::Exchange(H1Error::Invalid(_))),
         "{err}"
     );
     // No answer at all: the upstream closes after reading the request.
     let up = scripted(vec![]).await;
-    let err = pool_for(&up).send(get(&up, "/")).await.unwrap_err();
+    let err = pool_for(&up).send(get(&up, "/"), None).await.unwrap_err();
     assert!(matches!(err, PoolError::Exchange(H1Error::Closed)), "{err}");
     assert!(!err.is_connect());
 }
@@ -543,9 +609,9 @@ async fn bytes_after_an_answer_keep_its_connection_out_of_the_pool() {
     ])
     .await;
     let pool = pool_for(&up);
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert_eq!(body.unwrap().0, Bytes::from("a"));
-    let (_, body) = read_all(pool.send(get(&up, "/")).await.unwrap()).await;
+    let (_, body) = read_all(pool.send(get(&up, "/"), None).await.unwrap()).await;
     assert_eq!(body.unwrap().0, Bytes::from("b"));
     assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
 }
@@ -574,7 +640,7 @@ async fn an_early_answer_stops_the_upload() {
     let req = Request::post(format!("http://{authority}/upload"))
         .body(RequestBody::Full(Some(big)))
         .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), pool.send(req))
+    let resp = tokio::time::timeout(Duration::from_secs(5), pool.send(req, None))
         .await
         .expect("answered before the upload ended")
         .unwrap();

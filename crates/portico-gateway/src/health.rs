@@ -388,7 +388,7 @@ async fn probe(client: &UpstreamClient, uri: Uri, timeout: Duration) -> bool {
         .body(RequestBody::Empty);
     let Ok(req) = req else { return false };
     let exchange = async {
-        let resp = client.request(req).await.ok()?;
+        let resp = client.request(req, None).await.ok()?;
         let status = resp.status();
         let _: Bytes = resp.into_body().collect().await.ok()?.to_bytes();
         Some(status.is_success() || status.is_redirection())

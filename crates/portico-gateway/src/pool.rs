@@ -48,6 +48,7 @@ use tokio::net::TcpStream;
 
 use crate::body::{RequestBody, UpstreamBody};
 use crate::h1::{self, Conn, H1Error};
+use crate::headers::Forwarding;
 
 /// How often idle connections are swept; one is closed once it has been
 /// idle for [`IDLE_TICKS`] sweeps, so after 90 to 120 seconds.
@@ -178,11 +179,13 @@ impl H1Pool {
         }
     }
 
-    /// Sends `req` (absolute URI of one of the pool's targets) on an idle
-    /// connection to its target, or on a new one.
+    /// Sends `req` (absolute URI of one of the pool's targets), with the
+    /// `forwarding` fields of a proxied request, on an idle connection to
+    /// its target, or on a new one.
     pub async fn send(
         &self,
         mut req: Request<RequestBody>,
+        forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let inner = &self.inner;
         let index = req
@@ -198,12 +201,13 @@ impl H1Pool {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(pq);
-        req.headers_mut()
-            .entry(header::HOST)
-            .or_insert_with(|| target.host.clone());
         // The rarer paths are boxed: their futures would otherwise make
         // this one, which every request moves, several times larger.
         if asks_to_upgrade(req.headers()) {
+            if let Some(f) = forwarding {
+                f.apply(req.headers_mut());
+            }
+            req.headers_mut().insert(header::HOST, target.host.clone());
             return Box::pin(inner.upgrade(target, req)).await;
         }
         let conn = match inner.checkout(target) {
@@ -214,7 +218,11 @@ impl H1Pool {
             pool: inner.clone(),
             target: index,
         };
-        h1::exchange(conn, req, home)
+        let added = h1::Added {
+            host: &target.host,
+            forwarding,
+        };
+        h1::exchange(conn, req, added, home)
             .await
             .map(|resp| resp.map(UpstreamBody::H1))
             .map_err(PoolError::Exchange)

@@ -16,10 +16,7 @@ use portico_model::validate::ResponseMode;
 use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 
 use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody, UpstreamBody};
-use crate::headers::{
-    TRACEPARENT, X_REQUEST_ID, add_forwarded, remove_hop_by_hop, request_id, te_trailers,
-    traceparent,
-};
+use crate::headers::{Forwarding, X_REQUEST_ID, remove_hop_by_hop, request_id, te_trailers};
 use crate::health::{self, Unavailable, UpstreamHealth};
 use crate::limits::{self, Refusal};
 use crate::path;
@@ -414,14 +411,11 @@ impl Gateway {
             }
         }
 
-        let headers = &mut parts.headers;
-        add_forwarded(headers, &conn.hop, host.as_ref());
-        let tp = traceparent(headers);
-        headers.insert(&TRACEPARENT, tp);
-        headers.insert(&X_REQUEST_ID, id.clone());
-        // The client sets Host from the URI: the upstream is addressed by its
-        // own name; the original host travels in X-Forwarded-Host.
-        headers.remove(header::HOST);
+        // The forwarding fields, and the target's name in place of the
+        // client's `Host` (which travels in `X-Forwarded-Host`), are added
+        // by the upstream client: written into the head for a plain
+        // HTTP/1.1 target, put in the map for the others.
+        let forwarding = Forwarding::new(&mut parts.headers, &conn.hop, host.as_ref(), id);
         parts.version = rt.client.version();
         if parts.version == Version::HTTP_2 {
             if trailers {
@@ -516,7 +510,9 @@ impl Gateway {
 
             let sent = Instant::now();
             let timeout = rt.api.upstream.timeout;
-            let result = tokio::time::timeout(timeout, rt.client.request(upstream_req)).await;
+            let result =
+                tokio::time::timeout(timeout, rt.client.request(upstream_req, Some(&forwarding)))
+                    .await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
                 Ok(Ok(resp)) => {

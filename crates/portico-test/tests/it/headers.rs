@@ -72,6 +72,7 @@ async fn forwarding_headers_are_added() {
         .header("x-forwarded-for", "192.0.2.1")
         .header("forwarded", "for=192.0.2.1")
         .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "spoofed")
         .send()
         .await
         .unwrap();

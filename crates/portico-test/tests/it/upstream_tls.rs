@@ -205,12 +205,28 @@ async fn h2c_speaks_cleartext_http2_with_prior_knowledge() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     let seen: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(seen["version"], "HTTP/2.0");
     assert_eq!(seen["uri"], format!("{}/x?q=1", up.url()));
     assert_eq!(seen["body_len"], 5);
     // HTTP/2 has no Host header; the authority is the target's.
     assert!(seen["headers"].get("host").is_none(), "{seen}");
+    // The forwarding fields go in the header map for hyper's client.
+    let h = &seen["headers"];
+    assert_eq!(
+        h["x-forwarded-for"],
+        serde_json::json!(["127.0.0.1"]),
+        "{seen}"
+    );
+    assert_eq!(
+        h["x-forwarded-proto"],
+        serde_json::json!(["http"]),
+        "{seen}"
+    );
+    assert_eq!(h["x-request-id"], serde_json::json!([id]), "{seen}");
+    assert_eq!(h["traceparent"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(h["forwarded"].as_array().map(Vec::len), Some(1), "{seen}");
 }
 
 #[tokio::test]
