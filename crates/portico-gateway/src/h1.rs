@@ -68,6 +68,10 @@ const MAX_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
 /// Request body bytes gathered into one write before it is made.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Room in an answer's header map for the fields the gateway adds
+/// (`x-request-id`, `RateLimit-Policy`, `RateLimit`), so that adding them
+/// does not grow the map (a reallocation and a rehash, ~700 instructions).
+const ANSWER_SLACK: usize = 3;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -255,7 +259,6 @@ pub(crate) async fn exchange(
 ) -> Result<Response<ResponseBody>, H1Error> {
     let (parts, mut body) = req.into_parts();
     let is_head = parts.method == Method::HEAD;
-    let mut keep = !asks_to_close(&parts.headers);
     let framing = if body.is_end_stream() {
         Out::None
     } else {
@@ -264,7 +267,7 @@ pub(crate) async fn exchange(
             None => Out::Chunked,
         }
     };
-    encode_head(&mut conn.out, &parts, added, framing);
+    let mut keep = !encode_head(&mut conn.out, &parts, added, framing);
     drop(parts);
 
     let early = send(&mut conn, &mut body, framing).await?;
@@ -420,14 +423,6 @@ fn poll_head(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<Head, H1Error
     }
 }
 
-/// Whether the request's `Connection` field has `close`.
-fn asks_to_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| has_token(v.as_bytes(), b"close"))
-}
-
 /// Whether the comma-separated list `value` holds `token` (ASCII case
 /// ignored).
 fn has_token(value: &[u8], token: &[u8]) -> bool {
@@ -438,8 +433,14 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 
 /// The request line, the target's `Host`, the request's fields, the
 /// forwarding fields, and the framing fields of `framing` in place of any
-/// the request had.
-fn encode_head(out: &mut Vec<u8>, parts: &http::request::Parts, added: Added<'_>, framing: Out) {
+/// the request had. True when the request's `Connection` field has
+/// `close` (found on the way through the fields).
+fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    added: Added<'_>,
+    framing: Out,
+) -> bool {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
@@ -449,10 +450,14 @@ fn encode_head(out: &mut Vec<u8>, parts: &http::request::Parts, added: Added<'_>
     out.extend_from_slice(added.host.as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut had_length = false;
+    let mut close = false;
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
             had_length = true;
             continue;
+        }
+        if name == header::CONNECTION {
+            close |= has_token(value.as_bytes(), b"close");
         }
         if name == header::TRANSFER_ENCODING
             || name == header::HOST
@@ -487,6 +492,7 @@ fn encode_head(out: &mut Vec<u8>, parts: &http::request::Parts, added: Added<'_>
         Out::None => {}
     }
     out.extend_from_slice(b"\r\n");
+    close
 }
 
 fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
@@ -547,7 +553,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
     // One copy of the head; the field values are slices of it.
     let head = Bytes::copy_from_slice(&bytes[..len]);
     let base = bytes.as_ptr() as usize;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ANSWER_SLACK);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut coded = false;

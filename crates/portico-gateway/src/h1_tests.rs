@@ -41,6 +41,23 @@ fn a_head_with_a_length_is_read_and_keeps_the_connection() {
 }
 
 #[test]
+fn an_answer_map_has_room_for_the_fields_the_gateway_adds() {
+    // nginx's usual five fields, `Connection` among them.
+    let h = head(
+        "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n\
+         Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let mut headers = h.headers;
+    let room = headers.capacity();
+    let _ = crate::headers::remove_hop_by_hop(&mut headers);
+    for name in ["x-request-id", "ratelimit-policy", "ratelimit"] {
+        headers.insert(name, HeaderValue::from_static("x"));
+    }
+    assert_eq!(headers.len(), 7);
+    assert_eq!(headers.capacity(), room, "the map grew");
+}
+
+#[test]
 fn an_incomplete_head_asks_for_more() {
     for partial in [
         "",
@@ -166,7 +183,7 @@ fn encoded(method: Method, fields: &[(&str, &str)], framing: Out) -> String {
         forwarding: None,
     };
     let mut out = Vec::new();
-    encode_head(&mut out, &parts(method, fields), added, framing);
+    let _ = encode_head(&mut out, &parts(method, fields), added, framing);
     String::from_utf8(out).unwrap()
 }
 
@@ -206,6 +223,26 @@ fn the_request_head_carries_the_body_framing_it_is_sent_with() {
 }
 
 #[test]
+fn a_request_that_asks_to_close_is_noticed_while_encoding() {
+    let host = HeaderValue::from_static("up");
+    let added = Added {
+        host: &host,
+        forwarding: None,
+    };
+    let mut out = Vec::new();
+    let asks = |fields: &[(&str, &str)], out: &mut Vec<u8>| {
+        encode_head(out, &parts(Method::GET, fields), added, Out::None)
+    };
+    assert!(asks(&[("connection", "keep-alive, Close")], &mut out));
+    assert!(asks(
+        &[("connection", "x"), ("connection", "close")],
+        &mut out
+    ));
+    assert!(!asks(&[("connection", "closed")], &mut out));
+    assert!(!asks(&[("x-a", "close")], &mut out));
+}
+
+#[test]
 fn the_target_names_itself_and_the_forwarding_fields_replace_the_clients() {
     // The target's name comes first, whatever Host the request had.
     assert_eq!(
@@ -238,7 +275,7 @@ fn the_target_names_itself_and_the_forwarding_fields_replace_the_clients() {
         forwarding: Some(&forwarding),
     };
     let mut out = Vec::new();
-    encode_head(&mut out, &request, added, Out::Length(2));
+    assert!(!encode_head(&mut out, &request, added, Out::Length(2)));
     let head = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = head.split("\r\n").collect();
     assert_eq!(

@@ -38,15 +38,19 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// `Connection` header names. One pass over the names finds the ones
 /// present (none on most requests, `Connection` on most responses), so
 /// only those are looked up again to be removed.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+///
+/// True when a `TE` field among them accepted trailers (`te_trailers`),
+/// which a request keeps for an HTTP/2 upstream.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
     let found: Vec<HeaderName> = headers
         .keys()
         .filter(|n| is_hop_by_hop(n))
         .cloned()
         .collect();
     if found.is_empty() {
-        return;
+        return false;
     }
+    let trailers = found.contains(&header::TE) && te_trailers(headers);
     if found.contains(&header::CONNECTION) {
         // The values are cheap to copy (shared bytes); with the copies the
         // named fields are removed by their text, case-insensitively,
@@ -66,14 +70,14 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in found {
         headers.remove(name);
     }
+    trailers
 }
 
 /// True when the request's `TE` field accepts trailers. `TE` is
 /// hop-by-hop, but HTTP/2 allows exactly `te: trailers` (RFC 9113
 /// §8.2.2), and gRPC servers expect it: it is sent again to HTTP/2
 /// upstreams when the client sent it.
-#[inline]
-pub(crate) fn te_trailers(headers: &HeaderMap) -> bool {
+fn te_trailers(headers: &HeaderMap) -> bool {
     headers.get_all(header::TE).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
             v.split(',').any(|t| {
@@ -408,8 +412,13 @@ mod tests {
             ("proxy-authorization", "Basic x"),
             ("x-kept", "yes"),
         ]);
-        remove_hop_by_hop(&mut h);
+        assert!(remove_hop_by_hop(&mut h), "te: trailers was there");
         assert_eq!(h.len(), 1, "{h:?}");
+        assert!(!remove_hop_by_hop(&mut map(&[("te", "gzip")])));
+        assert!(!remove_hop_by_hop(&mut map(&[
+            ("connection", "te"),
+            ("x", "1")
+        ])));
         assert_eq!(h["x-kept"], "yes");
     }
 
