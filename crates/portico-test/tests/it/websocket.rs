@@ -10,11 +10,29 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// A WebSocket echo server; reports the path and `x-portico-app` of each
-/// handshake it accepts.
+/// A handshake the echo server accepted.
+#[derive(Debug)]
+struct Handshake {
+    path: String,
+    /// Its header fields, one `name: value` line each, in order.
+    fields: Vec<String>,
+}
+
+impl Handshake {
+    /// The values of the field `name`.
+    fn values(&self, name: &str) -> Vec<&str> {
+        let prefix = format!("{name}: ");
+        self.fields
+            .iter()
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .collect()
+    }
+}
+
+/// A WebSocket echo server; reports each handshake it accepts.
 // The handshake callback's signature (and its large error) is tungstenite's.
 #[allow(clippy::result_large_err)]
-async fn ws_echo() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
+async fn ws_echo() -> (String, mpsc::UnboundedReceiver<Handshake>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (record, seen) = mpsc::unbounded_channel();
@@ -23,13 +41,13 @@ async fn ws_echo() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
             let record = record.clone();
             tokio::spawn(async move {
                 let callback = |req: &Request, resp: Response| {
-                    let app = req
+                    let fields = req
                         .headers()
-                        .get("x-portico-app")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    let _ = record.send((req.uri().path().to_owned(), app));
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+                        .collect();
+                    let path = req.uri().path().to_owned();
+                    let _ = record.send(Handshake { path, fields });
                     Ok(resp)
                 };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
@@ -89,11 +107,29 @@ async fn messages_echo_both_ways_through_the_gateway() {
     ws.send(Message::binary(big.clone())).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
     ws.close(None).await.unwrap();
-    // The upstream got the rewritten path and the resolved identity.
+    // The upstream got the rewritten path, the resolved identity, its own
+    // name as Host, and the forwarding fields, once each.
+    let shake = seen.try_recv().unwrap();
+    assert_eq!(shake.path, "/room/1");
+    assert_eq!(shake.values("x-portico-app"), ["chat-app"]);
+    let up_authority = up.strip_prefix("http://").unwrap();
+    assert_eq!(shake.values("host"), [up_authority], "{shake:?}");
+    assert_eq!(shake.values("x-forwarded-for"), ["127.0.0.1"], "{shake:?}");
+    assert_eq!(shake.values("x-forwarded-proto"), ["http"], "{shake:?}");
+    let node_authority = node.proxy_addr().to_string();
     assert_eq!(
-        seen.try_recv().unwrap(),
-        ("/room/1".to_owned(), "chat-app".to_owned())
+        shake.values("x-forwarded-host"),
+        [node_authority.as_str()],
+        "{shake:?}"
     );
+    assert_eq!(
+        shake.values("x-request-id"),
+        [resp.headers()["x-request-id"].to_str().unwrap()],
+        "{shake:?}"
+    );
+    assert_eq!(shake.values("traceparent").len(), 1, "{shake:?}");
+    assert_eq!(shake.values("forwarded").len(), 1, "{shake:?}");
+    assert_eq!(shake.values("upgrade"), ["websocket"], "{shake:?}");
     assert!(seen.try_recv().is_err(), "one handshake only");
 }
 
