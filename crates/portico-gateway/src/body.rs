@@ -197,7 +197,8 @@ pub(crate) struct LogContext {
     pub method: Method,
     pub path: String,
     pub target: Option<Arc<str>>,
-    /// The client's address, as written once per connection.
+    /// The client's IP address, as written once per connection (digits,
+    /// hex letters, dots and colons: written into the line unescaped).
     pub client: HeaderValue,
 }
 
@@ -225,8 +226,11 @@ impl Exchange {
         json_opt(&mut out, self.operation.as_deref());
         out.extend_from_slice(b",\"app\":");
         json_opt(&mut out, self.app.as_deref().map(|a| a.name.as_str()));
-        out.extend_from_slice(b",\"method\":");
-        json_str(&mut out, log.method.as_str());
+        // A method is a token (RFC 9110 §9.1) and an IP address is digits,
+        // letters, dots and colons: neither holds anything JSON escapes.
+        out.extend_from_slice(b",\"method\":\"");
+        out.extend_from_slice(log.method.as_str().as_bytes());
+        out.push(b'"');
         out.extend_from_slice(b",\"path\":");
         json_str(&mut out, &log.path);
         out.extend_from_slice(b",\"status\":");
@@ -242,8 +246,9 @@ impl Exchange {
         }
         out.extend_from_slice(b",\"upstream\":");
         json_opt(&mut out, log.target.as_deref());
-        out.extend_from_slice(b",\"client\":");
-        json_str(&mut out, header_text(&log.client));
+        out.extend_from_slice(b",\"client\":\"");
+        out.extend_from_slice(log.client.as_bytes());
+        out.push(b'"');
         if self.aborted {
             out.extend_from_slice(b",\"aborted\":true");
         }
@@ -520,6 +525,27 @@ impl Body for RequestBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_and_addresses_never_need_a_json_escape() {
+        // The access log writes both without `json_str`.
+        let needs_escape = |b: u8| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f;
+        for b in 0..=255u8 {
+            if Method::from_bytes(&[b, b'X']).is_ok() {
+                assert!(!needs_escape(b), "method byte {b:#04x}");
+            }
+        }
+        for ip in [
+            "192.0.2.1",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:192.0.2.1",
+        ] {
+            let hop =
+                crate::headers::Hop::new(std::net::SocketAddr::new(ip.parse().unwrap(), 1), "http");
+            assert!(!hop.client_ip().as_bytes().iter().any(|&b| needs_escape(b)));
+        }
+    }
 
     fn as_json(s: &str) -> String {
         let mut out = Vec::new();

@@ -5,7 +5,8 @@
 //! are ASCII, and appending them to a `String` would first need them
 //! checked as UTF-8.
 
-/// Appends `n` in decimal.
+/// Appends `n` in decimal, two digits per division (the numbers written
+/// here run to ten digits: a rate limit's remaining count).
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     if n < 10 {
         out.push(b'0' + n as u8);
@@ -13,16 +14,34 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = 2 * (n % 100) as usize;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        at -= 2;
+        let pair = 2 * n as usize;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[at] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[at..]);
 }
+
+/// `00` to `99`, two bytes each.
+const PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -31,10 +50,24 @@ mod tests {
     #[test]
     fn writes_decimal() {
         let mut out = Vec::new();
-        for n in [0, 7, 10, 200, 1_000_000_000, u64::MAX] {
+        let mut check = |n: u64| {
             out.clear();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
+        };
+        for n in [0, 7, 9, 10, 99, 100, 101, 200, 999, 1_000_000_000, u64::MAX] {
+            check(n);
+        }
+        // Every length, at and around each power of ten.
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            check(p - 1);
+            check(p);
+            check(p + 1);
+            p = next;
+        }
+        for _ in 0..10_000 {
+            check(fastrand::u64(..) >> fastrand::u32(0..64));
         }
     }
 }
