@@ -65,7 +65,7 @@ send() {
     printf 'url = "http://127.0.0.1:%s/bench"\noutput = "/dev/null"\n' "$1" >> "$cfg"
   done
   local codes
-  codes=$(taskset -c 0 curl -s --config "$cfg" -H 'x-api-key: bench-key-limits-01' \
+  codes=$(taskset -c 0 curl -s --config "$cfg" -H "x-api-key: $LIMITS_KEY" \
     -w '%{http_code}\n' | sort | uniq -c)
   if [ "$(echo "$codes" | awk '{print $2}')" != "200" ]; then
     echo "unexpected statuses: $codes" >&2

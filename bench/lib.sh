@@ -117,6 +117,16 @@ storage: "sqlite://$work/data-$2/portico.db"
 CONF
 }
 
+# all_2xx WRK_OUTPUT WHAT: fails, showing the output, when wrk saw non-2xx
+# answers from WHAT.
+all_2xx() {
+  if echo "$1" | grep -q "Non-2xx"; then
+    echo "non-2xx answers from $2:" >&2
+    echo "$1" >&2
+    return 1
+  fi
+}
+
 # ab_run URL PID [wrk args...]: "requests/s CPU-µs-per-request" of one
 # round of the interleaved benchmarks: 3 s of warm-up (as BENCHMARK.md
 # asks), then 5 s measured with the CPU time of process PID (user +
@@ -128,11 +138,7 @@ ab_run() {
   before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   out=$(taskset -c 0 wrk -t1 -c32 -d5s "$@" "$url")
   after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  if echo "$out" | grep -q "Non-2xx"; then
-    echo "non-2xx answers from $url:" >&2
-    echo "$out" >&2
-    return 1
-  fi
+  all_2xx "$out" "$url" || return 1
   echo "$out" | awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" '
     / requests in / { n = $1 } /Requests\/sec/ { rps = $2 }
     END { printf "%s %.2f", rps, t / hz * 1e6 / n }'
@@ -261,6 +267,10 @@ for i, j in ((2, 1), (2, 0), (1, 0)):
 PY
 }
 
+# The API key of the limits node's one app (`limits_config`), which its
+# load sends.
+LIMITS_KEY=bench-key-limits-01
+
 # limits_config FILE PORT ADMIN EXTRA: the node DESIGN.md's limits target is
 # measured on: one API in front of the upstream on $UP with api_key and a
 # rate_limit nothing reaches (by app, 10^9 per hour), the access log to a
@@ -282,7 +292,7 @@ products:
 developers:
   - { email: bench@example.com, name: Bench }
 apps:
-  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["bench-key-limits-01"] }
+  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["$LIMITS_KEY"] }
 CONF
 }
 

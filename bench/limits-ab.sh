@@ -28,7 +28,7 @@ build_portico
 UP=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
 
-AB_WRK=(-H 'x-api-key: bench-key-limits-01')
+AB_WRK=(-H "x-api-key: $LIMITS_KEY")
 rows="$work/rows.txt"
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then

@@ -70,7 +70,7 @@ target_request() {
   case $1 in
     portico-key10) WRK_ARGS=(-H "x-api-key: bench-key-00000-007") ;;
     portico-key100000) WRK_ARGS=(-H "x-api-key: bench-key-00777-042") ;;
-    portico-limits | portico-limits-redis) WRK_ARGS=(-H "x-api-key: bench-key-limits-01") ;;
+    portico-limits | portico-limits-redis) WRK_ARGS=(-H "x-api-key: $LIMITS_KEY") ;;
     nginx-post) WRK_ARGS=(-s "$work/post.lua") ;;
     portico-plain-post) WRK_ARGS=(-s "$work/post.lua"); URL_PATH="/plain/pets?dry_run=false" ;;
     portico-routed-post) WRK_ARGS=(-s "$work/post.lua"); URL_PATH="/routed/v1/pets?dry_run=false" ;;
