@@ -207,45 +207,44 @@ impl Exchange {
         let total = self.start.elapsed();
         self.metrics.record(self.status, total, self.upstream);
         if let Some(log) = &self.log {
-            log.sink.send(self.line(log, total));
+            log.sink.write_line(|out| self.line(log, total, out));
         }
     }
 
     /// The access log line: a JSON object with the keys in a fixed order,
-    /// written straight into one byte buffer (the line is made for every
+    /// appended straight to the log's buffer (the line is made for every
     /// request, so it skips a serializer's generic machinery).
-    fn line(&self, log: &LogContext, total: Duration) -> Vec<u8> {
-        let mut out = Vec::with_capacity(320);
+    fn line(&self, log: &LogContext, total: Duration, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
-        write_rfc3339_millis(&mut out, log.started_at);
+        write_rfc3339_millis(out, log.started_at);
         out.extend_from_slice(b"\",\"request_id\":");
-        json_str(&mut out, header_text(&self.request_id));
+        json_str(out, header_text(&self.request_id));
         out.extend_from_slice(b",\"api\":");
-        json_opt(&mut out, self.api.as_deref());
+        json_opt(out, self.api.as_deref());
         out.extend_from_slice(b",\"operation\":");
-        json_opt(&mut out, self.operation.as_deref());
+        json_opt(out, self.operation.as_deref());
         out.extend_from_slice(b",\"app\":");
-        json_opt(&mut out, self.app.as_deref().map(|a| a.name.as_str()));
+        json_opt(out, self.app.as_deref().map(|a| a.name.as_str()));
         // A method is a token (RFC 9110 §9.1) and an IP address is digits,
         // letters, dots and colons: neither holds anything JSON escapes.
         out.extend_from_slice(b",\"method\":\"");
         out.extend_from_slice(log.method.as_str().as_bytes());
         out.push(b'"');
         out.extend_from_slice(b",\"path\":");
-        json_str(&mut out, &log.path);
+        json_str(out, &log.path);
         out.extend_from_slice(b",\"status\":");
-        push_u64(&mut out, u64::from(self.status));
+        push_u64(out, u64::from(self.status));
         out.extend_from_slice(b",\"bytes\":");
-        push_u64(&mut out, self.bytes);
+        push_u64(out, self.bytes);
         out.extend_from_slice(b",\"duration_ms\":");
-        push_millis(&mut out, total);
+        push_millis(out, total);
         out.extend_from_slice(b",\"upstream_ms\":");
         match self.upstream {
-            Some(d) => push_millis(&mut out, d),
+            Some(d) => push_millis(out, d),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"upstream\":");
-        json_opt(&mut out, log.target.as_deref());
+        json_opt(out, log.target.as_deref());
         out.extend_from_slice(b",\"client\":\"");
         out.extend_from_slice(log.client.as_bytes());
         out.push(b'"');
@@ -253,7 +252,6 @@ impl Exchange {
             out.extend_from_slice(b",\"aborted\":true");
         }
         out.push(b'}');
-        out
     }
 }
 
