@@ -509,9 +509,14 @@ impl Gateway {
 
             let sent = Instant::now();
             let timeout = rt.api.upstream.timeout;
-            let result =
-                tokio::time::timeout(timeout, rt.client.request(upstream_req, Some(&forwarding)))
-                    .await;
+            // The deadline from the send time already read: one clock read
+            // fewer than `timeout` would make.
+            let deadline = tokio::time::Instant::from_std(sent) + timeout;
+            let result = tokio::time::timeout_at(
+                deadline,
+                rt.client.request(upstream_req, Some(&forwarding)),
+            )
+            .await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
                 Ok(Ok(resp)) => {

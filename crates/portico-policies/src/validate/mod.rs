@@ -566,9 +566,18 @@ fn json_schema(m: &MediaType) -> Option<&Value> {
 
 /// `type/subtype`, lower case, without parameters.
 fn essence(content_type: &str) -> Cow<'_, str> {
-    let end = content_type.bytes().position(|b| b == b';');
-    let essence = content_type[..end.unwrap_or(content_type.len())].trim();
-    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+    // One pass to the parameters, noting upper case on the way.
+    let mut end = content_type.len();
+    let mut upper = false;
+    for (i, b) in content_type.bytes().enumerate() {
+        if b == b';' {
+            end = i;
+            break;
+        }
+        upper |= b.is_ascii_uppercase();
+    }
+    let essence = content_type[..end].trim();
+    if upper {
         Cow::Owned(essence.to_ascii_lowercase())
     } else {
         Cow::Borrowed(essence)

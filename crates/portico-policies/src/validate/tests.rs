@@ -668,3 +668,24 @@ mod email {
         }
     }
 }
+
+#[test]
+fn a_media_type_is_reduced_to_its_lower_case_essence() {
+    for (text, want, borrowed) in [
+        ("application/json", "application/json", true),
+        ("application/json; charset=utf-8", "application/json", true),
+        ("Application/JSON;charset=UTF-8", "application/json", false),
+        (
+            " application/problem+json ; q=1",
+            "application/problem+json",
+            true,
+        ),
+        ("text/plain;A=B", "text/plain", true),
+        ("\tTEXT/CSV", "text/csv", false),
+        ("", "", true),
+    ] {
+        let got = essence(text);
+        assert_eq!(got, want, "{text:?}");
+        assert_eq!(matches!(got, Cow::Borrowed(_)), borrowed, "{text:?}");
+    }
+}
