@@ -25,18 +25,27 @@ pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
         }
         at += 8;
     }
-    // Fewer than eight bytes left: one more word, padded with spaces
-    // (which a string holds as they are).
-    let Some(rest) = bytes.get(at..) else {
+    let len = bytes.len();
+    if at >= len {
         return at;
-    };
-    let mut last = [b' '; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    let special = escapes(u64::from_le_bytes(last));
-    if special != 0 {
-        return at + (special.trailing_zeros() / 8) as usize;
     }
-    bytes.len()
+    // Fewer than eight bytes left. Where the text is eight bytes long,
+    // its last eight in one load, with the lanes before `at` (plain, or
+    // before the run) made spaces so they can neither match nor borrow.
+    if let Some(word) = len.checked_sub(8).and_then(|start| word_at(bytes, start)) {
+        let skip = 8 * (at + 8 - len);
+        let kept = u64::MAX << skip;
+        let special = escapes((word & kept) | (ONES * u64::from(b' ') & !kept));
+        return match special {
+            0 => len,
+            _ => len - 8 + (special.trailing_zeros() / 8) as usize,
+        };
+    }
+    // A text shorter than a word: byte by byte.
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map_or(len, |i| at + i)
 }
 
 /// Zero when no byte of `word` is one a JSON string must escape;
@@ -82,6 +91,13 @@ mod tests {
             }
         }
         assert_eq!(plain_run(b"abc", 5), 5);
+        // The last word of a text read from inside it: what comes before
+        // the start (a quote, here) is not looked at, and does not make
+        // the byte after it (`#`, a quote's neighbour in the arithmetic)
+        // look special.
+        assert_eq!(plain_run(b"0123\"#ab", 5), 8);
+        assert_eq!(plain_run(b"0123\"#a\"", 5), 7);
+        assert_eq!(plain_run(b"0123456\\#", 8), 9);
         // From inside the text, and across every lane of a word.
         let text = "0123456789abcdef\"";
         for start in 0..=16 {
