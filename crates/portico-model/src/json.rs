@@ -17,6 +17,7 @@ pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
 /// The end of the run of bytes from `at` that a JSON string holds as they
 /// are: the index of the next quote, backslash or control character (or
 /// the end of `bytes`).
+#[inline]
 pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
     while let Some(word) = word_at(bytes, at) {
         let special = escapes(word);
@@ -25,17 +26,27 @@ pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
         }
         at += 8;
     }
+    last_run(bytes, at)
+}
+
+/// [`plain_run`] where fewer than eight bytes are left from `at`, which
+/// is past a whole number of plain words from the run's start. Apart, so
+/// that the word loop stays small enough to inline: a text read in place
+/// (a request body) rarely gets here, a text of its own (a log field)
+/// always does.
+#[inline(never)]
+fn last_run(bytes: &[u8], at: usize) -> usize {
     let len = bytes.len();
     if at >= len {
         return at;
     }
-    // Fewer than eight bytes left. Where the text is eight bytes long,
-    // its last eight in one load, with the lanes before `at` (plain, or
-    // before the run) made spaces so they can neither match nor borrow.
+    // Where the text is eight bytes long, its last eight in one load, with
+    // the lanes before `at` (plain, or before the run) made spaces so that
+    // they can neither match nor borrow.
     if let Some(word) = len.checked_sub(8).and_then(|start| word_at(bytes, start)) {
         let skip = 8 * (at + 8 - len);
         let kept = u64::MAX << skip;
-        let special = escapes((word & kept) | (ONES * u64::from(b' ') & !kept));
+        let special = escapes((word & kept) | ((ONES * u64::from(b' ')) & !kept));
         return match special {
             0 => len,
             _ => len - 8 + (special.trailing_zeros() / 8) as usize,

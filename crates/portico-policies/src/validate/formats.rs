@@ -96,19 +96,17 @@ pub(crate) fn date(text: &str) -> bool {
     matches!((two(5), two(8)), (Some(1..=12), Some(1..=28)))
 }
 
-// Byte classes of RFC 3986, one bit each.
-/// unreserved and sub-delims: what a host name (`reg-name`) is made of.
-const NAME: u8 = 1;
-const COLON: u8 = 2;
-const AT: u8 = 4;
-const SLASH: u8 = 8;
-const QUESTION: u8 = 16;
+// Byte classes of RFC 3986, one bit for each kind of run a URI is read
+// in: a byte has the bit of every run it may appear in, so that four
+// bytes are tested against a run with one `&` of their entries.
 /// What follows a scheme's first letter: letters, digits, `+`, `-`, `.`.
-const SCHEME: u8 = 32;
-/// A path's bytes: `pchar` and `/`.
-const PATH: u8 = NAME | COLON | AT | SLASH;
-/// A query's or fragment's bytes.
-const QUERY: u8 = PATH | QUESTION;
+const SCHEME: u8 = 1;
+/// A host name (`reg-name`): unreserved and sub-delims.
+const NAME: u8 = 2;
+/// A path: `pchar` (unreserved, sub-delims, `:`, `@`) and `/`.
+const PATH: u8 = 4;
+/// A query or fragment: a path's bytes and `?`.
+const QUERY: u8 = 8;
 
 const CLASSES: [u8; 256] = {
     let mut table = [0u8; 256];
@@ -116,16 +114,14 @@ const CLASSES: [u8; 256] = {
     while i < 256 {
         let b = i as u8;
         table[i] = if b.is_ascii_alphanumeric() {
-            NAME | SCHEME
+            SCHEME | NAME | PATH | QUERY
         } else {
             match b {
-                b'-' | b'.' | b'+' => NAME | SCHEME,
+                b'-' | b'.' | b'+' => SCHEME | NAME | PATH | QUERY,
                 b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b',' | b';'
-                | b'=' => NAME,
-                b':' => COLON,
-                b'@' => AT,
-                b'/' => SLASH,
-                b'?' => QUESTION,
+                | b'=' => NAME | PATH | QUERY,
+                b':' | b'@' | b'/' => PATH | QUERY,
+                b'?' => QUERY,
                 _ => 0,
             }
         };
@@ -134,29 +130,44 @@ const CLASSES: [u8; 256] = {
     table
 };
 
+/// The index of the first byte of `b` from `at` outside `class` (one bit
+/// of [`CLASSES`]), or the end: four bytes to a test while they last.
+fn run(b: &[u8], mut at: usize, class: u8) -> usize {
+    while let Some(&[w, x, y, z]) = b.get(at..at + 4) {
+        let all = CLASSES[usize::from(w)]
+            & CLASSES[usize::from(x)]
+            & CLASSES[usize::from(y)]
+            & CLASSES[usize::from(z)];
+        if all & class == 0 {
+            break;
+        }
+        at += 4;
+    }
+    while let Some(&c) = b.get(at) {
+        if CLASSES[usize::from(c)] & class == 0 {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
 /// `uri` (RFC 3986 absolute URI): a scheme, then optionally `//` and a
 /// host name with an optional numeric port, then a path, query and
 /// fragment, all without percent-encodings. User information, IP
 /// literals and percent-encoded bytes are left to `jsonschema`.
 pub(crate) fn uri(text: &str) -> bool {
     let b = text.as_bytes();
-    // The index of the first byte from `at` outside `class` (or the end).
-    let run = |at: usize, class: u8| {
-        b[at..]
-            .iter()
-            .position(|&c| CLASSES[c as usize] & class == 0)
-            .map_or(b.len(), |n| at + n)
-    };
     if !b.first().is_some_and(u8::is_ascii_alphabetic) {
         return false;
     }
-    let mut at = run(1, SCHEME);
+    let mut at = run(b, 1, SCHEME);
     if b.get(at) != Some(&b':') {
         return false;
     }
     at += 1;
     if b[at..].starts_with(b"//") {
-        at = run(at + 2, NAME);
+        at = run(b, at + 2, NAME);
         if b.get(at) == Some(&b':') {
             at += 1;
             while at < b.len() && b[at].is_ascii_digit() {
@@ -167,12 +178,12 @@ pub(crate) fn uri(text: &str) -> bool {
             return false;
         }
     }
-    at = run(at, PATH);
+    at = run(b, at, PATH);
     if b.get(at) == Some(&b'?') {
-        at = run(at + 1, QUERY);
+        at = run(b, at + 1, QUERY);
     }
     if b.get(at) == Some(&b'#') {
-        at = run(at + 1, QUERY);
+        at = run(b, at + 1, QUERY);
     }
     at == b.len()
 }
