@@ -48,12 +48,9 @@ pub struct AccessLogSink {
 
 #[derive(Debug)]
 struct Inner {
-    shared: Arc<Shared>,
+    writer: WriterThread,
     metrics: Arc<Metrics>,
-    /// The writer, to wake when it has gone idle.
-    thread: Thread,
     pending: usize,
-    _writer: WriterThread,
 }
 
 #[derive(Debug)]
@@ -88,9 +85,12 @@ impl Shard {
     }
 }
 
+/// The writer thread and what it shares with the sinks.
 #[derive(Debug)]
 struct WriterThread {
     shared: Arc<Shared>,
+    /// To wake the writer when it has gone idle.
+    thread: Thread,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -100,8 +100,8 @@ impl Drop for WriterThread {
         // joining makes sure the last lines are out before the process
         // exits.
         self.shared.stop.store(true, Ordering::Release);
+        self.thread.unpark();
         if let Some(handle) = self.handle.take() {
-            handle.thread().unpark();
             let _ = handle.join();
         }
     }
@@ -137,14 +137,13 @@ impl AccessLogSink {
             .spawn(move || write_out(&for_writer, out))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                shared: shared.clone(),
-                metrics,
-                thread: handle.thread().clone(),
-                pending,
-                _writer: WriterThread {
+                writer: WriterThread {
                     shared,
+                    thread: handle.thread().clone(),
                     handle: Some(handle),
                 },
+                metrics,
+                pending,
             }),
         })
     }
@@ -153,7 +152,8 @@ impl AccessLogSink {
     /// newline) to the buffer it is given. Never blocks on the writer.
     pub fn write_line(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let inner = &*self.inner;
-        let shard = &inner.shared.shards[shard_of_this_thread()];
+        let shared = &inner.writer.shared;
+        let shard = &shared.shards[shard_of_this_thread()];
         {
             let mut lines = shard.lock();
             if lines.len() >= inner.pending {
@@ -170,10 +170,8 @@ impl AccessLogSink {
         // The writer sets `idle` before it looks at the shards one last
         // time, under their locks: either it saw this line, or this load
         // comes after that look and sees `idle`.
-        if inner.shared.idle.load(Ordering::Relaxed)
-            && inner.shared.idle.swap(false, Ordering::AcqRel)
-        {
-            inner.thread.unpark();
+        if shared.idle.load(Ordering::Relaxed) && shared.idle.swap(false, Ordering::AcqRel) {
+            inner.writer.thread.unpark();
         }
     }
 }
@@ -351,7 +349,12 @@ mod tests {
         // The writer takes the first batch and blocks writing it.
         sink.write_line(|out| out.extend_from_slice(&[b'a'; 99]));
         wait_for("the writer to take the batch", || {
-            sink.inner.shared.shards.iter().all(|s| s.lock().is_empty())
+            sink.inner
+                .writer
+                .shared
+                .shards
+                .iter()
+                .all(|s| s.lock().is_empty())
         });
         // Ten lines of 100 bytes fill the shard; the rest are dropped, and
         // none of this waits for the writer.
