@@ -62,6 +62,17 @@ CONF
   taskset -c 0 "$NGINX" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 }
 
+# machine_facts: one line naming what the run was drawn on. The same
+# code has measured 35 % apart from one session to the next on this
+# virtual machine (docs/benchmarks.md, tenth session): the host's CPU, the
+# kernel and its return mitigations (which set what a system call costs)
+# are what a reader needs to compare two runs.
+machine_facts() {
+  local cpu vuln=/sys/devices/system/cpu/vulnerabilities
+  cpu=$(awk -F': ' '/^cpu family/ {f=$2} /^model\t/ {m=$2} /^model name/ {n=$2} END {printf "%s (family %s, model %s)", n, f, m}' /proc/cpuinfo)
+  echo "machine: $cpu, $(nproc) CPUs, kernel $(uname -r); spectre_v2: $(cat $vuln/spectre_v2 2>/dev/null || echo unknown); srso: $(cat $vuln/spec_rstack_overflow 2>/dev/null || echo unknown)"
+}
+
 # build_portico: builds the release binary the benchmarks run, and sets
 # PORTICO to it.
 build_portico() {

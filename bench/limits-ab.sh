@@ -25,6 +25,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-20}
 build_portico
+machine_facts
 UP=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
 

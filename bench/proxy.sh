@@ -52,6 +52,7 @@ done
 . "$(dirname "$0")/lib.sh"
 
 build_portico
+machine_facts
 
 UP=$(free_port)
 

@@ -23,6 +23,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-20}
 build_portico
+machine_facts
 UP=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
 post_script "$work/post.lua"
