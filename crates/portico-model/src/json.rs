@@ -40,9 +40,9 @@ fn last_run(bytes: &[u8], at: usize) -> usize {
     if at >= len {
         return at;
     }
-    // Where the text is eight bytes long, its last eight in one load, with
-    // the lanes before `at` (plain, or before the run) made spaces so that
-    // they can neither match nor borrow.
+    // Where the text is at least eight bytes long, its last eight in one
+    // load, with the lanes before `at` (plain, or before the run) made
+    // spaces so that they can neither match nor borrow.
     if let Some(word) = len.checked_sub(8).and_then(|start| word_at(bytes, start)) {
         let skip = 8 * (at + 8 - len);
         let kept = u64::MAX << skip;
