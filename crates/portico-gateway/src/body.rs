@@ -335,9 +335,9 @@ fn push_millis(out: &mut Vec<u8>, d: Duration) {
 /// the limit the policies set (`request_size`), failing the upstream
 /// request once the limit is passed.
 pub(crate) enum RequestBody {
-    Plain(Incoming),
+    Plain(ClientBody),
     Limited {
-        inner: Incoming,
+        inner: ClientBody,
         remaining: u64,
         tripped: Arc<AtomicBool>,
     },
@@ -348,6 +348,65 @@ pub(crate) enum RequestBody {
     /// A body that can be handed to another try as long as this one has
     /// not started sending it.
     Shared(SharedBody),
+}
+
+/// A client's request body: hyper's stream, or the bytes Portico's own
+/// HTTP/1.1 server read whole before the handler ran (`h1_server.rs`).
+#[derive(Debug)]
+pub struct ClientBody(ClientKind);
+
+#[derive(Debug)]
+enum ClientKind {
+    Hyper(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl ClientBody {
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        Self(ClientKind::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    pub(crate) fn empty() -> Self {
+        Self(ClientKind::Full(None))
+    }
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(body: Incoming) -> Self {
+        Self(ClientKind::Hyper(body))
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    #[inline]
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.get_mut().0 {
+            ClientKind::Hyper(body) => Pin::new(body).poll_frame(cx),
+            ClientKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            ClientKind::Hyper(body) => body.is_end_stream(),
+            ClientKind::Full(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            ClientKind::Hyper(body) => body.size_hint(),
+            ClientKind::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
 }
 
 /// A request body held for a retry: the try that first polls it takes it

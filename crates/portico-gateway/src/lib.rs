@@ -13,6 +13,7 @@ pub mod body;
 mod cache;
 mod client;
 mod h1;
+mod h1_server;
 mod headers;
 mod health;
 mod limits;

@@ -10,12 +10,13 @@ use http::header::HeaderName;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use portico_model::policy::{Rejection, RequestContext};
 use portico_model::validate::ResponseMode;
 use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 
-use crate::body::{BodyHolder, Exchange, GatewayBody, LogContext, RequestBody, UpstreamBody};
+use crate::body::{
+    BodyHolder, ClientBody, Exchange, GatewayBody, LogContext, RequestBody, UpstreamBody,
+};
 use crate::headers::{Forwarding, X_REQUEST_ID, remove_hop_by_hop, request_id};
 use crate::health::{self, Unavailable, UpstreamHealth};
 use crate::limits::{self, Refusal};
@@ -137,7 +138,7 @@ impl Gateway {
     /// response here.
     pub async fn handle(
         self: &Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         conn: &ConnectionInfo,
     ) -> Response<GatewayBody> {
         let start = Instant::now();
@@ -187,7 +188,7 @@ impl Gateway {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         conn: &ConnectionInfo,
         id: &HeaderValue,
         exchange: &mut Exchange,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::Version;
+use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,6 +18,8 @@ use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::body::{ClientBody, GatewayBody};
+use crate::h1_server::{self, Ended, Rewind};
 use crate::headers::Hop;
 use crate::shutdown::{OpenConnection, Shutdown, Stage};
 use crate::state::Gateway;
@@ -210,7 +212,7 @@ impl ProxyServer {
                         let info = ConnectionInfo::new(peer, "http");
                         let watch = Some(header_timeout);
                         serve(
-                            &builder, &stages, open, gateway, info, stream, permit, watch,
+                            &builder, &stages, open, gateway, info, stream, permit, watch, true,
                         );
                     });
                 }
@@ -241,7 +243,9 @@ impl ProxyServer {
                         // HTTP/2 connections are watched by hyper's pings.
                         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
                         let watch = (!h2).then_some(header_timeout);
-                        serve(&builder, &stages, open, gateway, info, tls, permit, watch);
+                        serve(
+                            &builder, &stages, open, gateway, info, tls, permit, watch, !h2,
+                        );
                     });
                 }
             }
@@ -260,10 +264,13 @@ impl ProxyServer {
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown drains
-/// it. With `header_timeout`, an HTTP/1 connection is closed once it has
-/// had no exchange in progress for that long: a client has that long to
-/// send each request head, counted from the end of the exchange before it
-/// (or from the connection's first byte).
+/// it. An HTTP/1 connection (`h1`: plain, or TLS without `h2`) is served by
+/// Portico's own server (`h1_server.rs`) as long as its requests are of the
+/// kind it serves, then by hyper's, which also detects h2c. With
+/// `header_timeout`, an HTTP/1 connection is closed once it has had no
+/// exchange in progress for that long: a client has that long to send each
+/// request head, counted from the end of the exchange before it (or from
+/// the connection's first byte).
 #[allow(clippy::too_many_arguments)]
 fn serve<I>(
     builder: &Arc<auto::Builder<TokioExecutor>>,
@@ -274,6 +281,7 @@ fn serve<I>(
     io: I,
     permit: OwnedSemaphorePermit,
     header_timeout: Option<Duration>,
+    h1: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -284,34 +292,81 @@ fn serve<I>(
         slot: Some(permit.clone()),
         shutdown: stages.clone(),
     };
-    let info = Arc::new(info);
-    let activity = Arc::new(Activity::new());
-    let exchanges = activity.clone();
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let gateway = gateway.clone();
-        let info = info.clone();
-        let busy = exchanges.begin(req.version());
-        async move {
-            let response = gateway.handle(req, &info).await;
-            Ok::<_, std::convert::Infallible>(response.map(|body| Watched { body, _busy: busy }))
-        }
-    });
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
+    let own = Own {
+        gateway,
+        info: Arc::new(info),
+        activity: Arc::new(Activity::new()),
+    };
+    let builder = builder.clone();
     let listener = stages.listener();
     tokio::spawn(async move {
         // Held for the connection's life: it counts against the limit and
         // towards the drain.
         let _permit = permit;
         let _open = open;
-        let mut conn = std::pin::pin!(conn);
+        let activity = own.activity.clone();
         let mut next = Stage::Draining;
         let limit = header_timeout.unwrap_or(Duration::MAX);
         let mut watching = header_timeout.is_some();
         // One timer for the connection's life, moved only when it fires.
         let look = tokio::time::sleep_until(activity.deadline(limit));
         let mut look = std::pin::pin!(look);
+        let io = if h1 {
+            let draining = AtomicBool::new(false);
+            let served = h1_server::serve(io, &own, &draining);
+            let mut served = std::pin::pin!(served);
+            loop {
+                tokio::select! {
+                    biased;
+                    ended = served.as_mut() => match ended {
+                        Ended::Closed => return,
+                        Ended::HandOff(io) => break io,
+                    },
+                    () = look.as_mut(), if watching => match activity.look(limit) {
+                        Look::Again(at) => look.as_mut().reset(at),
+                        Look::Stop => watching = false,
+                        Look::Expired => {
+                            tracing::debug!(peer = %peer, "No request head within the header timeout; closing.");
+                            return;
+                        }
+                    },
+                    stage = listener.reached(next) => {
+                        if stage == Stage::Closing || !activity.busy() {
+                            // Between exchanges, or the drain is over:
+                            // dropping the connection closes it.
+                            return;
+                        }
+                        // The exchange in progress finishes, with
+                        // `Connection: close`.
+                        draining.store(true, Ordering::Relaxed);
+                        next = Stage::Closing;
+                    }
+                }
+            }
+        } else {
+            Rewind::new(io)
+        };
+        let Own {
+            gateway,
+            info,
+            activity,
+        } = own;
+        let exchanges = activity.clone();
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let gateway = gateway.clone();
+            let info = info.clone();
+            let busy = exchanges.begin(req.version());
+            async move {
+                let response = gateway.handle(req.map(ClientBody::from), &info).await;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Watched { body, _busy: busy }),
+                )
+            }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let mut conn = std::pin::pin!(conn);
         loop {
             tokio::select! {
                 biased;
@@ -343,6 +398,29 @@ fn serve<I>(
             }
         }
     });
+}
+
+/// What Portico's own HTTP/1.1 server calls on: the gateway, and the
+/// connection's facts and watch.
+struct Own {
+    gateway: Arc<Gateway>,
+    info: Arc<ConnectionInfo>,
+    activity: Arc<Activity>,
+}
+
+impl h1_server::Exchanges for Own {
+    type Busy = Busy;
+
+    fn begin(&self) -> Busy {
+        self.activity.begin(Version::HTTP_11)
+    }
+
+    fn handle(
+        &self,
+        req: Request<ClientBody>,
+    ) -> impl Future<Output = Response<GatewayBody>> + Send {
+        self.gateway.handle(req, &self.info)
+    }
 }
 
 /// What a connection's header-timeout watch knows of its exchanges. The
@@ -388,6 +466,11 @@ impl Activity {
         }
         self.busy.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    /// Whether an exchange is in progress.
+    fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
     }
 
     fn micros(&self) -> u64 {

@@ -14,12 +14,11 @@ use http::header::CONTENT_LENGTH;
 use http::request;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use portico_model::policy::Rejection;
 use portico_model::validate::{BodyCheck, FieldError, SchemaId, Validator};
 use portico_model::{ApiOperation, ErrorCode};
 
-use crate::body::{BoxError, GatewayBody, UpstreamBody};
+use crate::body::{BoxError, ClientBody, GatewayBody, UpstreamBody};
 use crate::metrics::{ApiMetrics, ValidateOutcome};
 
 /// The `errors` member of a validation problem document.
@@ -47,7 +46,7 @@ pub(crate) async fn request(
     op: &ApiOperation,
     rest: &str,
     parts: &request::Parts,
-    body: Incoming,
+    body: ClientBody,
     body_limit: Option<u64>,
     metrics: &ApiMetrics,
 ) -> Result<Checked, Rejection> {
@@ -84,7 +83,7 @@ fn outcome_of(r: &Rejection) -> ValidateOutcome {
 /// A request body after the check.
 pub(crate) enum Checked {
     /// Not read: it streams to the upstream.
-    Streaming(Incoming),
+    Streaming(ClientBody),
     /// Read whole for the check.
     Read(Bytes),
 }
@@ -133,7 +132,7 @@ where
 
 /// Reads a request body whole, refusing it once past `cap` bytes (or at
 /// once when `Content-Length` says it will be).
-async fn read(parts: &request::Parts, body: Incoming, cap: u64) -> Result<Bytes, Rejection> {
+async fn read(parts: &request::Parts, body: ClientBody, cap: u64) -> Result<Bytes, Rejection> {
     let too_large = || {
         Rejection::new(
             ErrorCode::PayloadTooLarge,
