@@ -45,11 +45,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{ClientBody, GatewayBody};
+use crate::proxy::{AddedFields, Answer};
 use crate::text::push_u64;
 
 /// The largest request head served here; a larger one goes to hyper, which
@@ -84,10 +85,7 @@ pub(crate) trait Exchanges {
     fn begin(&self) -> Self::Busy;
 
     /// Serves a request.
-    fn handle(
-        &self,
-        req: Request<ClientBody>,
-    ) -> impl std::future::Future<Output = Response<GatewayBody>> + Send;
+    fn handle(&self, req: Request<ClientBody>) -> impl std::future::Future<Output = Answer> + Send;
 }
 
 /// Serves HTTP/1.1 requests on `io` until the connection closes or a
@@ -343,13 +341,20 @@ async fn write_response<I: AsyncRead + AsyncWrite + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
-    response: Response<GatewayBody>,
+    answer: Answer,
     close: bool,
     spare: &mut HeaderMap,
 ) -> io::Result<()> {
-    let (parts, mut body) = response.into_parts();
+    let (parts, mut body) = answer.response.into_parts();
     out.clear();
-    let framing = encode_head(out, parts.status, &parts.headers, &body, close);
+    let framing = encode_head(
+        out,
+        parts.status,
+        &parts.headers,
+        &answer.added,
+        &body,
+        close,
+    );
     *spare = parts.headers;
     spare.clear();
     let Some(framing) = framing else {
@@ -427,12 +432,14 @@ async fn flush<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io::Resu
     Ok(())
 }
 
-/// Writes the status line and fields; the body's framing, or `None` for an
-/// answer that has no body.
+/// Writes the status line and fields, the `added` ones in place of any of
+/// the same name; the body's framing, or `None` for an answer that has no
+/// body.
 fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    added: &AddedFields,
     body: &GatewayBody,
     close: bool,
 ) -> Option<Framing> {
@@ -465,12 +472,12 @@ fn encode_head(
             says_close |= has_token(value.as_bytes(), b"close");
         } else if name == header::DATE {
             date = true;
+        } else if added.replaces(name) {
+            continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_field(out, name, value);
     }
+    added.each(|name, value| push_field(out, name, value));
     let framing = if bodiless {
         None
     } else if let Some(n) = length {
@@ -494,6 +501,13 @@ fn encode_head(
     }
     out.extend_from_slice(b"\r\n");
     framing.filter(|f| *f != Framing::Length(0))
+}
+
+fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_hex(out: &mut Vec<u8>, n: usize) {

@@ -4,7 +4,16 @@ use std::sync::atomic::AtomicUsize;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
+use http::Response;
+
 use super::*;
+
+fn added(id: &'static str) -> AddedFields {
+    AddedFields {
+        request_id: HeaderValue::from_static(id),
+        rate_limit: None,
+    }
+}
 
 /// Answers each request with its method, target, the names of its fields
 /// and its body, and counts the exchanges begun and ended.
@@ -32,7 +41,7 @@ impl Exchanges for Echo {
         Done(self.ended.clone())
     }
 
-    async fn handle(&self, req: Request<ClientBody>) -> Response<GatewayBody> {
+    async fn handle(&self, req: Request<ClientBody>) -> Answer {
         if req.uri().path() == "/never" {
             let _abandoned = Done(self.abandoned.clone());
             std::future::pending::<()>().await;
@@ -57,7 +66,13 @@ impl Exchanges for Echo {
         };
         let mut resp = Response::new(GatewayBody::full(Bytes::from(text)));
         *resp.status_mut() = status;
-        resp
+        // An answer's own request id gives way to the gateway's.
+        resp.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("upstream's"));
+        Answer {
+            response: resp,
+            added: added("id-1"),
+        }
     }
 }
 
@@ -121,6 +136,8 @@ async fn pipelined_requests_are_answered_in_order_with_their_bodies() {
     let (head, body) = answer(&mut client, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("\r\ndate: "), "{head}");
+    assert!(head.contains("\r\nx-request-id: id-1\r\n"), "{head}");
+    assert!(!head.contains("upstream's"), "{head}");
     assert!(!head.contains("connection: close"), "{head}");
     assert_eq!(body, "GET /a?x=1 [host,x-api-key] ");
     let (_, body) = answer(&mut client, &mut pending).await;
@@ -363,7 +380,14 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
     let mut out = Vec::new();
     let mut headers = HeaderMap::new();
     let body = GatewayBody::full(Bytes::from_static(b"12345"));
-    let framing = encode_head(&mut out, StatusCode::OK, &headers, &body, false);
+    let framing = encode_head(
+        &mut out,
+        StatusCode::OK,
+        &headers,
+        &added("a"),
+        &body,
+        false,
+    );
     assert_eq!(framing, Some(Framing::Length(5)));
     let head = String::from_utf8(out.clone()).expect("text");
     assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
@@ -379,11 +403,26 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
         header::DATE,
         HeaderValue::from_static("Mon, 07 Dec 2026 10:00:00 GMT"),
     );
-    let framing = encode_head(&mut out, StatusCode::OK, &headers, &body, true);
+    headers.insert("ratelimit", HeaderValue::from_static("upstream's"));
+    let limited = AddedFields {
+        request_id: HeaderValue::from_static("b"),
+        rate_limit: Some((
+            HeaderValue::from_static("\"default\";q=10;w=60"),
+            HeaderValue::from_static("\"default\";r=9;t=60"),
+        )),
+    };
+    let framing = encode_head(&mut out, StatusCode::OK, &headers, &limited, &body, true);
     assert_eq!(framing, Some(Framing::Length(5)));
     let head = String::from_utf8(out).expect("text");
     assert_eq!(head.matches("content-length").count(), 1, "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
     assert_eq!(head.matches("date: ").count(), 1, "{head}");
+    assert!(
+        head.contains(
+            "x-request-id: b\r\nratelimit-policy: \"default\";q=10;w=60\r\nratelimit: \"default\";r=9;t=60\r\n"
+        ),
+        "{head}"
+    );
+    assert!(!head.contains("upstream's"), "{head}");
     assert!(head.ends_with("connection: close\r\n\r\n"), "{head}");
 }

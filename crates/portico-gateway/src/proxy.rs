@@ -133,6 +133,49 @@ fn method_not_allowed(api: &Api, method: &Method, path: &str, allow: &HeaderValu
     f
 }
 
+/// An answer, and the fields the gateway gives every answer's head. They
+/// are kept apart so that Portico's own HTTP/1.1 server can write them
+/// straight into the head it encodes, without inserting them into the
+/// answer's field map (hashing their names, and often growing the map).
+pub struct Answer {
+    pub response: Response<GatewayBody>,
+    pub(crate) added: AddedFields,
+}
+
+/// `X-Request-Id`, and the RateLimit fields of a request under a limit.
+/// Each replaces any field of the same name in the answer.
+#[derive(Debug)]
+pub(crate) struct AddedFields {
+    pub request_id: HeaderValue,
+    /// `RateLimit-Policy` and `RateLimit`.
+    pub rate_limit: Option<(HeaderValue, HeaderValue)>,
+}
+
+impl AddedFields {
+    /// Whether an answer's field of this name gives way to an added one.
+    pub(crate) fn replaces(&self, name: &HeaderName) -> bool {
+        name == X_REQUEST_ID
+            || (self.rate_limit.is_some() && (name == RATELIMIT_POLICY || name == RATELIMIT))
+    }
+
+    /// Each added field as name and value, in the order they are written.
+    pub(crate) fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        f(&X_REQUEST_ID, &self.request_id);
+        if let Some((policy, state)) = &self.rate_limit {
+            f(&RATELIMIT_POLICY, policy);
+            f(&RATELIMIT, state);
+        }
+    }
+
+    fn insert_into(self, headers: &mut http::HeaderMap) {
+        headers.insert(&X_REQUEST_ID, self.request_id);
+        if let Some((policy, state)) = self.rate_limit {
+            headers.insert(&RATELIMIT_POLICY, policy);
+            headers.insert(&RATELIMIT, state);
+        }
+    }
+}
+
 impl Gateway {
     /// Serves one request. Never fails: every error becomes a problem+json
     /// response here.
@@ -141,6 +184,20 @@ impl Gateway {
         req: Request<ClientBody>,
         conn: &ConnectionInfo,
     ) -> Response<GatewayBody> {
+        let Answer {
+            mut response,
+            added,
+        } = self.answer(req, conn).await;
+        added.insert_into(response.headers_mut());
+        response
+    }
+
+    /// Serves one request, the added fields kept apart (see [`Answer`]).
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        req: Request<ClientBody>,
+        conn: &ConnectionInfo,
+    ) -> Answer {
         let start = Instant::now();
         let id = request_id(req.headers());
         let log = self.access_log.as_ref().map(|sink| LogContext {
@@ -168,7 +225,7 @@ impl Gateway {
             aborted: false,
         };
         let result = self.forward(req, conn, &id, &mut exchange).await;
-        let mut response = match result {
+        let response = match result {
             Ok(resp) => resp,
             Err(f) => {
                 if f.code.status() >= 500 {
@@ -178,12 +235,14 @@ impl Gateway {
             }
         };
         exchange.status = response.status().as_u16();
-        response.headers_mut().insert(&X_REQUEST_ID, id);
-        if let Some((policy, state)) = exchange.rate_limit.take() {
-            response.headers_mut().insert(&RATELIMIT_POLICY, policy);
-            response.headers_mut().insert(&RATELIMIT, state);
+        let added = AddedFields {
+            request_id: id,
+            rate_limit: exchange.rate_limit.take(),
+        };
+        Answer {
+            response: response.map(|b| b.with_exchange(exchange)),
+            added,
         }
-        response.map(|b| b.with_exchange(exchange))
     }
 
     async fn forward(

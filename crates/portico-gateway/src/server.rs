@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, Version};
+use http::{Request, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,9 +18,10 @@ use portico_model::policy::ClientCert;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::body::{ClientBody, GatewayBody};
+use crate::body::ClientBody;
 use crate::h1_server::{self, Ended, Rewind};
 use crate::headers::Hop;
+use crate::proxy::Answer;
 use crate::shutdown::{OpenConnection, Shutdown, Stage};
 use crate::state::Gateway;
 use crate::tls::{TlsTerminator, client_cert};
@@ -415,11 +416,8 @@ impl h1_server::Exchanges for Own {
         self.activity.begin(Version::HTTP_11)
     }
 
-    fn handle(
-        &self,
-        req: Request<ClientBody>,
-    ) -> impl Future<Output = Response<GatewayBody>> + Send {
-        self.gateway.handle(req, &self.info)
+    fn handle(&self, req: Request<ClientBody>) -> impl Future<Output = Answer> + Send {
+        self.gateway.answer(req, &self.info)
     }
 }
 
