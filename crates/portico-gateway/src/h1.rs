@@ -126,6 +126,8 @@ pub(crate) struct Conn {
     /// The request being written, `out[written..]` still to go.
     out: Vec<u8>,
     written: usize,
+    /// The field names of the answers on this connection.
+    names: FieldNames,
 }
 
 impl Conn {
@@ -139,6 +141,7 @@ impl Conn {
             end: 0,
             out: Vec::with_capacity(1024),
             written: 0,
+            names: FieldNames::default(),
         })
     }
 
@@ -212,7 +215,8 @@ impl Conn {
     /// A complete answer head in the buffer, interim answers skipped.
     fn parse_head(&mut self) -> Result<Option<Head>, H1Error> {
         loop {
-            let Some(head) = parse_head(self.buffered())? else {
+            let bytes = &self.buf[self.start..self.end];
+            let Some(head) = parse_head_with(bytes, &mut self.names)? else {
                 if self.end - self.start >= MAX_HEAD {
                     return Err(H1Error::Invalid("head too large"));
                 }
@@ -525,9 +529,56 @@ struct Head {
     keep_alive: bool,
 }
 
+/// The field names of a connection's last message, as sent and as parsed.
+/// A peer sends the same names in the same order message after message, so
+/// the name at a position is mostly the one there last time: comparing its
+/// bytes is cheaper than `HeaderName::from_bytes`, which looks the name up
+/// among the standard ones and allocates any other.
+#[derive(Debug, Default)]
+pub(crate) struct FieldNames {
+    last: Vec<(Box<[u8]>, HeaderName)>,
+}
+
+impl FieldNames {
+    /// Names remembered per connection; fields past these are parsed each
+    /// time.
+    const KEPT: usize = 32;
+
+    /// The name of the field at position `at` of a message, sent as `raw`.
+    pub(crate) fn name(
+        &mut self,
+        at: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        if let Some((sent, name)) = self.last.get(at)
+            && **sent == *raw
+        {
+            return Ok(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw)?;
+        if at < Self::KEPT {
+            let entry = (Box::from(raw), name.clone());
+            // Positions fill in order: a message's fields are named first
+            // to last.
+            if at < self.last.len() {
+                self.last[at] = entry;
+            } else if at == self.last.len() {
+                self.last.push(entry);
+            }
+        }
+        Ok(name)
+    }
+}
+
 /// Parses a complete answer head at the start of `bytes`; `None` when more
 /// is needed.
+#[cfg(test)]
 fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
+    parse_head_with(bytes, &mut FieldNames::default())
+}
+
+/// [`parse_head`], the names looked up in `names` first.
+fn parse_head_with(bytes: &[u8], names: &mut FieldNames) -> Result<Option<Head>, H1Error> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let status = httparse::ParserConfig::default()
@@ -558,8 +609,9 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
     let mut chunked = false;
     let mut coded = false;
     let mut close = version != Version::HTTP_11;
-    for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+    for (at, field) in parsed.headers.iter().enumerate() {
+        let name = names
+            .name(at, field.name.as_bytes())
             .map_err(|_| H1Error::Invalid("invalid field name"))?;
         let at = field.value.as_ptr() as usize - base;
         let value = HeaderValue::from_maybe_shared(head.slice(at..at + field.value.len()))

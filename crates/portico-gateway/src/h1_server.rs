@@ -50,6 +50,7 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{ClientBody, GatewayBody};
+use crate::h1::FieldNames;
 use crate::proxy::{AddedFields, Answer};
 use crate::text::push_u64;
 
@@ -102,6 +103,7 @@ where
     // The last answer's field map, cleared, for the next request's fields:
     // one allocation fewer per exchange.
     let mut spare = HeaderMap::new();
+    let mut names = FieldNames::default();
     loop {
         if draining.load(Ordering::Relaxed) {
             return Ended::Closed;
@@ -121,7 +123,13 @@ where
         };
         let busy = exchanges.begin();
         let head_bytes = buf.split_to(head.len).freeze();
-        let Some(mut req) = request(&head_bytes, &head, &fields, std::mem::take(&mut spare)) else {
+        let Some(mut req) = request(
+            &head_bytes,
+            &head,
+            &fields,
+            &mut names,
+            std::mem::take(&mut spare),
+        ) else {
             // A field `http` refuses where `httparse` did not: hyper decides.
             let mut all = BytesMut::with_capacity(head_bytes.len() + buf.len());
             all.extend_from_slice(&head_bytes);
@@ -149,8 +157,22 @@ where
             return Ended::Closed;
         };
         let close = head.close || draining.load(Ordering::Relaxed);
-        let written =
-            write_response(&mut io, &mut buf, &mut out, response, close, &mut spare).await;
+        // The head is encoded here and only the body moves on: an answer is
+        // large, and every move of it is a copy. The answer's field map,
+        // cleared, takes the next request's fields.
+        let (parts, body) = response.response.into_parts();
+        out.clear();
+        let framing = encode_head(
+            &mut out,
+            parts.status,
+            &parts.headers,
+            &response.added,
+            &body,
+            close,
+        );
+        spare = parts.headers;
+        spare.clear();
+        let written = write_body(&mut io, &mut buf, &mut out, body, framing).await;
         drop(busy);
         if written.is_err() || close {
             let _ = io.shutdown().await;
@@ -309,12 +331,13 @@ fn request(
     bytes: &Bytes,
     head: &Head,
     fields: &[Field],
+    names: &mut FieldNames,
     mut headers: HeaderMap,
 ) -> Option<Request<ClientBody>> {
     let uri = Uri::from_maybe_shared(bytes.slice(head.target.0..head.target.1)).ok()?;
     headers.reserve(fields.len());
-    for f in fields {
-        let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.1]).ok()?;
+    for (at, f) in fields.iter().enumerate() {
+        let name = names.name(at, &bytes[f.name.0..f.name.1]).ok()?;
         let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1)).ok()?;
         headers.append(name, value);
     }
@@ -334,29 +357,15 @@ enum Framing {
     Chunked,
 }
 
-/// Writes `response` on `io`, its head and body gathered in `out`, and
-/// leaves its field map, cleared, in `spare`. An error means the connection
-/// cannot go on.
-async fn write_response<I: AsyncRead + AsyncWrite + Unpin>(
+/// Writes an answer's body after its head, gathered in `out`, on `io`. An
+/// error means the connection cannot go on.
+async fn write_body<I: AsyncRead + AsyncWrite + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
-    answer: Answer,
-    close: bool,
-    spare: &mut HeaderMap,
+    mut body: GatewayBody,
+    framing: Option<Framing>,
 ) -> io::Result<()> {
-    let (parts, mut body) = answer.response.into_parts();
-    out.clear();
-    let framing = encode_head(
-        out,
-        parts.status,
-        &parts.headers,
-        &answer.added,
-        &body,
-        close,
-    );
-    *spare = parts.headers;
-    spare.clear();
     let Some(framing) = framing else {
         // No body may follow: whatever the handler gave is dropped.
         drop(body);
@@ -503,6 +512,7 @@ fn encode_head(
     framing.filter(|f| *f != Framing::Length(0))
 }
 
+#[inline]
 fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");

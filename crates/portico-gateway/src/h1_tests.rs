@@ -752,3 +752,31 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn field_names_are_remembered_by_position_and_checked_by_their_bytes() {
+    let mut names = FieldNames::default();
+    let first = ["Host", "X-Api-Key", "accept"];
+    for (at, raw) in first.iter().enumerate() {
+        let name = names.name(at, raw.as_bytes()).unwrap();
+        assert_eq!(name.as_str(), raw.to_ascii_lowercase());
+    }
+    // The same names again, then others at the same positions: each is the
+    // name sent, never the one remembered.
+    for round in [
+        ["Host", "X-Api-Key", "accept"],
+        ["host", "X-Other", "Accept"],
+    ] {
+        for (at, raw) in round.iter().enumerate() {
+            assert_eq!(
+                names.name(at, raw.as_bytes()).unwrap().as_str(),
+                raw.to_ascii_lowercase()
+            );
+        }
+    }
+    // A name seen at another position, and a position never seen.
+    assert_eq!(names.name(0, b"X-Other").unwrap().as_str(), "x-other");
+    assert_eq!(names.name(7, b"Via").unwrap().as_str(), "via");
+    assert!(names.name(1, b"Bad Name").is_err());
+    assert_eq!(names.name(1, b"X-Other").unwrap().as_str(), "x-other");
+}
