@@ -82,7 +82,7 @@ pub(crate) trait Exchanges {
     /// (or given up).
     type Busy;
 
-    /// A request head has arrived.
+    /// A request has arrived whole: its head and its body.
     fn begin(&self) -> Self::Busy;
 
     /// Serves a request.
@@ -121,7 +121,6 @@ where
                 Ok(_) => {}
             }
         };
-        let busy = exchanges.begin();
         let head_bytes = buf.split_to(head.len).freeze();
         let Some(mut req) = request(
             &head_bytes,
@@ -134,7 +133,6 @@ where
             let mut all = BytesMut::with_capacity(head_bytes.len() + buf.len());
             all.extend_from_slice(&head_bytes);
             all.extend_from_slice(&buf);
-            drop(busy);
             return hand_off(io, all);
         };
         if head.body > 0 {
@@ -148,6 +146,11 @@ where
             }
             *req.body_mut() = ClientBody::full(buf.split_to(want).freeze());
         }
+        // The exchange begins with its body at hand: until then the client
+        // is still sending its request, and the connection's header
+        // timeout covers the body as it covers the head (hyper's server
+        // would have the upstream's timeout run meanwhile instead).
+        let busy = exchanges.begin();
         // Pinned where it is made: the handler's future is large, and every
         // move of it is a copy.
         let handling = exchanges.handle(req);

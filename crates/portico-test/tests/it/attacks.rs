@@ -213,3 +213,37 @@ async fn the_header_timeout_spares_slow_exchanges_and_closes_idle_connections() 
         "closed {after:?} after the answer"
     );
 }
+
+/// A small body is read whole before the request goes upstream: a client
+/// that stops half-way through it has the header timeout for the rest, as
+/// for its head, and the upstream never hears of it.
+#[tokio::test]
+async fn a_body_that_stops_half_way_is_cut_off_by_the_header_timeout() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    let up = Upstream::from_fn(move |_req| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { text_response(200, "ok") }
+    })
+    .run()
+    .await;
+    let node = node_with_header_timeout("300ms", &up).await;
+    let mut s = TcpStream::connect(node.proxy_addr()).await.unwrap();
+    s.write_all(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    let rest = closed_within(&mut s, Duration::from_secs(3))
+        .await
+        .expect("a connection with half a body stayed open");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(requests.load(Ordering::SeqCst), 0);
+    // The same request sent whole is served.
+    let (head, body) = raw(
+        node.proxy_addr(),
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhelloworld",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"ok");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
