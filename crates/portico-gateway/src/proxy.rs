@@ -204,7 +204,7 @@ impl Gateway {
             started_at: SystemTime::now(),
             sink: sink.clone(),
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            uri: req.uri().clone(),
             target: None,
             client: conn.hop.client_ip().clone(),
         });
