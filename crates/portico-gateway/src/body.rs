@@ -195,9 +195,7 @@ pub(crate) struct LogContext {
     pub started_at: SystemTime,
     pub sink: AccessLogSink,
     pub method: Method,
-    /// The request's target as it arrived (its path is logged). A clone
-    /// shares the target's bytes: no copy, unlike the path as a `String`.
-    pub uri: http::Uri,
+    pub path: String,
     pub target: Option<Arc<str>>,
     /// The client's IP address, as written once per connection (digits,
     /// hex letters, dots and colons: written into the line unescaped).
@@ -233,7 +231,7 @@ impl Exchange {
         out.extend_from_slice(log.method.as_str().as_bytes());
         out.push(b'"');
         out.extend_from_slice(b",\"path\":");
-        json_str(out, log.uri.path());
+        json_str(out, &log.path);
         out.extend_from_slice(b",\"status\":");
         push_u64(out, u64::from(self.status));
         out.extend_from_slice(b",\"bytes\":");

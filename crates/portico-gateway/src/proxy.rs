@@ -204,7 +204,7 @@ impl Gateway {
             started_at: SystemTime::now(),
             sink: sink.clone(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            path: req.uri().path().to_owned(),
             target: None,
             client: conn.hop.client_ip().clone(),
         });
