@@ -429,7 +429,7 @@ fn poll_head(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<Head, H1Error
 
 /// Whether the comma-separated list `value` holds `token` (ASCII case
 /// ignored).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -499,7 +499,8 @@ fn encode_head(
     close
 }
 
-fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
+/// A chunk's size line: the size in lower-case hex, then CRLF.
+pub(crate) fn push_chunk_size(out: &mut Vec<u8>, n: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     let mut i = digits.len();
@@ -680,12 +681,18 @@ fn only_connection_options(value: &[u8]) -> bool {
 }
 
 fn parse_length(digits: &[u8]) -> Result<u64, H1Error> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(H1Error::Invalid("invalid Content-Length"));
+    content_length(digits).ok_or(H1Error::Invalid("invalid Content-Length"))
+}
+
+/// A `Content-Length` value: digits only (RFC 9110 §8.6), at most 19 of
+/// them so that it fits.
+pub(crate) fn content_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
     }
-    Ok(digits
-        .iter()
-        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
 }
 
 /// How the rest of an answer's body is read.

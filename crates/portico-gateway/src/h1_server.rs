@@ -50,7 +50,7 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{ClientBody, GatewayBody};
-use crate::h1::FieldNames;
+use crate::h1::{FieldNames, content_length, has_token, push_chunk_size};
 use crate::proxy::{AddedFields, Answer};
 use crate::text::push_u64;
 
@@ -284,7 +284,7 @@ fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     for f in req.headers.iter() {
         let name = f.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match (body, parse_length(f.value)) {
+            match (body, content_length(f.value)) {
                 (None, Some(n)) if n <= MAX_BODY => body = Some(n),
                 _ => return Parsed::Hyper,
             }
@@ -309,23 +309,6 @@ fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
         body: body.unwrap_or(0),
         close,
     })
-}
-
-/// A `Content-Length` value: digits only, as RFC 9110 §8.6 has it.
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-    })
-}
-
-/// Whether a comma-separated field value lists `token` (any case).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// The request of a parsed head, its fields sharing the head's bytes.
@@ -405,8 +388,7 @@ async fn write_body<I: AsyncRead + AsyncWrite + Unpin>(
                     Framing::Length(_) => out.extend_from_slice(&data),
                     Framing::Chunked if data.is_empty() => {}
                     Framing::Chunked => {
-                        push_hex(out, data.len());
-                        out.extend_from_slice(b"\r\n");
+                        push_chunk_size(out, data.len());
                         out.extend_from_slice(&data);
                         out.extend_from_slice(b"\r\n");
                     }
@@ -473,7 +455,7 @@ fn encode_head(
             if length.is_some() || bodiless {
                 continue;
             }
-            let Some(n) = parse_length(value.as_bytes()) else {
+            let Some(n) = content_length(value.as_bytes()) else {
                 continue;
             };
             length = Some(n);
@@ -521,14 +503,6 @@ fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-fn push_hex(out: &mut Vec<u8>, n: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..digits).rev() {
-        out.push(HEX[(n >> (i * 4)) & 0xf]);
-    }
 }
 
 /// Appends the current time as an HTTP date (RFC 9110 §5.6.7), formatted

@@ -323,14 +323,11 @@ fn serve<I>(
                         Ended::Closed => return,
                         Ended::HandOff(io) => break io,
                     },
-                    () = look.as_mut(), if watching => match activity.look(limit) {
-                        Look::Again(at) => look.as_mut().reset(at),
-                        Look::Stop => watching = false,
-                        Look::Expired => {
-                            tracing::debug!(peer = %peer, "No request head within the header timeout; closing.");
+                    () = look.as_mut(), if watching => {
+                        if expired(&activity, limit, look.as_mut(), &mut watching, peer) {
                             return;
                         }
-                    },
+                    }
                     stage = listener.reached(next) => {
                         if stage == Stage::Closing || !activity.busy() {
                             // Between exchanges, or the drain is over:
@@ -377,15 +374,11 @@ fn serve<I>(
                     }
                     break;
                 }
-                () = look.as_mut(), if watching => match activity.look(limit) {
-                    Look::Again(at) => look.as_mut().reset(at),
-                    Look::Stop => watching = false,
-                    Look::Expired => {
-                        // As hyper's own header timeout: closed, no answer.
-                        tracing::debug!(peer = %peer, "No request head within the header timeout; closing.");
+                () = look.as_mut(), if watching => {
+                    if expired(&activity, limit, look.as_mut(), &mut watching, peer) {
                         break;
                     }
-                },
+                }
                 stage = listener.reached(next) => {
                     if stage == Stage::Closing {
                         // The drain is over: dropping the connection closes it.
@@ -399,6 +392,28 @@ fn serve<I>(
             }
         }
     });
+}
+
+/// The header-timeout watch fired: looks at the connection's exchanges and
+/// moves the timer, stops watching (HTTP/2), or says the connection has
+/// been idle for the whole timeout and is to be closed, with no answer (as
+/// hyper's own header timeout does).
+fn expired(
+    activity: &Activity,
+    limit: Duration,
+    look: Pin<&mut tokio::time::Sleep>,
+    watching: &mut bool,
+    peer: SocketAddr,
+) -> bool {
+    match activity.look(limit) {
+        Look::Again(at) => look.reset(at),
+        Look::Stop => *watching = false,
+        Look::Expired => {
+            tracing::debug!(peer = %peer, "No request head within the header timeout; closing.");
+            return true;
+        }
+    }
+    false
 }
 
 /// What Portico's own HTTP/1.1 server calls on: the gateway, and the
