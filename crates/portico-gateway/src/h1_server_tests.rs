@@ -344,27 +344,6 @@ async fn rewind_reads_the_prefix_then_the_socket_and_writes_through() {
 }
 
 #[test]
-fn content_lengths_are_digits_only() {
-    assert_eq!(content_length(b"0"), Some(0));
-    assert_eq!(content_length(b"1024"), Some(1024));
-    for bad in [
-        &b""[..],
-        b"-1",
-        b"+1",
-        b"1 2",
-        b"0x10",
-        b"99999999999999999999",
-    ] {
-        assert_eq!(
-            content_length(bad),
-            None,
-            "{}",
-            String::from_utf8_lossy(bad)
-        );
-    }
-}
-
-#[test]
 fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
     let mut out = Vec::new();
     let mut headers = HeaderMap::new();

@@ -780,3 +780,24 @@ fn field_names_are_remembered_by_position_and_checked_by_their_bytes() {
     assert!(names.name(1, b"Bad Name").is_err());
     assert_eq!(names.name(1, b"X-Other").unwrap().as_str(), "x-other");
 }
+
+#[test]
+fn content_lengths_are_digits_only() {
+    assert_eq!(content_length(b"0"), Some(0));
+    assert_eq!(content_length(b"1024"), Some(1024));
+    for bad in [
+        &b""[..],
+        b"-1",
+        b"+1",
+        b"1 2",
+        b"0x10",
+        b"99999999999999999999",
+    ] {
+        assert_eq!(
+            content_length(bad),
+            None,
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}

@@ -137,7 +137,7 @@ fn method_not_allowed(api: &Api, method: &Method, path: &str, allow: &HeaderValu
 /// are kept apart so that Portico's own HTTP/1.1 server can write them
 /// straight into the head it encodes, without inserting them into the
 /// answer's field map (hashing their names, and often growing the map).
-pub struct Answer {
+pub(crate) struct Answer {
     pub response: Response<GatewayBody>,
     pub(crate) added: AddedFields,
 }
