@@ -255,6 +255,8 @@ fn span(whole: &[u8], part: &[u8]) -> (usize, usize) {
     (start, start + part.len())
 }
 
+/// Parses the request head at the start of `buf`, its fields' places
+/// left in `fields`, and decides whether this server serves it.
 fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
