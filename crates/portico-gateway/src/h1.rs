@@ -234,9 +234,10 @@ impl Conn {
     }
 }
 
-/// How the request body is framed on the wire.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Out {
+/// How a message body is framed on the wire: a request's here, an
+/// answer's in `h1_server.rs`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Out {
     None,
     Length(u64),
     Chunked,
@@ -366,8 +367,8 @@ async fn send(
     .await
 }
 
-/// Adds one polled request body frame (or its end) to `out`.
-fn encode_frame(
+/// Adds one polled body frame (or its end) to `out`.
+pub(crate) fn encode_frame(
     out: &mut Vec<u8>,
     frame: Option<Result<Frame<Bytes>, BoxError>>,
     framing: Out,
@@ -389,7 +390,9 @@ fn encode_frame(
             };
         }
         Some(Err(e)) => return Err(H1Error::Body(e)),
-        // Trailers of a request are not forwarded.
+        // Trailers are not written: a request's are not forwarded, and an
+        // answer's go only to a client that asked for them with `TE`, which
+        // hyper serves.
         Some(Ok(frame)) => match frame.into_data() {
             Ok(data) if !data.is_empty() => data,
             _ => return Ok(()),

@@ -50,7 +50,7 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{ClientBody, GatewayBody};
-use crate::h1::{FieldNames, content_length, has_token, push_chunk_size};
+use crate::h1::{FieldNames, Out, content_length, encode_frame, has_token};
 use crate::proxy::{AddedFields, Answer};
 use crate::text::push_u64;
 
@@ -337,14 +337,6 @@ fn request(
     Some(req)
 }
 
-/// How an answer's body is framed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Framing {
-    /// Exactly this many bytes.
-    Length(u64),
-    Chunked,
-}
-
 /// Writes an answer's body after its head, gathered in `out`, on `io`. An
 /// error means the connection cannot go on.
 async fn write_body<I: AsyncRead + AsyncWrite + Unpin>(
@@ -352,15 +344,19 @@ async fn write_body<I: AsyncRead + AsyncWrite + Unpin>(
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
     mut body: GatewayBody,
-    framing: Option<Framing>,
+    framing: Out,
 ) -> io::Result<()> {
-    let Some(framing) = framing else {
+    if framing == Out::None {
         // No body may follow: whatever the handler gave is dropped.
         drop(body);
         return flush(io, out).await;
+    }
+    let mut left = match framing {
+        Out::Length(n) => n,
+        _ => 0,
     };
-    let mut sent = 0u64;
-    loop {
+    let mut ended = false;
+    while !ended {
         // Whatever is ready goes with what is gathered; a body that has to
         // wait gets what is gathered written first, so a stream is never
         // held back.
@@ -374,43 +370,21 @@ async fn write_body<I: AsyncRead + AsyncWrite + Unpin>(
                     .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted))?
             }
         };
-        match frame {
-            None => break,
-            Some(Err(_)) => return Err(io::Error::other("the answer's body broke off")),
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    // Trailers: this client did not ask for them.
-                    continue;
-                };
-                sent += data.len() as u64;
-                match framing {
-                    Framing::Length(n) if sent > n => {
-                        return Err(io::Error::other("the answer's body is over its length"));
-                    }
-                    Framing::Length(_) => out.extend_from_slice(&data),
-                    Framing::Chunked if data.is_empty() => {}
-                    Framing::Chunked => {
-                        push_chunk_size(out, data.len());
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                }
-                if body.is_end_stream() {
-                    break;
-                }
-                if out.len() >= WRITE_BATCH {
-                    flush(io, out).await?;
-                }
+        let mut framed = encode_frame(out, frame, framing, &mut left, &mut ended);
+        if framed.is_ok() && !ended && body.is_end_stream() {
+            // Its end is known without another poll.
+            framed = encode_frame(out, None, framing, &mut left, &mut ended);
+        }
+        if let Err(e) = framed {
+            if ended {
+                // Short of its length: what there is goes out first.
+                flush(io, out).await?;
             }
+            return Err(io::Error::other(e));
         }
-    }
-    match framing {
-        Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
-        Framing::Length(n) if sent < n => {
+        if out.len() >= WRITE_BATCH {
             flush(io, out).await?;
-            return Err(io::Error::other("the answer's body is short of its length"));
         }
-        Framing::Length(_) => {}
     }
     flush(io, out).await?;
     // The exchange is recorded when the body is dropped: after its last
@@ -429,8 +403,8 @@ async fn flush<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io::Resu
 }
 
 /// Writes the status line and fields, the `added` ones in place of any of
-/// the same name; the body's framing, or `None` for an answer that has no
-/// body.
+/// the same name; the body's framing, `Out::None` for an answer with no
+/// body to write.
 fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -438,7 +412,7 @@ fn encode_head(
     added: &AddedFields,
     body: &GatewayBody,
     close: bool,
-) -> Option<Framing> {
+) -> Out {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -475,17 +449,17 @@ fn encode_head(
     }
     added.each(|name, value| push_field(out, name, value));
     let framing = if bodiless {
-        None
+        Out::None
     } else if let Some(n) = length {
-        Some(Framing::Length(n))
+        Out::Length(n)
     } else if let Some(n) = body.size_hint().exact() {
         out.extend_from_slice(b"content-length: ");
         push_u64(out, n);
         out.extend_from_slice(b"\r\n");
-        Some(Framing::Length(n))
+        Out::Length(n)
     } else {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        Some(Framing::Chunked)
+        Out::Chunked
     };
     if close && !says_close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -496,7 +470,11 @@ fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    framing.filter(|f| *f != Framing::Length(0))
+    if framing == Out::Length(0) {
+        Out::None
+    } else {
+        framing
+    }
 }
 
 #[inline]

@@ -356,7 +356,7 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
         &body,
         false,
     );
-    assert_eq!(framing, Some(Framing::Length(5)));
+    assert_eq!(framing, Out::Length(5));
     let head = String::from_utf8(out.clone()).expect("text");
     assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
     // A length the handler set is kept, once; `Transfer-Encoding` is this
@@ -380,7 +380,7 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
         )),
     };
     let framing = encode_head(&mut out, StatusCode::OK, &headers, &limited, &body, true);
-    assert_eq!(framing, Some(Framing::Length(5)));
+    assert_eq!(framing, Out::Length(5));
     let head = String::from_utf8(out).expect("text");
     assert_eq!(head.matches("content-length").count(), 1, "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
