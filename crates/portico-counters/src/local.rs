@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use portico_model::limits::{
-    Acquire, Algorithm, BackendStats, Counters, Decision, Limits, Outcome, Permit,
+    Acquire, Algorithm, BackendStats, Counters, Decision, Limits, Outcome, Outcomes, Permit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ impl Cell {
 }
 
 struct Inner {
-    cells: DashMap<Box<str>, Cell>,
+    cells: DashMap<Box<str>, Cell, ahash::RandomState>,
     /// The monotonic clock's zero, and the wall-clock time it stands for.
     base: Instant,
     base_unix_us: u64,
@@ -81,7 +81,7 @@ impl LocalCounters {
         Self {
             inner: Arc::new(Inner {
                 // The default shard count (4 × cores, a power of two).
-                cells: DashMap::new(),
+                cells: DashMap::with_hasher(ahash::RandomState::new()),
                 base: Instant::now(),
                 base_unix_us,
                 evicted: AtomicU64::new(0),
@@ -109,7 +109,7 @@ impl LocalCounters {
     /// taken are given back and the rest are only looked at, so a refused
     /// request counts against nothing.
     pub fn decide(&self, batch: &Limits, now: u64) -> Decision {
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut outcomes = Outcomes::with_capacity(batch.len());
         let mut refused = false;
         for (check, key) in batch.iter() {
             let o = self.take(key, check.algorithm, now, refused);

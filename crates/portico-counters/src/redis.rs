@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use portico_model::limits::{
-    Acquire, Algorithm, BackendStats, Counters, Decision, Limits, Outcome, Permit, RedisFailure,
+    Acquire, Algorithm, BackendStats, Counters, Decision, Limits, Outcome, Outcomes, Permit,
+    RedisFailure,
 };
 use portico_model::node::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -362,7 +363,7 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
-fn parse(v: Value, n: usize) -> Result<(bool, Vec<Outcome>), RedisError> {
+fn parse(v: Value, n: usize) -> Result<(bool, Outcomes), RedisError> {
     let bad = || {
         RedisError::from((
             redis::ErrorKind::Parse,

@@ -14,6 +14,8 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub(crate) static X_PORTICO_APP: HeaderName = HeaderName::from_static("x-portico-app");
+pub(crate) static X_PORTICO_DEVELOPER: HeaderName = HeaderName::from_static("x-portico-developer");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -232,7 +234,9 @@ impl Hop {
 /// The fields this hop adds to a request on its way upstream: `Forwarded`
 /// and `X-Forwarded-For` after what earlier proxies wrote;
 /// `X-Forwarded-Proto`, `X-Forwarded-Host`, `traceparent` and
-/// `x-request-id` in place of what the client sent.
+/// `x-request-id` in place of what the client sent; and the caller's
+/// `x-portico-app` and `x-portico-developer` when the request was
+/// authenticated (the client's own were removed on arrival).
 ///
 /// Made once per request and used for every try. Portico's HTTP/1.1
 /// client writes the fields straight into the request head (`write_to`),
@@ -251,6 +255,9 @@ pub(crate) struct Forwarding<'a> {
     merged_for: bool,
     traceparent: [u8; TRACEPARENT_LEN],
     request_id: &'a HeaderValue,
+    /// `x-portico-app` and `x-portico-developer` of the authenticated
+    /// caller, made once per app.
+    identity: Option<&'a [HeaderValue; 2]>,
 }
 
 impl<'a> Forwarding<'a> {
@@ -292,7 +299,14 @@ impl<'a> Forwarding<'a> {
             merged_for,
             traceparent: traceparent_bytes(headers),
             request_id,
+            identity: None,
         }
+    }
+
+    /// Announces the authenticated caller (its app's identity fields).
+    pub(crate) fn with_identity(mut self, identity: Option<&'a [HeaderValue; 2]>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// True for the fields whose client values this hop's replace. `Host`
@@ -328,6 +342,10 @@ impl<'a> Forwarding<'a> {
         }
         headers.insert(&TRACEPARENT, header_value(&self.traceparent));
         headers.insert(&X_REQUEST_ID, self.request_id.clone());
+        if let Some([app, developer]) = self.identity {
+            headers.insert(&X_PORTICO_APP, app.clone());
+            headers.insert(&X_PORTICO_DEVELOPER, developer.clone());
+        }
     }
 
     /// Writes the fields as HTTP/1.1 field lines. The head they go into
@@ -350,6 +368,10 @@ impl<'a> Forwarding<'a> {
         }
         line(b"traceparent: ", &self.traceparent);
         line(b"x-request-id: ", self.request_id.as_bytes());
+        if let Some([app, developer]) = self.identity {
+            line(b"x-portico-app: ", app.as_bytes());
+            line(b"x-portico-developer: ", developer.as_bytes());
+        }
     }
 }
 

@@ -304,6 +304,7 @@ fn write_state(state: &mut Vec<u8>, name: &str, a: Algorithm, o: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_model::limits::Outcomes;
 
     #[test]
     fn fields_follow_the_draft() {
@@ -326,7 +327,7 @@ mod tests {
             |k| k.push('b'),
         );
         assert!(fields(&l).is_none(), "no outcomes yet");
-        l.outcomes = vec![
+        l.outcomes = Outcomes::from_vec(vec![
             Outcome {
                 allowed: false,
                 remaining: 0,
@@ -337,7 +338,7 @@ mod tests {
                 remaining: 3,
                 reset: Duration::ZERO,
             },
-        ];
+        ]);
         let (p, s) = fields(&l).unwrap();
         assert_eq!(p, "\"app\";q=100;w=60, \"concurrency\";q=4");
         assert_eq!(s, "\"app\";r=0;t=42, \"concurrency\";r=3");
@@ -361,7 +362,7 @@ mod tests {
             for (name, a) in limits {
                 l.push(name, LimitPolicy::RateLimit, *a, |k| k.push('k'));
             }
-            l.outcomes = vec![one; limits.len()];
+            l.outcomes = Outcomes::from_elem(one, limits.len());
             fields(&l).unwrap().0
         };
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());

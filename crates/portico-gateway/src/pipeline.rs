@@ -1,7 +1,7 @@
 //! Runs an API's policy chain on the request and response heads, in the
 //! phase order of `docs/request-lifecycle.md`.
 
-use http::header::{HeaderName, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{request, response};
 use portico_model::ErrorCode;
 use std::sync::Arc;
@@ -20,9 +20,6 @@ const LATER_REQUEST_PHASES: [Phase; 5] = [
     Phase::CacheLookup,
     Phase::RequestMediation,
 ];
-
-pub(crate) static X_PORTICO_APP: HeaderName = HeaderName::from_static("x-portico-app");
-pub(crate) static X_PORTICO_DEVELOPER: HeaderName = HeaderName::from_static("x-portico-developer");
 
 /// Stops the request path: a refusal or an answer made by a policy.
 #[derive(Debug)]
@@ -128,7 +125,8 @@ async fn authenticate(
 }
 
 /// Lets an authenticated consumer in: the subscription check, then the
-/// identity headers for the upstream.
+/// identity for the later phases and for the upstream (the headers a
+/// `jwt` policy maps from claims go into the request now).
 pub(crate) fn admit(
     identity: portico_model::policy::Identity,
     api_index: u32,
@@ -144,9 +142,9 @@ pub(crate) fn admit(
             ),
         )));
     }
-    let [app, developer] = &identity.app.identity_headers;
-    req.headers.insert(&X_PORTICO_APP, app.clone());
-    req.headers.insert(&X_PORTICO_DEVELOPER, developer.clone());
+    // `x-portico-app` and `x-portico-developer` go with the forwarding
+    // fields (`headers::Forwarding`), written straight into the upstream
+    // request's head.
     for (name, value) in &identity.headers {
         req.headers.insert(name, value.clone());
     }

@@ -17,11 +17,13 @@ use portico_model::{Api, ApiOperation, ErrorCode, OperationMatch, Routing};
 use crate::body::{
     BodyHolder, ClientBody, Exchange, GatewayBody, LogContext, RequestBody, UpstreamBody,
 };
-use crate::headers::{Forwarding, X_REQUEST_ID, remove_hop_by_hop, request_id};
+use crate::headers::{
+    Forwarding, X_PORTICO_APP, X_PORTICO_DEVELOPER, X_REQUEST_ID, remove_hop_by_hop, request_id,
+};
 use crate::health::{self, Unavailable, UpstreamHealth};
 use crate::limits::{self, Refusal};
 use crate::path;
-use crate::pipeline::{self, Stop, X_PORTICO_APP, X_PORTICO_DEVELOPER};
+use crate::pipeline::{self, Stop};
 use crate::server::ConnectionInfo;
 use crate::state::Gateway;
 use crate::upstream::TargetSet;
@@ -474,7 +476,8 @@ impl Gateway {
         // client's `Host` (which travels in `X-Forwarded-Host`), are added
         // by the upstream client: written into the head for a plain
         // HTTP/1.1 target, put in the map for the others.
-        let forwarding = Forwarding::new(&mut parts.headers, &conn.hop, host.as_ref(), id);
+        let forwarding = Forwarding::new(&mut parts.headers, &conn.hop, host.as_ref(), id)
+            .with_identity(cx.identity.as_ref().map(|i| &i.app.identity_headers));
         parts.version = rt.client.version();
         if parts.version == Version::HTTP_2 {
             if trailers {

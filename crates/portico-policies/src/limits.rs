@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, request};
-use portico_model::limits::{Algorithm, LimitPolicy};
+use portico_model::limits::{Algorithm, KeyWriter, LimitPolicy};
 use portico_model::policy::{Flow, Phase, Policy, RequestContext};
 
 use crate::net::TrustedProxies;
@@ -84,7 +84,12 @@ impl By {
     }
 
     /// Appends this request's discriminator to `key`, without allocating.
-    pub(crate) fn write(&self, key: &mut String, req: &request::Parts, cx: &RequestContext<'_>) {
+    pub(crate) fn write(
+        &self,
+        key: &mut KeyWriter<'_>,
+        req: &request::Parts,
+        cx: &RequestContext<'_>,
+    ) {
         let id = cx.identity.as_ref();
         match (self, id) {
             (By::Api, _) => {}
