@@ -220,11 +220,11 @@ impl Exchange {
         out.extend_from_slice(b"\",\"request_id\":");
         json_str(out, header_text(&self.request_id));
         out.extend_from_slice(b",\"api\":");
-        json_opt(out, self.api.as_deref());
+        json_name(out, self.api.as_deref());
         out.extend_from_slice(b",\"operation\":");
         json_opt(out, self.operation.as_deref());
         out.extend_from_slice(b",\"app\":");
-        json_opt(out, self.app.as_deref().map(|a| a.name.as_str()));
+        json_name(out, self.app.as_deref().map(|a| a.name.as_str()));
         // A method is a token (RFC 9110 §9.1) and an IP address is digits,
         // letters, dots and colons: neither holds anything JSON escapes.
         out.extend_from_slice(b",\"method\":\"");
@@ -292,6 +292,22 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// tests every byte on its own.
 fn header_text(value: &HeaderValue) -> &str {
     std::str::from_utf8(value.as_bytes()).unwrap_or_default()
+}
+
+/// An entity name (an API's, an app's) as a JSON string. Names are
+/// `[a-z0-9-]` by the configuration's rule (`Name`), so nothing in one
+/// needs an escape and the scan for it is skipped.
+fn json_name(out: &mut Vec<u8>, name: Option<&str>) {
+    match name {
+        Some(name) => {
+            debug_assert_eq!(plain_run(name.as_bytes(), 0), name.len(), "{name}");
+            out.reserve(name.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 fn json_opt(out: &mut Vec<u8>, s: Option<&str>) {

@@ -49,7 +49,7 @@ pub(crate) fn add_product_limits(cx: &mut RequestContext<'_>) {
         return;
     }
     let now_ms = unix_ms();
-    let mut limits = std::mem::take(&mut cx.limits);
+    let limits = &mut cx.limits;
     for pl in &access.limits {
         let window_ms = u64::try_from(pl.limit.window.as_millis())
             .unwrap_or(u64::MAX)
@@ -86,7 +86,6 @@ pub(crate) fn add_product_limits(cx: &mut RequestContext<'_>) {
             k.push_str(&id.app.name);
         });
     }
-    cx.limits = limits;
 }
 
 fn unix_ms() -> u64 {

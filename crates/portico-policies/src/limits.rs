@@ -2,12 +2,13 @@
 //! request counts against), limit names, and the calendar.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, request};
 use portico_model::limits::{Algorithm, KeyWriter, LimitPolicy};
-use portico_model::policy::{Flow, Phase, Policy, RequestContext};
+use portico_model::policy::{Flow, Identity, Phase, Policy, RequestContext};
 
 use crate::net::TrustedProxies;
 
@@ -88,10 +89,10 @@ impl By {
         &self,
         key: &mut KeyWriter<'_>,
         req: &request::Parts,
-        cx: &RequestContext<'_>,
+        identity: Option<&Identity>,
+        client: SocketAddr,
     ) {
-        let id = cx.identity.as_ref();
-        match (self, id) {
+        match (self, identity) {
             (By::Api, _) => {}
             (By::App, Some(id)) => key.push_str(&id.app.name),
             (By::Developer, Some(id)) => key.push_str(&id.app.developer),
@@ -101,11 +102,11 @@ impl By {
             // if that check is bypassed.
             (By::Ip(trusted), _) => {
                 // A trusted proxy that sent garbage counts as one client.
-                let peer = cx.client.ip();
+                let peer = client.ip();
                 let _ = write!(key, "{}", trusted.client(req, peer).unwrap_or(peer));
             }
             (By::App | By::Developer | By::Credential, _) => {
-                let _ = write!(key, "{}", cx.client.ip());
+                let _ = write!(key, "{}", client.ip());
             }
             (By::Header(h), _) => {
                 if let Some(v) = req.headers.get(h) {
@@ -303,15 +304,16 @@ impl Policy for Counted {
     }
 
     fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        let mut limits = std::mem::take(&mut cx.limits);
-        limits.push(&self.name, self.kind, self.algorithm, |k| {
+        // Field by field: the batch is written in place (it is large, as it
+        // keeps its checks inline) while the key reads the rest.
+        let (api, identity, client) = (cx.api, cx.identity.as_ref(), cx.client);
+        cx.limits.push(&self.name, self.kind, self.algorithm, |k| {
             k.push_str(self.prefix);
-            k.push_str(&cx.api.name);
+            k.push_str(&api.name);
             k.push(':');
             k.push_str(&self.tag);
-            self.by.write(k, req, cx);
+            self.by.write(k, req, identity, client);
         });
-        cx.limits = limits;
         Flow::Continue
     }
 }

@@ -81,18 +81,18 @@ impl Policy for Quota {
             period: self.period.nominal(),
             ends_in,
         };
-        let mut limits = std::mem::take(&mut cx.limits);
-        limits.push(&self.name, LimitPolicy::Quota, algorithm, |k| {
-            k.push_str("q:");
-            k.push_str(&cx.api.name);
-            k.push(':');
-            k.push_str(&self.tag);
-            let _ = write!(k, "{start}:");
-            k.push_str(product.as_deref().unwrap_or("-"));
-            k.push(':');
-            k.push_str(&id.app.name);
-        });
-        cx.limits = limits;
+        let api = cx.api;
+        cx.limits
+            .push(&self.name, LimitPolicy::Quota, algorithm, |k| {
+                k.push_str("q:");
+                k.push_str(&api.name);
+                k.push(':');
+                k.push_str(&self.tag);
+                let _ = write!(k, "{start}:");
+                k.push_str(product.as_deref().unwrap_or("-"));
+                k.push(':');
+                k.push_str(&id.app.name);
+            });
         Flow::Continue
     }
 }
