@@ -78,9 +78,11 @@ impl GatewayBody {
         }
     }
 
-    /// Attaches the record to finish when this body ends.
-    pub(crate) fn with_exchange(mut self, exchange: Exchange) -> Self {
-        self.exchange = Some(Box::new(exchange));
+    /// Attaches the record to finish when this body ends. It comes boxed
+    /// from where it was made, and is finished in its box: a record is
+    /// several hundred bytes, and each move of it a copy.
+    pub(crate) fn with_exchange(mut self, exchange: Box<Exchange>) -> Self {
+        self.exchange = Some(exchange);
         self
     }
 
@@ -203,7 +205,7 @@ pub(crate) struct LogContext {
 }
 
 impl Exchange {
-    fn finish(self) {
+    fn finish(self: Box<Self>) {
         let total = self.start.elapsed();
         self.metrics.record(self.status, total, self.upstream);
         if let Some(log) = &self.log {

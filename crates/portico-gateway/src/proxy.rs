@@ -210,7 +210,7 @@ impl Gateway {
             target: None,
             client: conn.hop.client_ip().clone(),
         });
-        let mut exchange = Exchange {
+        let mut exchange = Box::new(Exchange {
             start,
             request_id: id.clone(),
             api: None,
@@ -225,7 +225,7 @@ impl Gateway {
             upstream: None,
             bytes: 0,
             aborted: false,
-        };
+        });
         let result = self.forward(req, conn, &id, &mut exchange).await;
         let response = match result {
             Ok(resp) => resp,
