@@ -126,9 +126,10 @@ impl LocalCounters {
             return Decision::Limited { outcomes };
         }
         let held: Vec<Box<str>> = batch
+            .checks()
             .iter()
-            .filter(|(c, _)| matches!(c.algorithm, Algorithm::Concurrency { .. }))
-            .map(|(_, k)| Box::from(k))
+            .filter(|c| matches!(c.algorithm, Algorithm::Concurrency { .. }))
+            .map(|c| Box::from(batch.key_of(c)))
             .collect();
         let permit = (!held.is_empty()).then(|| {
             let this = self.clone();

@@ -119,16 +119,32 @@ impl UpstreamClient {
     /// answer's body has ended.
     pub async fn request(
         &self,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<UpstreamBody>, ClientError> {
+        self.send(Box::new(req), forwarding).await
+    }
+
+    /// [`Self::request`] for a request already boxed: the proxy's, which
+    /// so passes through the client's layers as a pointer rather than as
+    /// a copy of its head at each.
+    pub(crate) async fn send(
+        &self,
+        mut req: Box<Request<RequestBody>>,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         if let (Inner::Plain(_) | Inner::Tls(_), Some(f)) = (&self.inner, forwarding) {
             f.apply(req.headers_mut());
         }
         let sent = match &self.inner {
-            Inner::Http1(p) => return p.send(req, forwarding).await.map_err(ClientError::Pool),
-            Inner::Plain(c) => c.request(req),
-            Inner::Tls(c) => c.request(req),
+            Inner::Http1(p) => {
+                return p
+                    .send_boxed(req, forwarding)
+                    .await
+                    .map_err(ClientError::Pool);
+            }
+            Inner::Plain(c) => c.request(*req),
+            Inner::Tls(c) => c.request(*req),
         };
         sent.await
             .map(|r| r.map(UpstreamBody::Hyper))

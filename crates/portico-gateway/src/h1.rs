@@ -258,11 +258,11 @@ pub(crate) struct Added<'a> {
 /// been read to its end.
 pub(crate) async fn exchange(
     mut conn: Box<Conn>,
-    req: Request<RequestBody>,
+    req: Box<Request<RequestBody>>,
     added: Added<'_>,
     home: Home,
 ) -> Result<Response<ResponseBody>, H1Error> {
-    let (parts, mut body) = req.into_parts();
+    let (parts, mut body) = (*req).into_parts();
     let is_head = parts.method == Method::HEAD;
     let framing = if body.is_end_stream() {
         Out::None

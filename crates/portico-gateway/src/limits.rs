@@ -151,7 +151,7 @@ fn refusal(limits: &Limits, metrics: &ApiMetrics) -> Refusal {
     let mut violated = Vec::new();
     let mut retry_after = 1;
     let mut detail = String::new();
-    for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
+    for (check, o) in limits.checks().iter().zip(&limits.outcomes) {
         if o.allowed {
             continue;
         }
@@ -202,7 +202,7 @@ pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
         return None;
     }
     let mut state = Vec::with_capacity(32 * limits.len());
-    for ((check, _), o) in limits.iter().zip(&limits.outcomes) {
+    for (check, o) in limits.checks().iter().zip(&limits.outcomes) {
         if !state.is_empty() {
             state.extend_from_slice(b", ");
         }
@@ -235,10 +235,8 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
         cached.len() == limits.len()
             && cached
                 .iter()
-                .zip(limits.iter())
-                .all(|((name, a), (check, _))| {
-                    Arc::ptr_eq(name, &check.name) && *a == check.algorithm
-                })
+                .zip(limits.checks())
+                .all(|((name, a), check)| Arc::ptr_eq(name, &check.name) && *a == check.algorithm)
     };
     let hit = LAST_POLICY
         .try_with(|last| {
@@ -255,7 +253,7 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
         return hit;
     }
     let mut policy = Vec::with_capacity(32 * limits.len());
-    for (check, _) in limits.iter() {
+    for check in limits.checks() {
         if !policy.is_empty() {
             policy.extend_from_slice(b", ");
         }
@@ -267,8 +265,9 @@ fn policy_field(limits: &Limits) -> Option<HeaderValue> {
             last.limits.clear();
             last.limits.extend(
                 limits
+                    .checks()
                     .iter()
-                    .map(|(check, _)| (check.name.clone(), check.algorithm)),
+                    .map(|check| (check.name.clone(), check.algorithm)),
             );
             last.value = Some(value.clone());
         }

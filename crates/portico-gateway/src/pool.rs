@@ -179,12 +179,23 @@ impl H1Pool {
         }
     }
 
-    /// Sends `req` (absolute URI of one of the pool's targets), with the
-    /// `forwarding` fields of a proxied request, on an idle connection to
-    /// its target, or on a new one.
+    /// [`Self::send_boxed`] for a request not yet boxed (the tests').
+    #[cfg(test)]
     pub async fn send(
         &self,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
+        forwarding: Option<&Forwarding<'_>>,
+    ) -> Result<Response<UpstreamBody>, PoolError> {
+        self.send_boxed(Box::new(req), forwarding).await
+    }
+
+    /// Sends `req` (absolute URI of one of the pool's targets), with the
+    /// `forwarding` fields of a proxied request, on an idle connection to
+    /// its target, or on a new one. The request comes boxed (see
+    /// `UpstreamClient::send`).
+    pub(crate) async fn send_boxed(
+        &self,
+        mut req: Box<Request<RequestBody>>,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let inner = &self.inner;
@@ -208,7 +219,7 @@ impl H1Pool {
                 f.apply(req.headers_mut());
             }
             req.headers_mut().insert(header::HOST, target.host.clone());
-            return Box::pin(inner.upgrade(target, req)).await;
+            return Box::pin(inner.upgrade(target, *req)).await;
         }
         let conn = match inner.checkout(target) {
             Some(conn) => conn,

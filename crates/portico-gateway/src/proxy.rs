@@ -568,18 +568,18 @@ impl Gateway {
                 clone_head(parts_now)
             };
             try_parts.uri = uri;
-            let upstream_req = Request::from_parts(try_parts, tries.body());
+            // Boxed once here, it passes through the client's layers as a
+            // pointer.
+            let upstream_req = Box::new(Request::from_parts(try_parts, tries.body()));
 
             let sent = Instant::now();
             let timeout = rt.api.upstream.timeout;
             // The deadline from the send time already read: one clock read
             // fewer than `timeout` would make.
             let deadline = tokio::time::Instant::from_std(sent) + timeout;
-            let result = tokio::time::timeout_at(
-                deadline,
-                rt.client.request(upstream_req, Some(&forwarding)),
-            )
-            .await;
+            let result =
+                tokio::time::timeout_at(deadline, rt.client.send(upstream_req, Some(&forwarding)))
+                    .await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
                 Ok(Ok(resp)) => {

@@ -185,14 +185,19 @@ impl Limits {
         self.checks.len()
     }
 
-    /// The checks with their keys, in the order they were added.
+    /// The checks with their keys, in the order they were added. Each key
+    /// is checked for UTF-8 as it is read: where only the checks are
+    /// needed, [`Self::checks`] is cheaper.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&LimitCheck, &str)> {
-        // A key is whole `&str` writes, so always UTF-8; the check is a
+        self.checks.iter().map(|c| (c, self.key_of(c)))
+    }
+
+    /// The key of one of this batch's checks.
+    pub fn key_of(&self, check: &LimitCheck) -> &str {
+        // A key is whole `&str` writes, so always UTF-8; the check goes a
         // word at a time over ASCII.
-        self.checks.iter().map(|c| {
-            let key = std::str::from_utf8(&self.keys[c.key.clone()]).unwrap_or_default();
-            (c, key)
-        })
+        std::str::from_utf8(self.keys.get(check.key.clone()).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn checks(&self) -> &[LimitCheck] {
