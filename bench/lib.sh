@@ -288,16 +288,27 @@ LIMITS_KEY=bench-key-limits-01
 # file, metrics on as always. EXTRA is one more top-level line (`redis:`)
 # or empty.
 limits_config() {
-  node_head "$1" "$2" "$3" "$work/access-$2.log"
+  keyed_config "$1" "$2" "$3" "$work/access-$2.log" "$4" "$LIMITS_POLICIES"
+}
+
+# The limits node's policies, as lines of its API's `policies:` list.
+LIMITS_POLICIES='      - api_key: {}
+      - rate_limit: { limit: 1000000000, window: 1h, by: app }'
+
+# keyed_config FILE PORT ADMIN ACCESS_LOG EXTRA POLICIES: one API in front
+# of the upstream on $UP with the POLICIES lines (`[]` for none), and one
+# app subscribed to it with the key $LIMITS_KEY. EXTRA is one more
+# top-level line or empty.
+keyed_config() {
+  node_head "$1" "$2" "$3" "$4"
   cat >> "$1" <<CONF
-$4
+$5
 apis:
   - name: bench
     base_path: /
     upstream: { targets: ["http://127.0.0.1:$UP"] }
     policies:
-      - api_key: {}
-      - rate_limit: { limit: 1000000000, window: 1h, by: app }
+$6
 products:
   - { name: all, apis: [bench] }
 developers:

@@ -25,40 +25,17 @@ machine_facts
 UP=$(free_port)
 start_upstream "$UP"; wait_port "$UP"
 
-RATE_LIMIT='      - rate_limit: { limit: 1000000000, window: 1h, by: app }'
-
-# part_config FILE PORT ADMIN ACCESS_LOG POLICIES: one API in front of the
-# upstream with the POLICIES lines, and the limits node's app and key.
-part_config() {
-  node_head "$1" "$2" "$3" "$4"
-  cat >> "$1" <<CONF
-apis:
-  - name: bench
-    base_path: /
-    upstream: { targets: ["http://127.0.0.1:$UP"] }
-    policies:
-$5
-products:
-  - { name: all, apis: [bench] }
-developers:
-  - { email: bench@example.com, name: Bench }
-apps:
-  - { name: bench-app, developer: bench@example.com, products: [all], api_keys: ["$LIMITS_KEY"] }
-CONF
-}
-
-# start_part NAME: starts the node NAME on CPU 1 (T_PORT, T_PID).
+# start_part NAME: starts the node NAME (lib.sh's `keyed_config`) on CPU 1
+# (T_PORT, T_PID).
 start_part() {
   T_PORT=$(free_port); T_ADM=$(free_port)
   local conf="$work/part-$1-$T_PORT.yaml" log="$work/access-$T_PORT.log"
   case $1 in
-    plain) part_config "$conf" "$T_PORT" "$T_ADM" off "      []" ;;
-    log) part_config "$conf" "$T_PORT" "$T_ADM" "$log" "      []" ;;
-    key) part_config "$conf" "$T_PORT" "$T_ADM" off "      - api_key: {}" ;;
-    keyrl) part_config "$conf" "$T_PORT" "$T_ADM" off "      - api_key: {}
-$RATE_LIMIT" ;;
-    limits) part_config "$conf" "$T_PORT" "$T_ADM" "$log" "      - api_key: {}
-$RATE_LIMIT" ;;
+    plain) keyed_config "$conf" "$T_PORT" "$T_ADM" off "" "      []" ;;
+    log) keyed_config "$conf" "$T_PORT" "$T_ADM" "$log" "" "      []" ;;
+    key) keyed_config "$conf" "$T_PORT" "$T_ADM" off "" "      - api_key: {}" ;;
+    keyrl) keyed_config "$conf" "$T_PORT" "$T_ADM" off "" "$LIMITS_POLICIES" ;;
+    limits) keyed_config "$conf" "$T_PORT" "$T_ADM" "$log" "" "$LIMITS_POLICIES" ;;
   esac
   PORTICO_LOG=warn taskset -c 1 "$PORTICO" serve -c "$conf" >/dev/null 2>&1 &
   T_PID=$!
