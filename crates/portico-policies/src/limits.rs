@@ -304,15 +304,14 @@ impl Policy for Counted {
     }
 
     fn on_request(&self, req: &mut request::Parts, cx: &mut RequestContext<'_>) -> Flow {
-        // Field by field: the batch is written in place (it is large, as it
-        // keeps its checks inline) while the key reads the rest.
-        let (api, identity, client) = (cx.api, cx.identity.as_ref(), cx.client);
+        // The batch is written in place (it is large, as it keeps its
+        // checks inline); the key reads the context's other fields.
         cx.limits.push(&self.name, self.kind, self.algorithm, |k| {
             k.push_str(self.prefix);
-            k.push_str(&api.name);
+            k.push_str(&cx.api.name);
             k.push(':');
             k.push_str(&self.tag);
-            self.by.write(k, req, identity, client);
+            self.by.write(k, req, cx.identity.as_ref(), cx.client);
         });
         Flow::Continue
     }

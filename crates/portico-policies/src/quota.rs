@@ -81,11 +81,10 @@ impl Policy for Quota {
             period: self.period.nominal(),
             ends_in,
         };
-        let api = cx.api;
         cx.limits
             .push(&self.name, LimitPolicy::Quota, algorithm, |k| {
                 k.push_str("q:");
-                k.push_str(&api.name);
+                k.push_str(&cx.api.name);
                 k.push(':');
                 k.push_str(&self.tag);
                 let _ = write!(k, "{start}:");
