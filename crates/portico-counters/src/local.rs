@@ -42,7 +42,9 @@ impl Cell {
 }
 
 struct Inner {
-    cells: DashMap<Box<str>, Cell, ahash::RandomState>,
+    /// Keyed by the bytes of [`Limits`]' keys (always UTF-8, compared as
+    /// bytes).
+    cells: DashMap<Box<[u8]>, Cell, ahash::RandomState>,
     /// The monotonic clock's zero, and the wall-clock time it stands for.
     base: Instant,
     base_unix_us: u64,
@@ -111,13 +113,13 @@ impl LocalCounters {
     pub fn decide(&self, batch: &Limits, now: u64) -> Decision {
         let mut outcomes = Outcomes::with_capacity(batch.len());
         let mut refused = false;
-        for (check, key) in batch.iter() {
+        for (check, key) in batch.iter_bytes() {
             let o = self.take(key, check.algorithm, now, refused);
             refused |= !o.allowed;
             outcomes.push(o);
         }
         if refused {
-            for ((check, key), o) in batch.iter().zip(outcomes.iter_mut()) {
+            for ((check, key), o) in batch.iter_bytes().zip(outcomes.iter_mut()) {
                 if o.allowed {
                     self.give_back(key, check.algorithm, now);
                     o.remaining = (o.remaining + 1).min(check.algorithm.quota());
@@ -125,11 +127,10 @@ impl LocalCounters {
             }
             return Decision::Limited { outcomes };
         }
-        let held: Vec<Box<str>> = batch
-            .checks()
-            .iter()
-            .filter(|c| matches!(c.algorithm, Algorithm::Concurrency { .. }))
-            .map(|c| Box::from(batch.key_of(c)))
+        let held: Vec<Box<[u8]>> = batch
+            .iter_bytes()
+            .filter(|(c, _)| matches!(c.algorithm, Algorithm::Concurrency { .. }))
+            .map(|(_, key)| Box::from(key))
             .collect();
         let permit = (!held.is_empty()).then(|| {
             let this = self.clone();
@@ -143,7 +144,7 @@ impl LocalCounters {
     }
 
     /// Looks at (`dry`) or takes one request from `key`'s limit.
-    fn take(&self, key: &str, algorithm: Algorithm, now: u64, dry: bool) -> Outcome {
+    fn take(&self, key: &[u8], algorithm: Algorithm, now: u64, dry: bool) -> Outcome {
         let fresh = |now: u64| match algorithm {
             Algorithm::Window { window, .. } => Cell::Window {
                 count: 0,
@@ -188,7 +189,7 @@ impl LocalCounters {
     }
 
     /// Undoes one [`Self::take`] of a refused batch.
-    fn give_back(&self, key: &str, algorithm: Algorithm, _now: u64) {
+    fn give_back(&self, key: &[u8], algorithm: Algorithm, _now: u64) {
         if let Some(mut cell) = self.inner.cells.get_mut(key) {
             match (&mut *cell, algorithm) {
                 (Cell::Window { count, .. }, _) => *count = count.saturating_sub(1),
@@ -202,7 +203,7 @@ impl LocalCounters {
     }
 
     /// Gives back a concurrency slot.
-    fn release(&self, key: &str) {
+    fn release(&self, key: &[u8]) {
         if let Some(mut cell) = self.inner.cells.get_mut(key)
             && let Cell::Concurrency { in_flight } = &mut *cell
         {
@@ -260,7 +261,7 @@ impl LocalCounters {
                     expires,
                     period: true,
                 } if expires > now && count > 0 => Some(Saved {
-                    key: e.key().to_string(),
+                    key: String::from_utf8_lossy(e.key()).into_owned(),
                     count,
                     expires_unix_us: self.inner.base_unix_us + expires - 1_000_000,
                 }),
@@ -306,7 +307,7 @@ impl LocalCounters {
             }
             let expires = now + (s.expires_unix_us - now_unix);
             self.inner.cells.insert(
-                s.key.into_boxed_str(),
+                s.key.into_bytes().into_boxed_slice(),
                 Cell::Window {
                     count: s.count,
                     expires,

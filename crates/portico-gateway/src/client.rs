@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use http::request::Parts;
 use http::{Request, Response, Version};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -122,29 +123,31 @@ impl UpstreamClient {
         req: Request<RequestBody>,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
-        self.send(Box::new(req), forwarding).await
+        let (head, body) = req.into_parts();
+        self.send(Box::new(head), body, forwarding).await
     }
 
-    /// [`Self::request`] for a request already boxed: the proxy's, which
-    /// so passes through the client's layers as a pointer rather than as
-    /// a copy of its head at each.
+    /// [`Self::request`] for a head already boxed: the proxy's, which so
+    /// passes through the client's layers as a pointer rather than as a
+    /// copy at each.
     pub(crate) async fn send(
         &self,
-        mut req: Box<Request<RequestBody>>,
+        mut head: Box<Parts>,
+        body: RequestBody,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         if let (Inner::Plain(_) | Inner::Tls(_), Some(f)) = (&self.inner, forwarding) {
-            f.apply(req.headers_mut());
+            f.apply(&mut head.headers);
         }
         let sent = match &self.inner {
             Inner::Http1(p) => {
                 return p
-                    .send_boxed(req, forwarding)
+                    .send_boxed(head, body, forwarding)
                     .await
                     .map_err(ClientError::Pool);
             }
-            Inner::Plain(c) => c.request(*req),
-            Inner::Tls(c) => c.request(*req),
+            Inner::Plain(c) => c.request(Request::from_parts(*head, body)),
+            Inner::Tls(c) => c.request(Request::from_parts(*head, body)),
         };
         sent.await
             .map(|r| r.map(UpstreamBody::Hyper))

@@ -47,7 +47,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -258,11 +259,11 @@ pub(crate) struct Added<'a> {
 /// been read to its end.
 pub(crate) async fn exchange(
     mut conn: Box<Conn>,
-    req: Box<Request<RequestBody>>,
+    parts: Box<Parts>,
+    mut body: RequestBody,
     added: Added<'_>,
     home: Home,
 ) -> Result<Response<ResponseBody>, H1Error> {
-    let (parts, mut body) = (*req).into_parts();
     let is_head = parts.method == Method::HEAD;
     let framing = if body.is_end_stream() {
         Out::None

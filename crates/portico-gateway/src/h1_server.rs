@@ -45,6 +45,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
 use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -85,8 +86,13 @@ pub(crate) trait Exchanges {
     /// A request has arrived whole: its head and its body.
     fn begin(&self) -> Self::Busy;
 
-    /// Serves a request.
-    fn handle(&self, req: Request<ClientBody>) -> impl std::future::Future<Output = Answer> + Send;
+    /// Serves a request: its head, boxed (see [`request_head`]), and its
+    /// body.
+    fn handle(
+        &self,
+        head: Box<Parts>,
+        body: ClientBody,
+    ) -> impl std::future::Future<Output = Answer> + Send;
 }
 
 /// Serves HTTP/1.1 requests on `io` until the connection closes or a
@@ -122,7 +128,7 @@ where
             }
         };
         let head_bytes = buf.split_to(head.len).freeze();
-        let Some(mut req) = request(
+        let Some(parts) = request_head(
             &head_bytes,
             &head,
             &fields,
@@ -135,7 +141,7 @@ where
             all.extend_from_slice(&buf);
             return hand_off(io, all);
         };
-        if head.body > 0 {
+        let body = if head.body > 0 {
             // Whole before the handler runs: it is at most `MAX_BODY`.
             let want = head.body as usize;
             while buf.len() < want {
@@ -144,8 +150,10 @@ where
                     Ok(_) => {}
                 }
             }
-            *req.body_mut() = ClientBody::full(buf.split_to(want).freeze());
-        }
+            ClientBody::full(buf.split_to(want).freeze())
+        } else {
+            ClientBody::empty()
+        };
         // The exchange begins with its body at hand: until then the client
         // is still sending its request, and the connection's header
         // timeout covers the body as it covers the head (hyper's server
@@ -153,7 +161,7 @@ where
         let busy = exchanges.begin();
         // Pinned where it is made: the handler's future is large, and every
         // move of it is a copy.
-        let handling = exchanges.handle(req);
+        let handling = exchanges.handle(parts, body);
         let mut handling = std::pin::pin!(handling);
         let Some(response) = watching(&mut io, &mut buf, handling.as_mut()).await else {
             // The client went away: the exchange is given up.
@@ -313,15 +321,18 @@ fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     })
 }
 
-/// The request of a parsed head, its fields sharing the head's bytes.
-/// `None` when `http` refuses the target or a field.
-fn request(
+/// The request head of a parsed head, its fields sharing the head's
+/// bytes; `None` when `http` refuses the target or a field. Boxed here, it
+/// goes to the gateway and on to the upstream client as a pointer: a
+/// request head is about 200 bytes, and it would otherwise be copied at
+/// every call and `await` it passes.
+fn request_head(
     bytes: &Bytes,
     head: &Head,
     fields: &[Field],
     names: &mut FieldNames,
     mut headers: HeaderMap,
-) -> Option<Request<ClientBody>> {
+) -> Option<Box<Parts>> {
     let uri = Uri::from_maybe_shared(bytes.slice(head.target.0..head.target.1)).ok()?;
     headers.reserve(fields.len());
     for (at, f) in fields.iter().enumerate() {
@@ -329,12 +340,12 @@ fn request(
         let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.1)).ok()?;
         headers.append(name, value);
     }
-    let mut req = Request::new(ClientBody::empty());
-    *req.method_mut() = head.method.clone();
-    *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
-    *req.headers_mut() = headers;
-    Some(req)
+    let mut parts = Box::new(Request::new(()).into_parts().0);
+    parts.method = head.method.clone();
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Some(parts)
 }
 
 /// Writes an answer's body after its head, gathered in `out`, on `io`. An

@@ -41,15 +41,14 @@ impl Exchanges for Echo {
         Done(self.ended.clone())
     }
 
-    async fn handle(&self, req: Request<ClientBody>) -> Answer {
-        if req.uri().path() == "/never" {
+    async fn handle(&self, parts: Box<Parts>, body: ClientBody) -> Answer {
+        if parts.uri.path() == "/never" {
             let _abandoned = Done(self.abandoned.clone());
             std::future::pending::<()>().await;
         }
-        if req.uri().path() == "/slow" {
+        if parts.uri.path() == "/slow" {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let (parts, body) = req.into_parts();
         let body = body.collect().await.expect("a body").to_bytes();
         let names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).collect();
         let text = format!(

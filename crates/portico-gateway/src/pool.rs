@@ -40,6 +40,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crossbeam_queue::SegQueue;
+use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri, header};
 use hyper::client::conn::http1;
@@ -186,40 +187,42 @@ impl H1Pool {
         req: Request<RequestBody>,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
-        self.send_boxed(Box::new(req), forwarding).await
+        let (head, body) = req.into_parts();
+        self.send_boxed(Box::new(head), body, forwarding).await
     }
 
     /// Sends `req` (absolute URI of one of the pool's targets), with the
     /// `forwarding` fields of a proxied request, on an idle connection to
-    /// its target, or on a new one. The request comes boxed (see
+    /// its target, or on a new one. The head comes boxed (see
     /// `UpstreamClient::send`).
     pub(crate) async fn send_boxed(
         &self,
-        mut req: Box<Request<RequestBody>>,
+        mut head: Box<Parts>,
+        body: RequestBody,
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let inner = &self.inner;
-        let index = req
-            .uri()
+        let index = head
+            .uri
             .authority()
             .and_then(|a| inner.targets.iter().position(|t| t.authority == *a))
             .ok_or(PoolError::Target)?;
         let target = &inner.targets[index];
         // Origin form on the wire; the target is addressed by `Host`.
-        let pq = req
-            .uri()
+        let pq = head
+            .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::from(pq);
+        head.uri = Uri::from(pq);
         // The rarer paths are boxed: their futures would otherwise make
         // this one, which every request moves, several times larger.
-        if asks_to_upgrade(req.headers()) {
+        if asks_to_upgrade(&head.headers) {
             if let Some(f) = forwarding {
-                f.apply(req.headers_mut());
+                f.apply(&mut head.headers);
             }
-            req.headers_mut().insert(header::HOST, target.host.clone());
-            return Box::pin(inner.upgrade(target, *req)).await;
+            head.headers.insert(header::HOST, target.host.clone());
+            return Box::pin(inner.upgrade(target, Request::from_parts(*head, body))).await;
         }
         let conn = match inner.checkout(target) {
             Some(conn) => conn,
@@ -233,7 +236,7 @@ impl H1Pool {
             host: &target.host,
             forwarding,
         };
-        h1::exchange(conn, req, added, home)
+        h1::exchange(conn, head, body, added, home)
             .await
             .map(|resp| resp.map(UpstreamBody::H1))
             .map_err(PoolError::Exchange)

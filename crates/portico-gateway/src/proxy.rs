@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::HeaderName;
+use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Method, Request, Response, Version, header};
 use http_body::Body as _;
@@ -189,24 +190,30 @@ impl Gateway {
         let Answer {
             mut response,
             added,
-        } = self.answer(req, conn).await;
+        } = {
+            let (head, body) = req.into_parts();
+            self.answer(Box::new(head), body, conn).await
+        };
         added.insert_into(response.headers_mut());
         response
     }
 
     /// Serves one request, the added fields kept apart (see [`Answer`]).
+    /// The head comes boxed: it passes on to the upstream client as a
+    /// pointer (see `h1_server::request_head`).
     pub(crate) async fn answer(
         self: &Arc<Self>,
-        req: Request<ClientBody>,
+        head: Box<Parts>,
+        body: ClientBody,
         conn: &ConnectionInfo,
     ) -> Answer {
         let start = Instant::now();
-        let id = request_id(req.headers());
+        let id = request_id(&head.headers);
         let log = self.access_log.as_ref().map(|sink| LogContext {
             started_at: SystemTime::now(),
             sink: sink.clone(),
-            method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            method: head.method.clone(),
+            path: head.uri.path().to_owned(),
             target: None,
             client: conn.hop.client_ip().clone(),
         });
@@ -226,7 +233,7 @@ impl Gateway {
             bytes: 0,
             aborted: false,
         });
-        let result = self.forward(req, conn, &id, &mut exchange).await;
+        let result = self.forward(head, body, conn, &id, &mut exchange).await;
         let response = match result {
             Ok(resp) => resp,
             Err(f) => {
@@ -249,7 +256,8 @@ impl Gateway {
 
     async fn forward(
         &self,
-        req: Request<ClientBody>,
+        mut parts: Box<Parts>,
+        body: ClientBody,
         conn: &ConnectionInfo,
         id: &HeaderValue,
         exchange: &mut Exchange,
@@ -260,7 +268,6 @@ impl Gateway {
                 "The node has not loaded a configuration yet.",
             ));
         };
-        let (mut parts, body) = req.into_parts();
         if parts.method == Method::CONNECT {
             return Err(Failure::new(
                 ErrorCode::BadRequest,
@@ -565,21 +572,20 @@ impl Gateway {
                     Failure::new(ErrorCode::Internal, "The request head was already sent.")
                 })?
             } else {
-                clone_head(parts_now)
+                Box::new(clone_head(parts_now))
             };
             try_parts.uri = uri;
-            // Boxed once here, it passes through the client's layers as a
-            // pointer.
-            let upstream_req = Box::new(Request::from_parts(try_parts, tries.body()));
 
             let sent = Instant::now();
             let timeout = rt.api.upstream.timeout;
             // The deadline from the send time already read: one clock read
             // fewer than `timeout` would make.
             let deadline = tokio::time::Instant::from_std(sent) + timeout;
-            let result =
-                tokio::time::timeout_at(deadline, rt.client.send(upstream_req, Some(&forwarding)))
-                    .await;
+            let result = tokio::time::timeout_at(
+                deadline,
+                rt.client.send(try_parts, tries.body(), Some(&forwarding)),
+            )
+            .await;
             exchange.upstream = Some(sent.elapsed());
             let (failure, kind) = match result {
                 Ok(Ok(resp)) => {

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Version};
+use http::Version;
+use http::request::Parts;
 use http_body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -431,8 +432,8 @@ impl h1_server::Exchanges for Own {
         self.activity.begin(Version::HTTP_11)
     }
 
-    fn handle(&self, req: Request<ClientBody>) -> impl Future<Output = Answer> + Send {
-        self.gateway.answer(req, &self.info)
+    fn handle(&self, head: Box<Parts>, body: ClientBody) -> impl Future<Output = Answer> + Send {
+        self.gateway.answer(head, body, &self.info)
     }
 }
 

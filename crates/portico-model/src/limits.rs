@@ -203,6 +203,14 @@ impl Limits {
     pub fn checks(&self) -> &[LimitCheck] {
         &self.checks
     }
+
+    /// The checks with their keys as bytes, for backends that compare keys
+    /// without reading them as text (no UTF-8 check).
+    pub fn iter_bytes(&self) -> impl ExactSizeIterator<Item = (&LimitCheck, &[u8])> {
+        self.checks
+            .iter()
+            .map(|c| (c, self.keys.get(c.key.clone()).unwrap_or_default()))
+    }
 }
 
 /// The state of one limit after a decision.
