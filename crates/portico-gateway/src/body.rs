@@ -22,6 +22,7 @@ use portico_model::limits::Permit;
 use crate::access_log::AccessLogSink;
 use crate::cache::Tee;
 use crate::h1;
+use crate::h1::RawFields;
 use crate::metrics::ApiMetrics;
 use crate::text::push_u64;
 use crate::time::write_rfc3339_millis;
@@ -84,6 +85,24 @@ impl GatewayBody {
     pub(crate) fn with_exchange(mut self, exchange: Box<Exchange>) -> Self {
         self.exchange = Some(exchange);
         self
+    }
+
+    /// The upstream answer's fields, where they were kept as they came
+    /// (`h1::RawFields`): the response's map then holds only what the
+    /// gateway added, and these are written after it.
+    pub(crate) fn raw_fields(&self) -> Option<&RawFields> {
+        match &self.kind {
+            Kind::Upstream(UpstreamBody::H1(body)) => body.raw_fields(),
+            _ => None,
+        }
+    }
+
+    /// Takes the fields [`Self::raw_fields`] gives, to put them in the map.
+    pub(crate) fn take_raw_fields(&mut self) -> Option<Box<RawFields>> {
+        match &mut self.kind {
+            Kind::Upstream(UpstreamBody::H1(body)) => body.take_raw_fields(),
+            _ => None,
+        }
     }
 
     fn finish(&mut self) {

@@ -124,17 +124,20 @@ impl UpstreamClient {
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         let (head, body) = req.into_parts();
-        self.send(Box::new(head), body, forwarding).await
+        self.send(Box::new(head), body, forwarding, false).await
     }
 
     /// [`Self::request`] for a head already boxed: the proxy's, which so
     /// passes through the client's layers as a pointer rather than as a
-    /// copy at each.
+    /// copy at each. With `raw`, an HTTP/1.1 target's answer may come
+    /// with its fields kept as they came (`h1::RawFields`, with the body)
+    /// and an empty map: for a caller that reads none of them.
     pub(crate) async fn send(
         &self,
         mut head: Box<Parts>,
         body: RequestBody,
         forwarding: Option<&Forwarding<'_>>,
+        raw: bool,
     ) -> Result<Response<UpstreamBody>, ClientError> {
         if let (Inner::Plain(_) | Inner::Tls(_), Some(f)) = (&self.inner, forwarding) {
             f.apply(&mut head.headers);
@@ -142,7 +145,7 @@ impl UpstreamClient {
         let sent = match &self.inner {
             Inner::Http1(p) => {
                 return p
-                    .send_boxed(head, body, forwarding)
+                    .send_boxed(head, body, forwarding, raw)
                     .await
                     .map_err(ClientError::Pool);
             }

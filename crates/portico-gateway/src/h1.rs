@@ -50,6 +50,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -129,6 +130,9 @@ pub(crate) struct Conn {
     written: usize,
     /// The field names of the answers on this connection.
     names: FieldNames,
+    /// The exchange in progress passes its answer's fields on as they
+    /// came, where it can ([`RawFields`]).
+    raw: bool,
 }
 
 impl Conn {
@@ -143,6 +147,7 @@ impl Conn {
             out: Vec::with_capacity(1024),
             written: 0,
             names: FieldNames::default(),
+            raw: false,
         })
     }
 
@@ -217,7 +222,7 @@ impl Conn {
     fn parse_head(&mut self) -> Result<Option<Head>, H1Error> {
         loop {
             let bytes = &self.buf[self.start..self.end];
-            let Some(head) = parse_head_with(bytes, &mut self.names)? else {
+            let Some(head) = parse_head_with(bytes, &mut self.names, self.raw)? else {
                 if self.end - self.start >= MAX_HEAD {
                     return Err(H1Error::Invalid("head too large"));
                 }
@@ -256,14 +261,18 @@ pub(crate) struct Added<'a> {
 
 /// Sends `req` with the `added` fields on `conn` and reads the answer's
 /// head. The connection goes back to `home` when the answer's body has
-/// been read to its end.
+/// been read to its end. With `raw`, the answer's fields come as
+/// [`RawFields`] with its body (the map stays empty) unless one of them
+/// needs the map.
 pub(crate) async fn exchange(
     mut conn: Box<Conn>,
     parts: Box<Parts>,
     mut body: RequestBody,
     added: Added<'_>,
     home: Home,
+    raw: bool,
 ) -> Result<Response<ResponseBody>, H1Error> {
+    conn.raw = raw;
     let is_head = parts.method == Method::HEAD;
     let framing = if body.is_end_stream() {
         Out::None
@@ -290,11 +299,15 @@ pub(crate) async fn exchange(
     let Head {
         status,
         version,
-        headers,
+        fields,
         framing: answer,
         keep_alive,
         ..
     } = head;
+    let (headers, raw) = match fields {
+        Fields::Map(headers) => (headers, None),
+        Fields::Raw(raw) => (HeaderMap::new(), Some(raw)),
+    };
     let kind = if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
     {
         In::Length(0)
@@ -306,6 +319,7 @@ pub(crate) async fn exchange(
         home: Some(home),
         kind,
         keep: keep && keep_alive && !matches!(kind, In::Close),
+        raw,
     };
     if kind == In::Length(0) {
         body.kind = In::Done;
@@ -527,7 +541,7 @@ struct Head {
     len: usize,
     status: StatusCode,
     version: Version,
-    headers: HeaderMap,
+    fields: Fields,
     framing: In,
     /// The answer lets the connection be reused (HTTP/1.1, no `close`, no
     /// framing that may be smuggling).
@@ -541,7 +555,50 @@ struct Head {
 /// among the standard ones and allocates any other.
 #[derive(Debug, Default)]
 pub(crate) struct FieldNames {
-    last: Vec<(Box<[u8]>, HeaderName)>,
+    last: Vec<(Box<[u8]>, HeaderName, Class)>,
+}
+
+/// What a field of an answer is to the proxy that passes it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Plain,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    Date,
+    /// `X-Request-Id`: the gateway's own replaces it.
+    RequestId,
+    /// `RateLimit-Policy` and `RateLimit`: the gateway's replace them
+    /// when the request was under a limit.
+    RateLimit,
+    /// Another hop-by-hop field (`TE`, `Trailer`, `Upgrade`,
+    /// `Proxy-*`): the proxy's removal of those needs the field map.
+    HopByHop,
+}
+
+impl Class {
+    fn of(name: &HeaderName) -> Self {
+        if name == header::CONTENT_LENGTH {
+            Self::ContentLength
+        } else if name == header::TRANSFER_ENCODING {
+            Self::TransferEncoding
+        } else if name == header::CONNECTION {
+            Self::Connection
+        } else if name == KEEP_ALIVE {
+            Self::KeepAlive
+        } else if name == header::DATE {
+            Self::Date
+        } else if name == crate::headers::X_REQUEST_ID {
+            Self::RequestId
+        } else if name == crate::proxy::RATELIMIT_POLICY || name == crate::proxy::RATELIMIT {
+            Self::RateLimit
+        } else if crate::headers::is_hop_by_hop(name) {
+            Self::HopByHop
+        } else {
+            Self::Plain
+        }
+    }
 }
 
 impl FieldNames {
@@ -555,14 +612,32 @@ impl FieldNames {
         at: usize,
         raw: &[u8],
     ) -> Result<HeaderName, http::header::InvalidHeaderName> {
-        if let Some((sent, name)) = self.last.get(at)
+        if let Some((sent, name, _)) = self.last.get(at)
             && **sent == *raw
         {
             return Ok(name.clone());
         }
         let name = HeaderName::from_bytes(raw)?;
+        self.remember(at, raw, &name);
+        Ok(name)
+    }
+
+    /// The [`Class`] of the field at position `at`, sent as `raw`: its
+    /// name is checked, but not copied where it was seen there before.
+    fn class(&mut self, at: usize, raw: &[u8]) -> Result<Class, http::header::InvalidHeaderName> {
+        if let Some((sent, _, class)) = self.last.get(at)
+            && **sent == *raw
+        {
+            return Ok(*class);
+        }
+        let name = HeaderName::from_bytes(raw)?;
+        self.remember(at, raw, &name);
+        Ok(Class::of(&name))
+    }
+
+    fn remember(&mut self, at: usize, raw: &[u8], name: &HeaderName) {
         if at < Self::KEPT {
-            let entry = (Box::from(raw), name.clone());
+            let entry = (Box::from(raw), name.clone(), Class::of(name));
             // Positions fill in order: a message's fields are named first
             // to last.
             if at < self.last.len() {
@@ -571,7 +646,104 @@ impl FieldNames {
                 self.last.push(entry);
             }
         }
-        Ok(name)
+    }
+}
+
+/// An answer's fields as the upstream sent them, passed on by the proxy
+/// without a field map (see [`exchange`]). The hop-by-hop fields, the
+/// framing (`Content-Length`, `Transfer-Encoding`) and `X-Request-Id` are
+/// left out; the rest are written on as they came, the names' case
+/// included.
+#[derive(Debug)]
+pub(crate) struct RawFields {
+    /// The answer's head; each line a range of it.
+    head: Bytes,
+    lines: SmallVec<[RawLine; 12]>,
+    /// The answer's `Content-Length`.
+    length: Option<u64>,
+}
+
+/// One field line of [`RawFields`]: the name from `start` to `name_end`,
+/// the value from `value` to `end`.
+#[derive(Clone, Copy, Debug)]
+struct RawLine {
+    start: u32,
+    name_end: u32,
+    value: u32,
+    end: u32,
+    class: Class,
+}
+
+impl RawFields {
+    /// The `Content-Length` the upstream sent.
+    pub(crate) fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// Whether there is a `Date` field.
+    pub(crate) fn has_date(&self) -> bool {
+        self.lines.iter().any(|l| l.class == Class::Date)
+    }
+
+    /// Writes each line (`name: value` and a line break) but the
+    /// RateLimit fields when `rate_limited` (the gateway's replace them).
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>, rate_limited: bool) {
+        for line in &self.lines {
+            if rate_limited && line.class == Class::RateLimit {
+                continue;
+            }
+            out.extend_from_slice(&self.head[line.start as usize..line.name_end as usize]);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&self.head[line.value as usize..line.end as usize]);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The fields put into `headers`, as the field map of the answer
+    /// would have held them (for a client that hyper serves).
+    pub(crate) fn fill(&self, headers: &mut HeaderMap) {
+        for line in &self.lines {
+            let name =
+                HeaderName::from_bytes(&self.head[line.start as usize..line.name_end as usize]);
+            let value = HeaderValue::from_maybe_shared(
+                self.head.slice(line.value as usize..line.end as usize),
+            );
+            // Both were checked when the answer was read.
+            if let (Ok(name), Ok(value)) = (name, value) {
+                headers.append(name, value);
+            }
+        }
+        if let Some(n) = self.length {
+            let mut digits = Vec::with_capacity(20);
+            crate::text::push_u64(&mut digits, n);
+            if let Ok(value) = HeaderValue::from_bytes(&digits) {
+                headers.insert(header::CONTENT_LENGTH, value);
+            }
+        }
+    }
+}
+
+/// An answer's fields: a map, or passed on as they came.
+enum Fields {
+    Map(HeaderMap),
+    Raw(Box<RawFields>),
+}
+
+#[cfg(test)]
+impl Head {
+    /// The field map of a head read without `raw`.
+    fn headers(&self) -> &HeaderMap {
+        match &self.fields {
+            Fields::Map(map) => map,
+            Fields::Raw(_) => panic!("the fields were kept raw"),
+        }
+    }
+
+    fn into_headers(self) -> HeaderMap {
+        match self.fields {
+            Fields::Map(map) => map,
+            Fields::Raw(_) => panic!("the fields were kept raw"),
+        }
     }
 }
 
@@ -579,11 +751,16 @@ impl FieldNames {
 /// is needed.
 #[cfg(test)]
 fn parse_head(bytes: &[u8]) -> Result<Option<Head>, H1Error> {
-    parse_head_with(bytes, &mut FieldNames::default())
+    parse_head_with(bytes, &mut FieldNames::default(), false)
 }
 
-/// [`parse_head`], the names looked up in `names` first.
-fn parse_head_with(bytes: &[u8], names: &mut FieldNames) -> Result<Option<Head>, H1Error> {
+/// [`parse_head`], the names looked up in `names` first; the fields kept
+/// as [`RawFields`] when `raw` and nothing among them needs the map.
+fn parse_head_with(
+    bytes: &[u8],
+    names: &mut FieldNames,
+    raw: bool,
+) -> Result<Option<Head>, H1Error> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let status = httparse::ParserConfig::default()
@@ -609,52 +786,78 @@ fn parse_head_with(bytes: &[u8], names: &mut FieldNames) -> Result<Option<Head>,
     // One copy of the head; the field values are slices of it.
     let head = Bytes::copy_from_slice(&bytes[..len]);
     let base = bytes.as_ptr() as usize;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ANSWER_SLACK);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut coded = false;
     let mut close = version != Version::HTTP_11;
+    // The framing, and the lines to pass on while they can be.
+    let mut lines: Option<SmallVec<[RawLine; 12]>> = raw.then(SmallVec::new);
     for (at, field) in parsed.headers.iter().enumerate() {
-        let name = names
-            .name(at, field.name.as_bytes())
+        let class = names
+            .class(at, field.name.as_bytes())
             .map_err(|_| H1Error::Invalid("invalid field name"))?;
-        let at = field.value.as_ptr() as usize - base;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..at + field.value.len()))
-            .map_err(|_| H1Error::Invalid("invalid field value"))?;
-        if name == header::CONTENT_LENGTH {
-            for item in field.value.split(|&b| b == b',') {
-                let n = parse_length(item.trim_ascii())?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(H1Error::Invalid("conflicting Content-Length values"));
+        // `httparse` admits the value bytes `HeaderValue` does (tab,
+        // visible ASCII, obs-text), so a passed-on value is one the map
+        // would have taken.
+        let mut pass = true;
+        match class {
+            Class::ContentLength => {
+                for item in field.value.split(|&b| b == b',') {
+                    let n = parse_length(item.trim_ascii())?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(H1Error::Invalid("conflicting Content-Length values"));
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
+                pass = false;
             }
-        } else if name == header::TRANSFER_ENCODING {
-            coded = true;
-            // The last coding decides: `chunked` must be last to be read.
-            chunked = field
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
-            if has_token(field.value, b"close") {
-                close = true;
-            } else if version == Version::HTTP_10 && has_token(field.value, b"keep-alive") {
-                close = false;
+            Class::TransferEncoding => {
+                coded = true;
+                // The last coding decides: `chunked` must be last to be read.
+                chunked = field
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                pass = false;
             }
-            // About this connection alone: consumed here when that is all
-            // it says, as the proxy would drop it (RFC 9110 section 7.6.1).
-            // One that names other fields stays, for the proxy to drop
-            // those too.
-            if only_connection_options(field.value) {
-                continue;
+            Class::Connection => {
+                if has_token(field.value, b"close") {
+                    close = true;
+                } else if version == Version::HTTP_10 && has_token(field.value, b"keep-alive") {
+                    close = false;
+                }
+                // One that names other fields: the proxy drops those
+                // from the map.
+                if !only_connection_options(field.value) {
+                    lines = None;
+                }
+                pass = false;
             }
-        } else if name == KEEP_ALIVE {
-            continue;
+            Class::KeepAlive | Class::RequestId => pass = false,
+            Class::HopByHop => lines = None,
+            Class::Plain | Class::Date | Class::RateLimit => {}
         }
-        headers.append(name, value);
+        if let (Some(lines), true) = (lines.as_mut(), pass) {
+            let start = field.name.as_ptr() as usize - base;
+            let value = field.value.as_ptr() as usize - base;
+            lines.push(RawLine {
+                start: start as u32,
+                name_end: (start + field.name.len()) as u32,
+                value: value as u32,
+                end: (value + field.value.len()) as u32,
+                class,
+            });
+        }
     }
+    let fields = match lines {
+        Some(lines) => Fields::Raw(Box::new(RawFields {
+            head,
+            lines,
+            length: if coded { None } else { length },
+        })),
+        None => Fields::Map(field_map(&parsed, &head, base, names)?),
+    };
     let framing = match (coded, chunked, length) {
         (true, true, _) => In::Chunked(Chunk::Size),
         (true, false, _) => In::Close,
@@ -667,10 +870,40 @@ fn parse_head_with(bytes: &[u8], names: &mut FieldNames) -> Result<Option<Head>,
         len,
         status,
         version,
-        headers,
+        fields,
         framing,
         keep_alive,
     }))
+}
+
+/// The field map of a parsed answer head whose copy is `head` (`base` the
+/// address of the parsed bytes). `Connection` is left out when it only
+/// says `close` or `keep-alive`, as is `Keep-Alive`: both are about this
+/// connection alone, as the proxy would drop them (RFC 9110 section
+/// 7.6.1). A `Connection` that names other fields stays, for the proxy
+/// to drop those too.
+fn field_map(
+    parsed: &httparse::Response<'_, '_>,
+    head: &Bytes,
+    base: usize,
+    names: &mut FieldNames,
+) -> Result<HeaderMap, H1Error> {
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ANSWER_SLACK);
+    for (at, field) in parsed.headers.iter().enumerate() {
+        let name = names
+            .name(at, field.name.as_bytes())
+            .map_err(|_| H1Error::Invalid("invalid field name"))?;
+        if (name == header::CONNECTION && only_connection_options(field.value))
+            || name == KEEP_ALIVE
+        {
+            continue;
+        }
+        let at = field.value.as_ptr() as usize - base;
+        let value = HeaderValue::from_maybe_shared(head.slice(at..at + field.value.len()))
+            .map_err(|_| H1Error::Invalid("invalid field value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// `Keep-Alive` (RFC 7230 appendix A.1.2): parameters of this connection.
@@ -733,9 +966,23 @@ pub(crate) struct ResponseBody {
     kind: In,
     /// The connection may serve another request once the body has ended.
     keep: bool,
+    /// The answer's fields, where they are passed on as they came (see
+    /// [`exchange`]): they travel with the body, which is what reaches
+    /// the server side that writes them.
+    raw: Option<Box<RawFields>>,
 }
 
 impl ResponseBody {
+    /// The answer's fields, when they were kept as they came.
+    pub(crate) fn raw_fields(&self) -> Option<&RawFields> {
+        self.raw.as_deref()
+    }
+
+    /// Takes the answer's fields kept as they came, to put them in a map.
+    pub(crate) fn take_raw_fields(&mut self) -> Option<Box<RawFields>> {
+        self.raw.take()
+    }
+
     /// The body has ended: the connection goes home, or is closed.
     fn release(&mut self) {
         let (Some(conn), Some(home)) = (self.conn.take(), self.home.take()) else {

@@ -458,6 +458,20 @@ fn encode_head(
         }
         push_field(out, name, value);
     }
+    // An upstream's fields passed on as they came: its framing, hop-by-hop
+    // fields and request id were left out when they were read.
+    if let Some(raw) = body.raw_fields() {
+        raw.write_to(out, added.rate_limit.is_some());
+        date |= raw.has_date();
+        if length.is_none() && !bodiless {
+            length = raw.length();
+            if let Some(n) = length {
+                out.extend_from_slice(b"content-length: ");
+                push_u64(out, n);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
     added.each(|name, value| push_field(out, name, value));
     let framing = if bodiless {
         Out::None

@@ -37,7 +37,7 @@ fn a_head_with_a_length_is_read_and_keeps_the_connection() {
     assert_eq!(h.version, Version::HTTP_11);
     assert_eq!(h.framing, In::Length(5));
     assert!(h.keep_alive);
-    let two: Vec<_> = h.headers.get_all("x-two").iter().collect();
+    let two: Vec<_> = h.headers().get_all("x-two").iter().collect();
     assert_eq!(two, ["a", "b"]);
 }
 
@@ -48,7 +48,7 @@ fn an_answer_map_has_room_for_the_fields_the_gateway_adds() {
         "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n\
          Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
     );
-    let mut headers = h.headers;
+    let mut headers = h.into_headers();
     let room = headers.capacity();
     let _ = crate::headers::remove_hop_by_hop(&mut headers);
     for name in ["x-request-id", "ratelimit-policy", "ratelimit"] {
@@ -56,6 +56,73 @@ fn an_answer_map_has_room_for_the_fields_the_gateway_adds() {
     }
     assert_eq!(headers.len(), 7);
     assert_eq!(headers.capacity(), room, "the map grew");
+}
+
+fn raw_head(text: &str) -> Head {
+    parse_head_with(text.as_bytes(), &mut FieldNames::default(), true)
+        .expect("valid")
+        .expect("complete")
+}
+
+#[test]
+fn answer_fields_kept_raw_are_written_and_mapped_as_the_map_would_hold_them() {
+    let text = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n\
+                Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\
+                Keep-Alive: timeout=5\r\nX-Request-Id: upstream\r\nX-Two:a\r\nx-two:  b \r\n\
+                RateLimit: \"up\";r=1\r\n\r\nhello";
+    let h = raw_head(text);
+    assert_eq!(h.framing, In::Length(5));
+    assert!(h.keep_alive);
+    let Fields::Raw(raw) = h.fields else {
+        panic!("the fields went into a map");
+    };
+    assert_eq!(raw.length(), Some(5));
+    assert!(raw.has_date());
+    // As sent, names' case included; framing, connection fields and the
+    // request id left out; the RateLimit fields only when not replaced.
+    let mut out = Vec::new();
+    raw.write_to(&mut out, false);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Server: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\nContent-Type: text/plain\r\n\
+         X-Two: a\r\nx-two: b\r\nRateLimit: \"up\";r=1\r\n"
+    );
+    let mut out = Vec::new();
+    raw.write_to(&mut out, true);
+    assert!(!String::from_utf8(out).unwrap().contains("RateLimit"));
+    // Put into a map, they are what the map path holds once the proxy has
+    // removed the hop-by-hop fields (less the request id, which the
+    // gateway replaces either way).
+    let mut filled = HeaderMap::new();
+    raw.fill(&mut filled);
+    let mut mapped = head(text).into_headers();
+    let _ = crate::headers::remove_hop_by_hop(&mut mapped);
+    mapped.remove("x-request-id");
+    assert_eq!(filled, mapped);
+}
+
+#[test]
+fn answer_fields_that_need_the_map_go_into_one() {
+    for field in [
+        "Connection: X-Secret",
+        "Proxy-Authenticate: Basic",
+        "Trailer: X-Sum",
+        "Upgrade: h2c",
+    ] {
+        let text =
+            format!("HTTP/1.1 200 OK\r\n{field}\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(raw_head(&text).fields, Fields::Map(_)), "{field}");
+    }
+    // Chunked: the framing is left out, the fields stay raw.
+    let h = raw_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n");
+    assert_eq!(h.framing, In::Chunked(Chunk::Size));
+    let Fields::Raw(raw) = h.fields else {
+        panic!("the fields went into a map");
+    };
+    assert_eq!(raw.length(), None);
+    let mut out = Vec::new();
+    raw.write_to(&mut out, false);
+    assert_eq!(out, b"X-A: 1\r\n");
 }
 
 #[test]
@@ -119,12 +186,12 @@ fn connection_options_are_consumed_and_named_fields_kept() {
     let h = head(
         "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\n",
     );
-    assert!(h.headers.get("connection").is_none());
-    assert!(h.headers.get("keep-alive").is_none());
-    assert_eq!(h.headers["x-a"], "1");
+    assert!(h.headers().get("connection").is_none());
+    assert!(h.headers().get("keep-alive").is_none());
+    assert_eq!(h.headers()["x-a"], "1");
     // Naming another field: kept, so the proxy removes that field too.
     let h = head("HTTP/1.1 200 OK\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n");
-    assert_eq!(h.headers["connection"], "close, X-A");
+    assert_eq!(h.headers()["connection"], "close, X-A");
     assert!(!h.keep_alive);
 }
 
@@ -734,12 +801,47 @@ mod properties {
             prop_assert_eq!(head.framing, length.map_or(In::Close, In::Length));
             for (name, value) in &fields {
                 // Field values lose their surrounding whitespace.
-                let all: Vec<&[u8]> = head.headers.get_all(name.as_str()).iter().map(|v| v.as_bytes()).collect();
+                let all: Vec<&[u8]> = head.headers().get_all(name.as_str()).iter().map(|v| v.as_bytes()).collect();
                 prop_assert!(all.contains(&value.trim_matches(|c| c == ' ' || c == '\t').as_bytes()));
             }
             // Cut anywhere before its end, the head asks for more.
             let cut = text.len() / 2;
             prop_assert!(parse_head(&bytes[..cut]).unwrap().is_none());
+        }
+
+        /// Read raw and put into a map, valid fields are what the map
+        /// path gives once the hop-by-hop fields are gone.
+        #[test]
+        fn raw_fields_map_as_the_map_path(
+            fields in proptest::collection::vec(
+                ("(x-[a-z0-9-]{1,12}|content-type|cache-control|date|connection|keep-alive)", "[ -~]{0,40}"),
+                0..20,
+            ),
+        ) {
+            let mut text = String::from("HTTP/1.1 200 OK\r\n");
+            for (name, value) in &fields {
+                text.push_str(&format!("{name}: {value}\r\n"));
+            }
+            text.push_str("\r\n");
+            let Ok(Some(map_head)) = parse_head(text.as_bytes()) else {
+                return Ok(());
+            };
+            let mut mapped = map_head.into_headers();
+            let _ = crate::headers::remove_hop_by_hop(&mut mapped);
+            let raw_head = parse_head_with(text.as_bytes(), &mut FieldNames::default(), true)
+                .unwrap()
+                .unwrap();
+            match raw_head.fields {
+                Fields::Raw(raw) => {
+                    let mut filled = HeaderMap::new();
+                    raw.fill(&mut filled);
+                    prop_assert_eq!(filled, mapped);
+                }
+                Fields::Map(map) => {
+                    // Only a `Connection` naming other fields needs the map.
+                    prop_assert!(map.get_all("connection").iter().any(|v| !only_connection_options(v.as_bytes())));
+                }
+            }
         }
 
         /// Chunk sizes read back from their hex form, extensions or not.

@@ -24,7 +24,7 @@ const MAX_REQUEST_ID: usize = 128;
 
 /// The fixed hop-by-hop fields (RFC 9110 §7.6.1, plus the legacy
 /// `Keep-Alive` and `Proxy-Connection`).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::CONNECTION
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION

@@ -188,18 +188,20 @@ impl H1Pool {
         forwarding: Option<&Forwarding<'_>>,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let (head, body) = req.into_parts();
-        self.send_boxed(Box::new(head), body, forwarding).await
+        self.send_boxed(Box::new(head), body, forwarding, false)
+            .await
     }
 
     /// Sends `req` (absolute URI of one of the pool's targets), with the
     /// `forwarding` fields of a proxied request, on an idle connection to
     /// its target, or on a new one. The head comes boxed (see
-    /// `UpstreamClient::send`).
+    /// `UpstreamClient::send`); `raw` as `h1::exchange` takes it.
     pub(crate) async fn send_boxed(
         &self,
         mut head: Box<Parts>,
         body: RequestBody,
         forwarding: Option<&Forwarding<'_>>,
+        raw: bool,
     ) -> Result<Response<UpstreamBody>, PoolError> {
         let inner = &self.inner;
         let index = head
@@ -236,7 +238,7 @@ impl H1Pool {
             host: &target.host,
             forwarding,
         };
-        h1::exchange(conn, head, body, added, home)
+        h1::exchange(conn, head, body, added, home, raw)
             .await
             .map(|resp| resp.map(UpstreamBody::H1))
             .map_err(PoolError::Exchange)

@@ -40,8 +40,8 @@ struct Failure {
     members: Vec<(&'static str, serde_json::Value)>,
 }
 
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 impl Failure {
     fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
@@ -194,6 +194,10 @@ impl Gateway {
             let (head, body) = req.into_parts();
             self.answer(Box::new(head), body, conn).await
         };
+        // hyper writes the map: fields passed on as they came go into it.
+        if let Some(raw) = response.body_mut().take_raw_fields() {
+            raw.fill(response.headers_mut());
+        }
         added.insert_into(response.headers_mut());
         response
     }
@@ -525,6 +529,15 @@ impl Gateway {
             left: retries.map_or(0, |r| r.attempts),
         };
         let is_head = parts.method == Method::HEAD;
+        // Nothing on the way back reads or changes the answer's fields: an
+        // HTTP/1.1 target's are passed on as they came, without a map.
+        let pass_fields = !is_head
+            && upgrade.is_none()
+            && cached.is_none()
+            && !chain.handles_responses()
+            && chain
+                .validator()
+                .is_none_or(|v| v.response_mode() == ResponseMode::Off);
         // The head is cloned for every try but the last, which takes it.
         let mut head = Some(parts);
         let mut attempt = 0u32;
@@ -583,7 +596,8 @@ impl Gateway {
             let deadline = tokio::time::Instant::from_std(sent) + timeout;
             let result = tokio::time::timeout_at(
                 deadline,
-                rt.client.send(try_parts, tries.body(), Some(&forwarding)),
+                rt.client
+                    .send(try_parts, tries.body(), Some(&forwarding), pass_fields),
             )
             .await;
             exchange.upstream = Some(sent.elapsed());

@@ -234,6 +234,14 @@ pub trait Policy: std::any::Any + Send + Sync + Debug {
     /// Response phases: adjust the upstream's (or a policy's) response head.
     fn on_response(&self, _resp: &mut response::Parts, _cx: &RequestContext<'_>) {}
 
+    /// Whether [`Self::on_response`] reads or changes anything. Where no
+    /// policy of a chain does, the gateway passes the upstream's answer
+    /// fields on as they came, without a field map: so `true` (the safe
+    /// answer) unless the policy leaves responses alone.
+    fn handles_responses(&self) -> bool {
+        true
+    }
+
     /// The response cache settings, for the `cache` policy: the gateway
     /// looks up and stores responses itself (the lookup may wait on Redis).
     fn cache(&self) -> Option<&Arc<CacheSettings>> {
@@ -267,6 +275,8 @@ pub struct PolicyChain {
     cache: Option<Arc<CacheSettings>>,
     /// The `validate` policy's validator, if the chain has one.
     validator: Option<Arc<dyn Validator>>,
+    /// Whether any policy has a response side.
+    handles_responses: bool,
 }
 
 impl PolicyChain {
@@ -279,13 +289,20 @@ impl PolicyChain {
             .collect();
         let cache = policies.iter().find_map(|p| p.cache().cloned());
         let validator = policies.iter().find_map(|p| p.validator().cloned());
+        let handles_responses = policies.iter().any(|p| p.handles_responses());
         Self {
             policies: policies.into(),
             has_auth,
             owned: owned.into(),
             cache,
             validator,
+            handles_responses,
         }
+    }
+
+    /// Whether a policy of the chain reads or changes response heads.
+    pub fn handles_responses(&self) -> bool {
+        self.handles_responses
     }
 
     /// The request/response validator, when the chain has a `validate`

@@ -117,6 +117,10 @@ impl ApiKey {
 }
 
 impl Policy for ApiKey {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "api_key"
     }

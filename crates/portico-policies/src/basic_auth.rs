@@ -132,6 +132,10 @@ impl BasicAuth {
 }
 
 impl Policy for BasicAuth {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "basic_auth"
     }

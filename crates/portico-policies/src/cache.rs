@@ -102,6 +102,10 @@ struct Cache {
 }
 
 impl Policy for Cache {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "cache"
     }

@@ -53,6 +53,10 @@ struct IpFilter {
 }
 
 impl Policy for IpFilter {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "ip_filter"
     }

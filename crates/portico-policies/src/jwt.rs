@@ -709,6 +709,10 @@ pub(crate) fn bearer(value: &HeaderValue) -> Option<&str> {
 }
 
 impl Policy for Jwt {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "jwt"
     }

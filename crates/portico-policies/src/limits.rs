@@ -287,6 +287,10 @@ pub(crate) struct Counted {
 }
 
 impl Policy for Counted {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         self.policy
     }

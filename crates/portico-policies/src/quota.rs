@@ -52,6 +52,10 @@ struct Quota {
 }
 
 impl Policy for Quota {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "quota"
     }

@@ -31,6 +31,10 @@ struct RequestSize {
 }
 
 impl Policy for RequestSize {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "request_size"
     }

@@ -106,6 +106,10 @@ pub(crate) fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<dyn Policy>, 
 
 /// The policy's place in the chain before [`bind`]: it must never run.
 impl Policy for Unbound {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "validate"
     }
@@ -142,6 +146,10 @@ struct Validate {
 }
 
 impl Policy for Validate {
+    fn handles_responses(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "validate"
     }

@@ -59,6 +59,60 @@ async fn hop_by_hop_response_headers_are_removed() {
     assert_eq!(h["x-kept"], "1");
 }
 
+/// An answer that no response policy, cache or check reads is passed on
+/// with its fields as they came, without a field map in between: each of
+/// the upstream's own fields arrives once (repeated ones in order), its
+/// connection fields and request id do not, and its `Date` is not joined
+/// by a second. A client that hyper serves (HTTP/1.0) gets the same.
+#[tokio::test]
+async fn answer_fields_are_passed_on_as_they_came() {
+    let up = Upstream::from_fn(|_| async {
+        let mut resp = text_response(200, "hello");
+        let h = resp.headers_mut();
+        h.insert("keep-alive", "timeout=99".parse().unwrap());
+        h.insert("x-request-id", "upstream's".parse().unwrap());
+        h.append("x-kept", "1".parse().unwrap());
+        h.append("x-kept", "2".parse().unwrap());
+        h.insert("cache-control", "no-store".parse().unwrap());
+        resp
+    })
+    .run()
+    .await;
+    let node = TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await;
+    for request in [
+        &b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a HTTP/1.0\r\nHost: x\r\n\r\n",
+    ] {
+        let (head, body) = raw(node.proxy_addr(), request).await;
+        assert!(head.contains(" 200 "), "{head}");
+        let fields: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let values = |name: &str| -> Vec<&str> {
+            fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(values("x-kept"), ["1", "2"], "{head}");
+        assert_eq!(values("cache-control"), ["no-store"], "{head}");
+        assert_eq!(values("content-length"), ["5"], "{head}");
+        assert_eq!(values("date").len(), 1, "{head}");
+        assert!(values("keep-alive").is_empty(), "{head}");
+        let ids = values("x-request-id");
+        assert_eq!(ids.len(), 1, "{head}");
+        assert_ne!(ids[0], "upstream's");
+        assert_eq!(body, b"hello");
+    }
+}
+
 #[tokio::test]
 async fn forwarding_headers_are_added() {
     let up = Upstream::echo().run().await;

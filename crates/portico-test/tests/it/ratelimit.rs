@@ -227,6 +227,45 @@ async fn rate_limit_counts_per_app(backend: Backend) {
     );
 }
 
+/// An upstream's own RateLimit fields give way to the gateway's on a
+/// request under a limit; its other fields pass.
+#[tokio::test]
+async fn upstream_ratelimit_fields_give_way_to_the_gateways() {
+    let up = Upstream::from_fn(|_| async {
+        let mut resp = text_response(200, "ok");
+        let h = resp.headers_mut();
+        h.insert("ratelimit", "\"up\";r=1;t=1".parse().unwrap());
+        h.insert("ratelimit-policy", "\"up\";q=1;w=1".parse().unwrap());
+        h.insert("x-up", "1".parse().unwrap());
+        resp
+    })
+    .run()
+    .await;
+    let node = TestNode::new()
+        .config(&config(
+            "",
+            &up.url(),
+            &["rate_limit: { limit: 3, window: 1m, by: app }"],
+            "",
+        ))
+        .run()
+        .await;
+    let resp = get(&node, "key-one-0001").await;
+    assert_eq!(resp.status(), 200);
+    let all = |name: &str| -> Vec<String> {
+        resp.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(all("ratelimit-policy"), ["\"app\";q=3;w=60"]);
+    let state = all("ratelimit");
+    assert_eq!(state.len(), 1, "{state:?}");
+    assert!(state[0].starts_with("\"app\";r=2;"), "{state:?}");
+    assert_eq!(all("x-up"), ["1"]);
+}
+
 #[tokio::test]
 async fn rate_limit_local() {
     rate_limit_counts_per_app(Backend::Local).await;
