@@ -266,7 +266,7 @@ pub(crate) struct Added<'a> {
 /// needs the map.
 pub(crate) async fn exchange(
     mut conn: Box<Conn>,
-    parts: Box<Parts>,
+    mut parts: Box<Parts>,
     mut body: RequestBody,
     added: Added<'_>,
     home: Home,
@@ -283,6 +283,10 @@ pub(crate) async fn exchange(
         }
     };
     let mut keep = !encode_head(&mut conn.out, &parts, added, framing);
+    // The request's field map, emptied, is the answer's when its fields
+    // stay raw: Portico's server side takes an answer's map for the next
+    // request's fields, and so keeps reusing one allocation.
+    let mut spare = raw.then(|| std::mem::take(&mut parts.headers));
     drop(parts);
 
     let early = send(&mut conn, &mut body, framing).await?;
@@ -306,7 +310,11 @@ pub(crate) async fn exchange(
     } = head;
     let (headers, raw) = match fields {
         Fields::Map(headers) => (headers, None),
-        Fields::Raw(raw) => (HeaderMap::new(), Some(raw)),
+        Fields::Raw(raw) => {
+            let mut headers = spare.take().unwrap_or_default();
+            headers.clear();
+            (headers, Some(raw))
+        }
     };
     let kind = if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
     {

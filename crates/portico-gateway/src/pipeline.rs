@@ -160,6 +160,9 @@ pub(crate) fn on_response(
     resp: &mut response::Parts,
     cx: &RequestContext<'_>,
 ) {
+    if !chain.handles_responses() {
+        return;
+    }
     for p in chain.iter() {
         p.on_response(resp, cx);
     }

@@ -708,7 +708,7 @@ impl Gateway {
             tee = f.on_response(&mut head);
             resp = Response::from_parts(head, body);
         }
-        if !chain.is_empty() {
+        if chain.handles_responses() {
             let (mut head, body) = resp.into_parts();
             pipeline::on_response(chain, &mut head, cx);
             resp = Response::from_parts(head, body);
@@ -740,9 +740,7 @@ impl Gateway {
         if let Some(tee) = cached.and_then(|f| f.on_response(&mut head)) {
             tee.store_bytes(&bytes);
         }
-        if !chain.is_empty() {
-            pipeline::on_response(chain, &mut head, cx);
-        }
+        pipeline::on_response(chain, &mut head, cx);
         Response::from_parts(head, GatewayBody::full(bytes))
     }
 }
