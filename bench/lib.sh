@@ -227,6 +227,11 @@ stop_target() {
   [ -n "$T_PID" ] || return 0
   kill "$T_PID" 2>/dev/null || true
   wait "$T_PID" 2>/dev/null || true
+  # The limits node's access log (about 150 MB a measurement): removed with
+  # its node, before the kernel writes it back. Kept, the logs of a 20-round
+  # run pass the dirty-page threshold (10 % of memory) partway through, and
+  # the write-back then competes with whichever target runs next.
+  rm -f "$work/access-$T_PORT.log"
 }
 
 # solo_run TARGET: one measurement (ab_run, wrk arguments from the array
