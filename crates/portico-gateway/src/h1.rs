@@ -722,11 +722,7 @@ impl RawFields {
             }
         }
         if let Some(n) = self.length {
-            let mut digits = Vec::with_capacity(20);
-            crate::text::push_u64(&mut digits, n);
-            if let Ok(value) = HeaderValue::from_bytes(&digits) {
-                headers.insert(header::CONTENT_LENGTH, value);
-            }
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
 }
