@@ -1,6 +1,6 @@
-use portico_test::{RecordedRequest, TestNode, Upstream, text_response};
+use portico_test::{RecordedRequest, TestNode, Upstream};
 
-use crate::support::{api, apis, client, raw};
+use crate::support::{answering_with, api, apis, client, one_api_before, raw};
 
 #[tokio::test]
 async fn hop_by_hop_request_headers_are_removed() {
@@ -34,22 +34,19 @@ async fn hop_by_hop_request_headers_are_removed() {
 
 #[tokio::test]
 async fn hop_by_hop_response_headers_are_removed() {
-    let up = Upstream::from_fn(|_| async {
-        let mut resp = text_response(200, "ok");
-        let h = resp.headers_mut();
-        h.insert("connection", "x-secret".parse().unwrap());
-        h.insert("x-secret", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=99".parse().unwrap());
-        h.insert("proxy-authenticate", "Basic".parse().unwrap());
-        h.insert("x-kept", "1".parse().unwrap());
-        resp
-    })
-    .run()
+    let up = answering_with(
+        200,
+        "ok",
+        &[
+            ("connection", "x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=99"),
+            ("proxy-authenticate", "Basic"),
+            ("x-kept", "1"),
+        ],
+    )
     .await;
-    let node = TestNode::new()
-        .config(&apis(&[api("a", "/a", &[up.url()])]))
-        .run()
-        .await;
+    let node = one_api_before(&up).await;
     let resp = client().get(node.proxy_url("/a")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let h = resp.headers();
@@ -66,22 +63,19 @@ async fn hop_by_hop_response_headers_are_removed() {
 /// by a second. A client that hyper serves (HTTP/1.0) gets the same.
 #[tokio::test]
 async fn answer_fields_are_passed_on_as_they_came() {
-    let up = Upstream::from_fn(|_| async {
-        let mut resp = text_response(200, "hello");
-        let h = resp.headers_mut();
-        h.insert("keep-alive", "timeout=99".parse().unwrap());
-        h.insert("x-request-id", "upstream's".parse().unwrap());
-        h.append("x-kept", "1".parse().unwrap());
-        h.append("x-kept", "2".parse().unwrap());
-        h.insert("cache-control", "no-store".parse().unwrap());
-        resp
-    })
-    .run()
+    let up = answering_with(
+        200,
+        "hello",
+        &[
+            ("keep-alive", "timeout=99"),
+            ("x-request-id", "upstream's"),
+            ("x-kept", "1"),
+            ("x-kept", "2"),
+            ("cache-control", "no-store"),
+        ],
+    )
     .await;
-    let node = TestNode::new()
-        .config(&apis(&[api("a", "/a", &[up.url()])]))
-        .run()
-        .await;
+    let node = one_api_before(&up).await;
     for request in [
         &b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
         b"GET /a HTTP/1.0\r\nHost: x\r\n\r\n",

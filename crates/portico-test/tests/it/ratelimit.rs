@@ -18,7 +18,7 @@ use portico_test::{TestNode, Upstream, UpstreamHandle, assert_eventually, text_r
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::client;
+use crate::support::{answering_with, client};
 
 const IANA_QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
@@ -231,15 +231,15 @@ async fn rate_limit_counts_per_app(backend: Backend) {
 /// request under a limit; its other fields pass.
 #[tokio::test]
 async fn upstream_ratelimit_fields_give_way_to_the_gateways() {
-    let up = Upstream::from_fn(|_| async {
-        let mut resp = text_response(200, "ok");
-        let h = resp.headers_mut();
-        h.insert("ratelimit", "\"up\";r=1;t=1".parse().unwrap());
-        h.insert("ratelimit-policy", "\"up\";q=1;w=1".parse().unwrap());
-        h.insert("x-up", "1".parse().unwrap());
-        resp
-    })
-    .run()
+    let up = answering_with(
+        200,
+        "ok",
+        &[
+            ("ratelimit", "\"up\";r=1;t=1"),
+            ("ratelimit-policy", "\"up\";q=1;w=1"),
+            ("x-up", "1"),
+        ],
+    )
     .await;
     let node = TestNode::new()
         .config(&config(

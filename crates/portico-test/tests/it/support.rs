@@ -1,7 +1,34 @@
 use std::time::Duration;
 
+use portico_test::{TestNode, Upstream, UpstreamHandle, text_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// An upstream answering every request with `status`, `body` and
+/// `fields` (appended in order, so a name may come more than once).
+pub async fn answering_with(
+    status: u16,
+    body: &'static str,
+    fields: &'static [(&'static str, &'static str)],
+) -> UpstreamHandle {
+    Upstream::from_fn(move |_| async move {
+        let mut resp = text_response(status, body);
+        for (name, value) in fields {
+            resp.headers_mut().append(*name, value.parse().unwrap());
+        }
+        resp
+    })
+    .run()
+    .await
+}
+
+/// A node with one API, `a` at `/a`, in front of `up`.
+pub async fn one_api_before(up: &UpstreamHandle) -> TestNode {
+    TestNode::new()
+        .config(&apis(&[api("a", "/a", &[up.url()])]))
+        .run()
+        .await
+}
 
 /// One API `name` at `base_path` in front of `targets` (YAML flow items).
 pub fn api(name: &str, base_path: &str, targets: &[String]) -> String {
