@@ -620,14 +620,23 @@ impl FieldNames {
         at: usize,
         raw: &[u8],
     ) -> Result<HeaderName, http::header::InvalidHeaderName> {
-        if let Some((sent, name, _)) = self.last.get(at)
+        self.named(at, raw).map(|(name, _)| name)
+    }
+
+    /// [`Self::name`] with its [`Class`].
+    fn named(
+        &mut self,
+        at: usize,
+        raw: &[u8],
+    ) -> Result<(HeaderName, Class), http::header::InvalidHeaderName> {
+        if let Some((sent, name, class)) = self.last.get(at)
             && **sent == *raw
         {
-            return Ok(name.clone());
+            return Ok((name.clone(), *class));
         }
         let name = HeaderName::from_bytes(raw)?;
-        self.remember(at, raw, &name);
-        Ok(name)
+        let class = self.remember(at, raw, &name);
+        Ok((name, class))
     }
 
     /// The [`Class`] of the field at position `at`, sent as `raw`: its
@@ -639,13 +648,14 @@ impl FieldNames {
             return Ok(*class);
         }
         let name = HeaderName::from_bytes(raw)?;
-        self.remember(at, raw, &name);
-        Ok(Class::of(&name))
+        Ok(self.remember(at, raw, &name))
     }
 
-    fn remember(&mut self, at: usize, raw: &[u8], name: &HeaderName) {
+    /// Keeps `name` as the one at `at`; its class.
+    fn remember(&mut self, at: usize, raw: &[u8], name: &HeaderName) -> Class {
+        let class = Class::of(name);
         if at < Self::KEPT {
-            let entry = (Box::from(raw), name.clone(), Class::of(name));
+            let entry = (Box::from(raw), name.clone(), class);
             // Positions fill in order: a message's fields are named first
             // to last.
             if at < self.last.len() {
@@ -654,6 +664,7 @@ impl FieldNames {
                 self.last.push(entry);
             }
         }
+        class
     }
 }
 
@@ -794,12 +805,23 @@ fn parse_head_with(
     let mut chunked = false;
     let mut coded = false;
     let mut close = version != Version::HTTP_11;
-    // The framing, and the lines to pass on while they can be.
+    // The framing, and the lines to pass on while they can be, or the
+    // map.
     let mut lines: Option<SmallVec<[RawLine; 12]>> = raw.then(SmallVec::new);
+    let mut map = (!raw).then(|| HeaderMap::with_capacity(parsed.headers.len() + ANSWER_SLACK));
     for (at, field) in parsed.headers.iter().enumerate() {
-        let class = names
-            .class(at, field.name.as_bytes())
-            .map_err(|_| H1Error::Invalid("invalid field name"))?;
+        let class = match map.as_mut() {
+            None => names
+                .class(at, field.name.as_bytes())
+                .map_err(|_| H1Error::Invalid("invalid field name"))?,
+            Some(map) => {
+                let (name, class) = names
+                    .named(at, field.name.as_bytes())
+                    .map_err(|_| H1Error::Invalid("invalid field name"))?;
+                map_field(map, name, class, field, &head, base)?;
+                class
+            }
+        };
         // `httparse` admits the value bytes `HeaderValue` does (tab,
         // visible ASCII, obs-text), so a passed-on value is one the map
         // would have taken.
@@ -854,13 +876,15 @@ fn parse_head_with(
             });
         }
     }
-    let fields = match lines {
-        Some(lines) => Fields::Raw(Box::new(RawFields {
+    let fields = match (lines, map) {
+        (Some(lines), _) => Fields::Raw(Box::new(RawFields {
             head,
             lines,
             length: if coded { None } else { length },
         })),
-        None => Fields::Map(field_map(&parsed, &head, base, names)?),
+        (None, Some(map)) => Fields::Map(map),
+        // Read to be passed on, but a field needs the map.
+        (None, None) => Fields::Map(field_map(&parsed, &head, base, names)?),
     };
     let framing = match (coded, chunked, length) {
         (true, true, _) => In::Chunked(Chunk::Size),
@@ -881,11 +905,8 @@ fn parse_head_with(
 }
 
 /// The field map of a parsed answer head whose copy is `head` (`base` the
-/// address of the parsed bytes). `Connection` is left out when it only
-/// says `close` or `keep-alive`, as is `Keep-Alive`: both are about this
-/// connection alone, as the proxy would drop them (RFC 9110 section
-/// 7.6.1). A `Connection` that names other fields stays, for the proxy
-/// to drop those too.
+/// address of the parsed bytes), for an answer read to be passed on raw
+/// that turned out to need the map.
 fn field_map(
     parsed: &httparse::Response<'_, '_>,
     head: &Bytes,
@@ -894,20 +915,38 @@ fn field_map(
 ) -> Result<HeaderMap, H1Error> {
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ANSWER_SLACK);
     for (at, field) in parsed.headers.iter().enumerate() {
-        let name = names
-            .name(at, field.name.as_bytes())
+        let (name, class) = names
+            .named(at, field.name.as_bytes())
             .map_err(|_| H1Error::Invalid("invalid field name"))?;
-        if (name == header::CONNECTION && only_connection_options(field.value))
-            || name == KEEP_ALIVE
-        {
-            continue;
-        }
-        let at = field.value.as_ptr() as usize - base;
-        let value = HeaderValue::from_maybe_shared(head.slice(at..at + field.value.len()))
-            .map_err(|_| H1Error::Invalid("invalid field value"))?;
-        headers.append(name, value);
+        map_field(&mut headers, name, class, field, head, base)?;
     }
     Ok(headers)
+}
+
+/// Puts one field of an answer head into its map, its value a slice of
+/// `head`. `Connection` is left out when it only says `close` or
+/// `keep-alive`, as is `Keep-Alive`: both are about this connection
+/// alone, as the proxy would drop them (RFC 9110 section 7.6.1). A
+/// `Connection` that names other fields stays, for the proxy to drop those
+/// too.
+fn map_field(
+    headers: &mut HeaderMap,
+    name: HeaderName,
+    class: Class,
+    field: &httparse::Header<'_>,
+    head: &Bytes,
+    base: usize,
+) -> Result<(), H1Error> {
+    if (class == Class::Connection && only_connection_options(field.value))
+        || class == Class::KeepAlive
+    {
+        return Ok(());
+    }
+    let at = field.value.as_ptr() as usize - base;
+    let value = HeaderValue::from_maybe_shared(head.slice(at..at + field.value.len()))
+        .map_err(|_| H1Error::Invalid("invalid field value"))?;
+    headers.append(name, value);
+    Ok(())
 }
 
 /// `Keep-Alive` (RFC 7230 appendix A.1.2): parameters of this connection.
