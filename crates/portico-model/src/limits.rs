@@ -196,8 +196,12 @@ impl Limits {
     pub fn key_of(&self, check: &LimitCheck) -> &str {
         // A key is whole `&str` writes, so always UTF-8; the check goes a
         // word at a time over ASCII.
-        std::str::from_utf8(self.keys.get(check.key.clone()).unwrap_or_default())
-            .unwrap_or_default()
+        std::str::from_utf8(self.key_bytes(check)).unwrap_or_default()
+    }
+
+    /// The bytes of one of this batch's checks' key.
+    fn key_bytes(&self, check: &LimitCheck) -> &[u8] {
+        self.keys.get(check.key.clone()).unwrap_or_default()
     }
 
     pub fn checks(&self) -> &[LimitCheck] {
@@ -207,9 +211,7 @@ impl Limits {
     /// The checks with their keys as bytes, for backends that compare keys
     /// without reading them as text (no UTF-8 check).
     pub fn iter_bytes(&self) -> impl ExactSizeIterator<Item = (&LimitCheck, &[u8])> {
-        self.checks
-            .iter()
-            .map(|c| (c, self.keys.get(c.key.clone()).unwrap_or_default()))
+        self.checks.iter().map(|c| (c, self.key_bytes(c)))
     }
 }
 
