@@ -191,9 +191,63 @@ struct Prop {
     name: Box<str>,
     /// [`tape::fingerprint`] of `name`.
     print: u64,
+    /// `name` as a member name is written when it needs no escapes and
+    /// fits in sixteen bytes with its quotes (most do).
+    quoted: Option<Quoted>,
     node: NodeId,
     /// This prop's bit in [`Check::required`], 0 if it is optional.
     bit: u64,
+}
+
+impl Prop {
+    fn new(name: &str, node: NodeId, bit: u64) -> Self {
+        Self {
+            name: name.into(),
+            print: tape::fingerprint(name.as_bytes()),
+            quoted: Quoted::new(name),
+            node,
+            bit,
+        }
+    }
+
+    /// The index after this prop's quoted name, where the member name at
+    /// `at` is written exactly so.
+    #[inline]
+    fn written_at(&self, bytes: &[u8], at: usize) -> Option<usize> {
+        let quoted = self.quoted.as_ref()?;
+        let chunk = bytes.get(at..)?.first_chunk::<16>()?;
+        (u128::from_le_bytes(*chunk) & quoted.mask == quoted.text).then_some(at + quoted.len)
+    }
+}
+
+/// A member name with its quotes, as the sixteen bytes at its start read
+/// it: a member is matched by one compare, without scanning it for its
+/// end, where it is the one the schema lists next.
+struct Quoted {
+    /// The quoted name in the low lanes, zero in the others.
+    text: u128,
+    /// `0xFF` in the lanes of the quoted name.
+    mask: u128,
+    len: usize,
+}
+
+impl Quoted {
+    fn new(name: &str) -> Option<Self> {
+        let len = name.len() + 2;
+        // A name that JSON text would hold escaped is matched the long way.
+        if len > 16 || plain_run(name.as_bytes(), 0) != name.len() {
+            return None;
+        }
+        let mut lanes = [0u8; 16];
+        lanes[0] = b'"';
+        lanes[1..len - 1].copy_from_slice(name.as_bytes());
+        lanes[len - 1] = b'"';
+        Some(Self {
+            text: u128::from_le_bytes(lanes),
+            mask: u128::MAX >> (8 * (16 - len)),
+            len,
+        })
+    }
 }
 
 /// Compiles the keywords of one scalar (a leaf schema) with the options
@@ -351,12 +405,7 @@ impl<'a> Builder<'a> {
         if let Some(properties) = properties {
             for (name, schema) in properties {
                 let node = self.node(schema, depth + 1);
-                check.props.push(Prop {
-                    name: name.as_str().into(),
-                    print: tape::fingerprint(name.as_bytes()),
-                    node,
-                    bit: 0,
-                });
+                check.props.push(Prop::new(name, node, 0));
             }
         }
         for (i, name) in required.iter().enumerate() {
@@ -367,12 +416,7 @@ impl<'a> Builder<'a> {
             if let Some(prop) = check.props.iter_mut().find(|p| &*p.name == name) {
                 prop.bit |= bit;
             } else {
-                check.props.push(Prop {
-                    name: name.into(),
-                    print: tape::fingerprint(name.as_bytes()),
-                    node: check.additional,
-                    bit,
-                });
+                check.props.push(Prop::new(name, check.additional, bit));
             }
             check.required |= bit;
         }
@@ -668,28 +712,19 @@ impl<'p> Walk<'p, '_> {
             at += 1;
         } else {
             loop {
-                if self.bytes.get(at) != Some(&b'"') {
-                    return None;
-                }
-                let (end, escaped) = self.string(at + 1)?;
-                let found = if escaped {
-                    let name = self.scratch.as_bytes();
-                    check.prop(name, tape::fingerprint(name), next)
-                } else {
-                    let name = &self.bytes[at + 1..end - 1];
-                    check.prop(
-                        name,
-                        tape::fingerprint_at(self.bytes, at + 1, end - 1),
-                        next,
-                    )
-                };
-                let node = match found {
-                    Some((i, prop)) => {
+                // The member the schema lists next, written as expected,
+                // in one compare; any other member the long way.
+                let hinted = check
+                    .props
+                    .get(next)
+                    .and_then(|p| Some((p, p.written_at(self.bytes, at)?)));
+                let (node, end) = match hinted {
+                    Some((prop, end)) => {
                         seen |= prop.bit;
-                        next = i + 1;
-                        prop.node
+                        next += 1;
+                        (prop.node, end)
                     }
-                    None => check.additional,
+                    None => self.member_name(at, check, &mut seen, &mut next)?,
                 };
                 at = skip_space(self.bytes, end);
                 if self.bytes.get(at) != Some(&b':') {
@@ -705,6 +740,45 @@ impl<'p> Walk<'p, '_> {
             }
         }
         (seen & check.required == check.required).then_some(at)
+    }
+}
+
+impl Walk<'_, '_> {
+    /// The member name whose opening quote is at `at`, looked up in
+    /// `check`'s props (the one at `next` first): the node of its value
+    /// and the index after the name. `seen` and `next` are updated for a
+    /// prop found.
+    fn member_name(
+        &mut self,
+        at: usize,
+        check: &Check,
+        seen: &mut u64,
+        next: &mut usize,
+    ) -> Option<(NodeId, usize)> {
+        if self.bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let (end, escaped) = self.string(at + 1)?;
+        let found = if escaped {
+            let name = self.scratch.as_bytes();
+            check.prop(name, tape::fingerprint(name), *next)
+        } else {
+            let name = &self.bytes[at + 1..end - 1];
+            check.prop(
+                name,
+                tape::fingerprint_at(self.bytes, at + 1, end - 1),
+                *next,
+            )
+        };
+        let node = match found {
+            Some((i, prop)) => {
+                *seen |= prop.bit;
+                *next = i + 1;
+                prop.node
+            }
+            None => check.additional,
+        };
+        Some((node, end))
     }
 }
 
@@ -729,6 +803,7 @@ impl Check {
             .then_some(())
     }
 
+    #[inline]
     fn string(&self, s: &str) -> Option<()> {
         if self.types & STRING == 0 {
             return None;

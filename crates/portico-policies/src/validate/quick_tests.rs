@@ -105,6 +105,49 @@ fn objects_properties_required_and_additional() {
 }
 
 #[test]
+fn member_names_are_matched_whole_at_every_length() {
+    // Around the sixteen bytes a listed name is compared in, quotes
+    // included: the name as listed, written with an escape, cut short,
+    // and run on; with the text ending soon after the name and not.
+    for len in 1..=18 {
+        let name: String = ('a'..='z').cycle().take(len).collect();
+        let c = compile(
+            &json!({
+                "type": "object",
+                "required": [name],
+                "properties": { name.clone(): { "type": "string" } },
+                "additionalProperties": { "type": "integer" }
+            }),
+            &[],
+            true,
+        );
+        let escaped = format!("\\u0061{}", &name[1..]);
+        let short = &name[..len - 1];
+        for pad in ["", "                    "] {
+            assert_walk(&c, &format!(r#"{{"{name}":"x"}}{pad}"#), true);
+            assert_walk(&c, &format!(r#"{{"{name}": 1}}{pad}"#), false);
+            assert_walk(&c, &format!(r#"{{"{escaped}": "x"}}{pad}"#), true);
+            assert_walk(
+                &c,
+                &format!(r#"{{"{name}x": 1, "{name}": "x"}}{pad}"#),
+                true,
+            );
+            assert_walk(
+                &c,
+                &format!(r#"{{"{name}x": "x", "{name}": "x"}}{pad}"#),
+                false,
+            );
+            assert_walk(&c, &format!(r#"{{"{short}": "x"}}{pad}"#), false);
+            assert_walk(
+                &c,
+                &format!(r#"{{"{short}": 2, "{name}": "y"}}{pad}"#),
+                true,
+            );
+        }
+    }
+}
+
+#[test]
 fn a_member_named_twice_is_accepted_only_if_both_values_are() {
     let c = compile(
         &json!({ "properties": { "a": { "type": "string" } } }),
