@@ -19,6 +19,10 @@ pub fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
 /// the end of `bytes`).
 #[inline]
 pub fn plain_run(bytes: &[u8], mut at: usize) -> usize {
+    // The loop's shape keeps the lanes in vector registers: testing the
+    // two halves as words, or walking `chunks_exact`, made the compiler
+    // take the lanes one byte at a time (docs/benchmarks.md, fourteenth
+    // session). Check `bench/validate.sh` after changing it.
     while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<16>) {
         let special = u128::from_le_bytes(escapes_16(chunk));
         if special != 0 {
