@@ -741,9 +741,7 @@ impl<'p> Walk<'p, '_> {
         }
         (seen & check.required == check.required).then_some(at)
     }
-}
 
-impl Walk<'_, '_> {
     /// The member name whose opening quote is at `at`, looked up in
     /// `check`'s props (the one at `next` first): the node of its value
     /// and the index after the name. `seen` and `next` are updated for a

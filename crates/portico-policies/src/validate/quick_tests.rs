@@ -105,6 +105,26 @@ fn objects_properties_required_and_additional() {
 }
 
 #[test]
+fn a_listed_name_is_matched_by_its_quoted_bytes() {
+    let prop = super::Prop::new("name", 0, 0);
+    let pad = " ".repeat(16);
+    let at = |text: &str, at| prop.written_at(format!("{text}{pad}").as_bytes(), at);
+    assert_eq!(at("\"name\": 1", 0), Some(6));
+    assert_eq!(at("{ \"name\":1", 2), Some(8));
+    for other in ["\"names\"", "\"nam\"", "\"Name\"", "\"n\\u0061me\"", "name"] {
+        assert_eq!(at(&format!("{other}: 1"), 0), None, "{other}");
+    }
+    // Fewer than sixteen bytes from the name on: the long way.
+    assert_eq!(prop.written_at(b"\"name\": 1}", 0), None);
+    // A name too long for sixteen bytes with its quotes, or one that JSON
+    // text holds escaped, has no quoted form.
+    assert!(super::Quoted::new(&"n".repeat(14)).is_some());
+    assert!(super::Quoted::new(&"n".repeat(15)).is_none());
+    assert!(super::Quoted::new("a\"b").is_none());
+    assert!(super::Quoted::new("tab\there").is_none());
+}
+
+#[test]
 fn member_names_are_matched_whole_at_every_length() {
     // Around the sixteen bytes a listed name is compared in, quotes
     // included: the name as listed, written with an escape, cut short,
