@@ -97,6 +97,16 @@ impl LocalCounters {
         micros(self.inner.base.elapsed()) + 1_000_000
     }
 
+    /// The time `batch` is counted at, as [`Self::now_us`] gives it: when
+    /// its request arrived if the gateway said so, else now. An instant
+    /// before this backend was made counts as its first.
+    pub fn time_of(&self, batch: &Limits) -> u64 {
+        match batch.arrived {
+            Some(at) => micros(at.saturating_duration_since(self.inner.base)) + 1_000_000,
+            None => self.now_us(),
+        }
+    }
+
     /// Keys held now.
     pub fn len(&self) -> usize {
         self.inner.cells.len()
@@ -427,7 +437,7 @@ struct Saved {
 
 impl Counters for LocalCounters {
     fn acquire(&self, batch: &Limits) -> Acquire {
-        Acquire::Ready(self.decide(batch, self.now_us()))
+        Acquire::Ready(self.decide(batch, self.time_of(batch)))
     }
 
     fn stats(&self) -> BackendStats {

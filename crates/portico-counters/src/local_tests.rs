@@ -194,3 +194,34 @@ fn exact_under_threads() {
     });
     assert_eq!(admitted_total.into_inner(), 1000);
 }
+
+#[test]
+fn a_batch_is_counted_when_its_request_arrived() {
+    let c = LocalCounters::new();
+    let w = Algorithm::Window {
+        limit: 1,
+        window: Duration::from_secs(1),
+    };
+    let mut b = batch(&[("arrived", w)]);
+    // Without an arrival the batch is counted now.
+    let before = c.now_us();
+    let t = c.time_of(&b);
+    assert!(t >= before && t <= c.now_us());
+    // An arrival 5 s ahead is counted there: the window it opens has
+    // ended by then, where one opened now has not.
+    b.arrived = Some(Instant::now() + Duration::from_secs(5));
+    assert!(c.time_of(&b) >= before + 5 * S);
+    assert!(admitted(&c.decide(&b, c.time_of(&b))));
+    assert!(!admitted(&c.decide(&b, c.now_us() + 5 * S + S / 2)));
+    // An arrival before the backend was made counts as its first instant.
+    b.arrived = Some(Instant::now() - Duration::from_secs(1) - c.inner.base.elapsed());
+    assert_eq!(c.time_of(&b), S);
+    // `acquire` counts at the arrival: one 7 s ahead finds the window
+    // (opened 5 s ahead, for 1 s) over, where now it is still full.
+    assert!(!admitted(&c.decide(&b, c.now_us())));
+    b.arrived = Some(Instant::now() + Duration::from_secs(7));
+    match c.acquire(&b) {
+        Acquire::Ready(d) => assert!(admitted(&d)),
+        Acquire::Pending(_) => panic!("the local backend answers at once"),
+    }
+}

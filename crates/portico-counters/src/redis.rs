@@ -223,7 +223,7 @@ impl RedisCounters {
         };
         self.health.fallbacks[slot].fetch_add(1, Ordering::Relaxed);
         match self.failure {
-            RedisFailure::Local => self.local.decide(batch, self.local.now_us()),
+            RedisFailure::Local => self.local.decide(batch, self.local.time_of(batch)),
             RedisFailure::Deny => Decision::Unavailable,
             RedisFailure::Allow => Decision::Unmetered,
         }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method};
@@ -25,7 +25,7 @@ use crate::h1;
 use crate::h1::RawFields;
 use crate::metrics::ApiMetrics;
 use crate::text::push_u64;
-use crate::time::write_rfc3339_millis;
+use crate::time::{wall_time, write_rfc3339_millis};
 use crate::upstream::InFlight;
 use crate::validate::CheckedBody;
 
@@ -212,8 +212,6 @@ pub(crate) struct Exchange {
 
 /// Request details kept only when the access log is on.
 pub(crate) struct LogContext {
-    /// Wall-clock start, read only when there is a log to write it to.
-    pub started_at: SystemTime,
     pub sink: AccessLogSink,
     pub method: Method,
     pub path: String,
@@ -237,7 +235,7 @@ impl Exchange {
     /// request, so it skips a serializer's generic machinery).
     fn line(&self, log: &LogContext, total: Duration, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
-        write_rfc3339_millis(out, log.started_at);
+        write_rfc3339_millis(out, wall_time(self.start));
         out.extend_from_slice(b"\",\"request_id\":");
         json_str(out, header_text(&self.request_id));
         out.extend_from_slice(b",\"api\":");

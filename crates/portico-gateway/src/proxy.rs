@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -214,7 +214,6 @@ impl Gateway {
         let start = Instant::now();
         let id = request_id(&head.headers);
         let log = self.access_log.as_ref().map(|sink| LogContext {
-            started_at: SystemTime::now(),
             sink: sink.clone(),
             method: head.method.clone(),
             path: head.uri.path().to_owned(),
@@ -359,6 +358,7 @@ impl Gateway {
         let authorization = parts.headers.contains_key(header::AUTHORIZATION);
         let mut cx = RequestContext::new(conn.peer, &rt.api, &runtime.snapshot);
         cx.api_index = matched.api;
+        cx.limits.arrived = Some(exchange.start);
         cx.client_cert = conn.client_cert.as_ref();
         cx.operation = operation;
         if !chain.is_empty() || rt.api.security.is_some() {

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
@@ -131,6 +131,10 @@ pub struct Limits {
     /// What the backend answered, index for index with the checks; empty
     /// until the batch ran.
     pub outcomes: Outcomes,
+    /// When the request arrived, where the gateway knows it: an in-process
+    /// backend counts the batch at that instant rather than reading the
+    /// clock again (the checks run microseconds later).
+    pub arrived: Option<Instant>,
 }
 
 /// A batch's outcomes, index for index with its checks.
