@@ -12,9 +12,9 @@ const PAIR_LIFE: Duration = Duration::from_secs(1);
 ///
 /// Worked out from a pair of readings of both clocks that this thread took
 /// at most [`PAIR_LIFE`] before `at`, so an exchange pays for one clock
-/// read (its `Instant`) rather than two: on the virtual machines measured,
-/// a read costs some 30 ns, a good part of a limits node's extra time per
-/// request. Between two pairs the wall clock can drift from the monotonic
+/// read (its `Instant`) rather than two: on the virtual machines measured
+/// a read costs some 30 ns (`docs/benchmarks.md`, fifteenth session).
+/// Between two pairs the wall clock can drift from the monotonic
 /// one only as fast as NTP slews it (at most 0.5 ms a second); a step of
 /// the wall clock shows from the next pair on.
 pub(crate) fn wall_time(at: Instant) -> SystemTime {
