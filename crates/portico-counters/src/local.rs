@@ -94,17 +94,19 @@ impl LocalCounters {
     /// Microseconds since this backend was made, on the monotonic clock.
     /// Starts at 1 s so that "zero" never means "now".
     pub fn now_us(&self) -> u64 {
-        micros(self.inner.base.elapsed()) + 1_000_000
+        self.us_at(Instant::now())
     }
 
     /// The time `batch` is counted at, as [`Self::now_us`] gives it: when
-    /// its request arrived if the gateway said so, else now. An instant
-    /// before this backend was made counts as its first.
+    /// its request arrived if the gateway said so, else now.
     pub fn time_of(&self, batch: &Limits) -> u64 {
-        match batch.arrived {
-            Some(at) => micros(at.saturating_duration_since(self.inner.base)) + 1_000_000,
-            None => self.now_us(),
-        }
+        self.us_at(batch.arrived.unwrap_or_else(Instant::now))
+    }
+
+    /// `at` on this backend's clock; an instant before the backend was
+    /// made counts as its first.
+    fn us_at(&self, at: Instant) -> u64 {
+        micros(at.saturating_duration_since(self.inner.base)) + 1_000_000
     }
 
     /// Keys held now.
