@@ -126,7 +126,7 @@ pub struct LimitCheck {
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
     /// The keys, each written whole as UTF-8 by a [`KeyWriter`].
-    keys: SmallVec<[u8; 128]>,
+    keys: KeyBuf,
     checks: SmallVec<[LimitCheck; 2]>,
     /// What the backend answered, index for index with the checks; empty
     /// until the batch ran.
@@ -140,13 +140,69 @@ pub struct Limits {
 /// A batch's outcomes, index for index with its checks.
 pub type Outcomes = SmallVec<[Outcome; 2]>;
 
+/// How many bytes of keys a batch holds without allocating.
+const INLINE_KEYS: usize = 128;
+
+/// The bytes of a batch's keys: in the batch up to [`INLINE_KEYS`], all
+/// of them on the heap past that. Each key is a few short pieces (a
+/// prefix, names, a number); a piece costs one copy here, where
+/// `SmallVec::extend_from_slice` made two calls (an empty move of the
+/// tail, then the copy).
+#[derive(Clone, Debug)]
+struct KeyBuf {
+    /// Bytes used of `inline` while `heap` is empty.
+    len: usize,
+    inline: [u8; INLINE_KEYS],
+    /// Every byte, once the keys outgrew `inline` (never empty then).
+    heap: Vec<u8>,
+}
+
+impl Default for KeyBuf {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            inline: [0; INLINE_KEYS],
+            heap: Vec::new(),
+        }
+    }
+}
+
+impl KeyBuf {
+    fn push(&mut self, s: &[u8]) {
+        if self.heap.is_empty() {
+            let end = self.len + s.len();
+            if let Some(room) = self.inline.get_mut(self.len..end) {
+                room.copy_from_slice(s);
+                self.len = end;
+                return;
+            }
+            self.heap.reserve(end.max(2 * INLINE_KEYS));
+            self.heap
+                .extend_from_slice(self.inline.get(..self.len).unwrap_or_default());
+        }
+        self.heap.extend_from_slice(s);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            self.inline.get(..self.len).unwrap_or_default()
+        } else {
+            &self.heap
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+}
+
 /// Writes one check's key into the batch's buffer (text only, so every
 /// key is UTF-8).
-pub struct KeyWriter<'a>(&'a mut SmallVec<[u8; 128]>);
+pub struct KeyWriter<'a>(&'a mut KeyBuf);
 
 impl KeyWriter<'_> {
     pub fn push_str(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
+        self.0.push(s.as_bytes());
     }
 
     pub fn push(&mut self, c: char) {
@@ -205,7 +261,10 @@ impl Limits {
 
     /// The bytes of one of this batch's checks' key.
     fn key_bytes(&self, check: &LimitCheck) -> &[u8] {
-        self.keys.get(check.key.clone()).unwrap_or_default()
+        self.keys
+            .as_bytes()
+            .get(check.key.clone())
+            .unwrap_or_default()
     }
 
     pub fn checks(&self) -> &[LimitCheck] {
@@ -369,6 +428,32 @@ mod tests {
         l.push(&name, LimitPolicy::Quota, a, |k| k.push_str(&long));
         let keys: Vec<&str> = l.iter().map(|(_, k)| k).collect();
         assert_eq!(keys, ["one", "two", long.as_str()]);
+    }
+
+    /// A key whose pieces cross the end of the inline bytes moves every
+    /// key to the heap, whole and in order.
+    #[test]
+    fn keys_move_to_the_heap_whole() {
+        let mut l = Limits::default();
+        let name: Arc<str> = "app".into();
+        let a = Algorithm::Concurrency { limit: 1 };
+        let sixty = "s".repeat(60);
+        l.push(&name, LimitPolicy::RateLimit, a, |k| {
+            k.push_str(&sixty);
+            k.push_str(&sixty);
+        });
+        l.push(&name, LimitPolicy::Quota, a, |k| {
+            k.push_str("abcdefgh");
+            k.push(':');
+            k.push_str("tail");
+        });
+        l.push(&name, LimitPolicy::Quota, a, |k| k.push_str(""));
+        let keys: Vec<&str> = l.iter().map(|(_, k)| k).collect();
+        assert_eq!(keys, [sixty.repeat(2).as_str(), "abcdefgh:tail", ""]);
+        assert!(
+            !l.keys.heap.is_empty(),
+            "past 128 bytes the keys are on the heap"
+        );
     }
 
     #[test]
