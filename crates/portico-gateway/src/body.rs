@@ -201,7 +201,7 @@ pub(crate) struct Exchange {
     pub permit: Option<Permit>,
     /// `RateLimit-Policy` and `RateLimit` for the response, when the
     /// request was under a limit.
-    pub rate_limit: Option<(HeaderValue, HeaderValue)>,
+    pub rate_limit: Option<crate::limits::RateLimitFields>,
     pub metrics: Arc<ApiMetrics>,
     pub log: Option<LogContext>,
     pub status: u16,

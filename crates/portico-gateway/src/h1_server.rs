@@ -52,6 +52,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::body::{ClientBody, GatewayBody};
 use crate::h1::{FieldNames, Out, content_length, encode_frame, has_token};
+use crate::headers::X_REQUEST_ID;
 use crate::proxy::{AddedFields, Answer};
 use crate::text::push_u64;
 
@@ -472,7 +473,15 @@ fn encode_head(
             }
         }
     }
-    added.each(|name, value| push_field(out, name, value));
+    push_field(out, &X_REQUEST_ID, &added.request_id);
+    if let Some(fields) = &added.rate_limit {
+        // Text the gateway wrote itself, names checked (`limits::fields`).
+        out.extend_from_slice(b"ratelimit-policy: ");
+        out.extend_from_slice(fields.policy());
+        out.extend_from_slice(b"\r\nratelimit: ");
+        out.extend_from_slice(fields.state());
+        out.extend_from_slice(b"\r\n");
+    }
     let framing = if bodiless {
         Out::None
     } else if let Some(n) = length {

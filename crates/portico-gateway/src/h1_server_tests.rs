@@ -373,10 +373,7 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
     headers.insert("ratelimit", HeaderValue::from_static("upstream's"));
     let limited = AddedFields {
         request_id: HeaderValue::from_static("b"),
-        rate_limit: Some((
-            HeaderValue::from_static("\"default\";q=10;w=60"),
-            HeaderValue::from_static("\"default\";r=9;t=60"),
-        )),
+        rate_limit: crate::limits::fields(&one_limit()),
     };
     let framing = encode_head(&mut out, StatusCode::OK, &headers, &limited, &body, true);
     assert_eq!(framing, Out::Length(5));
@@ -392,4 +389,30 @@ fn the_length_of_an_answer_comes_from_its_field_or_its_body() {
     );
     assert!(!head.contains("upstream's"), "{head}");
     assert!(head.ends_with("connection: close\r\n\r\n"), "{head}");
+}
+
+/// A decided batch of one limit, `default` (10 per 60 s, 9 left, 60 s to
+/// its reset), for `limits::fields`.
+fn one_limit() -> portico_model::limits::Limits {
+    use portico_model::limits::{Algorithm, LimitPolicy, Limits, Outcome, Outcomes};
+    let name: std::sync::Arc<str> = "default".into();
+    let mut limits = Limits::default();
+    limits.push(
+        &name,
+        LimitPolicy::RateLimit,
+        Algorithm::Window {
+            limit: 10,
+            window: std::time::Duration::from_secs(60),
+        },
+        |k| k.push_str("k"),
+    );
+    limits.outcomes = Outcomes::from_elem(
+        Outcome {
+            allowed: true,
+            remaining: 9,
+            reset: std::time::Duration::from_secs(60),
+        },
+        1,
+    );
+    limits
 }

@@ -195,107 +195,165 @@ fn describe(name: &str, algorithm: Algorithm, t: u64) -> String {
     }
 }
 
-/// `RateLimit-Policy` and `RateLimit` for the outcomes of `limits`: one
-/// list member per limit, in batch order.
-pub(crate) fn fields(limits: &Limits) -> Option<(HeaderValue, HeaderValue)> {
+/// The `RateLimit-Policy` and `RateLimit` values of one answer, written
+/// as text once per request: Portico's HTTP/1.1 server copies them into
+/// the head it encodes, and only answers that go through a field map
+/// (HTTP/2, HTTP/1.0, hand-offs) make `HeaderValue`s of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RateLimitFields {
+    /// `RateLimit-Policy`'s value, then `RateLimit`'s.
+    text: Vec<u8>,
+    /// Where `RateLimit`'s value starts in `text`.
+    split: usize,
+}
+
+impl RateLimitFields {
+    pub(crate) fn policy(&self) -> &[u8] {
+        self.text.get(..self.split).unwrap_or_default()
+    }
+
+    pub(crate) fn state(&self) -> &[u8] {
+        self.text.get(self.split..).unwrap_or_default()
+    }
+
+    /// Both values as field values, for an answer's field map.
+    pub(crate) fn values(&self) -> Option<(HeaderValue, HeaderValue)> {
+        Some((
+            HeaderValue::from_bytes(self.policy()).ok()?,
+            HeaderValue::from_bytes(self.state()).ok()?,
+        ))
+    }
+}
+
+/// The RateLimit fields for the outcomes of `limits`: one list member per
+/// limit, in batch order. `None` before the batch ran, and for a name
+/// that is not an sf-string's visible ASCII (the configuration refuses
+/// such names; this keeps the values safe to copy into a head as they are).
+pub(crate) fn fields(limits: &Limits) -> Option<RateLimitFields> {
     if limits.outcomes.len() != limits.len() || limits.is_empty() {
         return None;
     }
-    let mut state = Vec::with_capacity(32 * limits.len());
-    for (check, o) in limits.checks().iter().zip(&limits.outcomes) {
-        if !state.is_empty() {
-            state.extend_from_slice(b", ");
-        }
-        write_state(&mut state, &check.name, check.algorithm, o);
+    let mut text = Vec::with_capacity(64 * limits.len());
+    if !write_policies(&mut text, limits) {
+        return None;
     }
-    Some((policy_field(limits)?, HeaderValue::try_from(state).ok()?))
+    let split = text.len();
+    for (check, o) in limits.checks().iter().zip(&limits.outcomes) {
+        if text.len() > split {
+            text.extend_from_slice(b", ");
+        }
+        write_state(&mut text, &check.name, check.algorithm, o);
+    }
+    Some(RateLimitFields { text, split })
 }
 
-/// The last `RateLimit-Policy` written on a thread, and the limits it was
-/// written for. It depends only on those, and consecutive requests mostly
-/// come under the same ones.
+/// The last `RateLimit-Policy` value written on a thread, and the limits
+/// it was written for: it depends only on their names, quotas and
+/// windows, and consecutive requests mostly come under the same limits.
 struct LastPolicy {
-    limits: Vec<(Arc<str>, Algorithm)>,
-    value: Option<HeaderValue>,
+    /// Name, `q` and `w` of each limit, in batch order.
+    limits: Vec<(Arc<str>, u64, Option<u64>)>,
+    text: Vec<u8>,
 }
 
 thread_local! {
     static LAST_POLICY: RefCell<LastPolicy> = const {
         RefCell::new(LastPolicy {
             limits: Vec::new(),
-            value: None,
+            text: Vec::new(),
         })
     };
 }
 
-/// `RateLimit-Policy` for the limits of `limits`: the last one again where
-/// they are the same limits, written anew otherwise.
-fn policy_field(limits: &Limits) -> Option<HeaderValue> {
-    let same = |cached: &[(Arc<str>, Algorithm)]| {
-        cached.len() == limits.len()
-            && cached
-                .iter()
-                .zip(limits.checks())
-                .all(|((name, a), check)| Arc::ptr_eq(name, &check.name) && *a == check.algorithm)
+/// Appends `RateLimit-Policy`'s value for the limits of `limits`: the
+/// thread's last one again where the limits are the same, written anew
+/// (and kept) otherwise. False, and nothing written, where a name is not
+/// an sf-string's text.
+fn write_policies(out: &mut Vec<u8>, limits: &Limits) -> bool {
+    let same = |kept: &[(Arc<str>, u64, Option<u64>)]| {
+        kept.len() == limits.len()
+            && kept.iter().zip(limits.checks()).all(|((name, q, w), c)| {
+                Arc::ptr_eq(name, &c.name)
+                    && *q == c.algorithm.quota()
+                    && *w == c.algorithm.window_secs()
+            })
     };
-    let hit = LAST_POLICY
-        .try_with(|last| {
-            let last = last.try_borrow().ok()?;
-            if same(&last.limits) {
-                last.value.clone()
-            } else {
-                None
+    let kept = LAST_POLICY.try_with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return None;
+        };
+        if !same(&last.limits) {
+            // Names are checked when a value is written, not when it is
+            // used again.
+            if !limits.checks().iter().all(|c| is_sf_string_text(&c.name)) {
+                return Some(false);
             }
-        })
-        .ok()
-        .flatten();
-    if hit.is_some() {
-        return hit;
-    }
-    let mut policy = Vec::with_capacity(32 * limits.len());
-    for check in limits.checks() {
-        if !policy.is_empty() {
-            policy.extend_from_slice(b", ");
-        }
-        write_policy(&mut policy, &check.name, check.algorithm);
-    }
-    let value = HeaderValue::try_from(policy).ok()?;
-    let _ = LAST_POLICY.try_with(|last| {
-        if let Ok(mut last) = last.try_borrow_mut() {
+            let last = &mut *last;
+            last.text.clear();
+            write_policy_list(&mut last.text, limits);
             last.limits.clear();
-            last.limits.extend(
-                limits
-                    .checks()
-                    .iter()
-                    .map(|check| (check.name.clone(), check.algorithm)),
-            );
-            last.value = Some(value.clone());
+            last.limits.extend(limits.checks().iter().map(|c| {
+                (
+                    c.name.clone(),
+                    c.algorithm.quota(),
+                    c.algorithm.window_secs(),
+                )
+            }));
         }
+        out.extend_from_slice(&last.text);
+        Some(true)
     });
-    Some(value)
-}
-
-// Written piece by piece rather than with `write!`, as bytes: `RateLimit`
-// goes on every response of an API under a limit.
-fn write_policy(policy: &mut Vec<u8>, name: &str, a: Algorithm) {
-    policy.push(b'"');
-    policy.extend_from_slice(name.as_bytes());
-    policy.extend_from_slice(b"\";q=");
-    push_u64(policy, a.quota());
-    if let Some(w) = a.window_secs() {
-        policy.extend_from_slice(b";w=");
-        push_u64(policy, w);
+    match kept {
+        Ok(Some(written)) => written,
+        // Without the thread's value (its thread is ending, or a value is
+        // being written): written here alone.
+        _ => {
+            if !limits.checks().iter().all(|c| is_sf_string_text(&c.name)) {
+                return false;
+            }
+            write_policy_list(out, limits);
+            true
+        }
     }
 }
 
-fn write_state(state: &mut Vec<u8>, name: &str, a: Algorithm, o: &Outcome) {
-    state.push(b'"');
-    state.extend_from_slice(name.as_bytes());
-    state.extend_from_slice(b"\";r=");
-    push_u64(state, o.remaining);
+fn write_policy_list(out: &mut Vec<u8>, limits: &Limits) {
+    for (i, check) in limits.checks().iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_policy(out, &check.name, check.algorithm);
+    }
+}
+
+/// Whether `name` can stand between the quotes of an sf-string: visible
+/// ASCII and space, without `"` or `\`.
+fn is_sf_string_text(name: &str) -> bool {
+    name.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+// Written piece by piece rather than with `write!`, as bytes: the fields
+// go on every response of an API under a limit.
+fn write_policy(out: &mut Vec<u8>, name: &str, a: Algorithm) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\";q=");
+    push_u64(out, a.quota());
+    if let Some(w) = a.window_secs() {
+        out.extend_from_slice(b";w=");
+        push_u64(out, w);
+    }
+}
+
+fn write_state(out: &mut Vec<u8>, name: &str, a: Algorithm, o: &Outcome) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\";r=");
+    push_u64(out, o.remaining);
     if !matches!(a, Algorithm::Concurrency { .. }) {
-        state.extend_from_slice(b";t=");
-        push_u64(state, ceil_secs(o.reset));
+        out.extend_from_slice(b";t=");
+        push_u64(out, ceil_secs(o.reset));
     }
 }
 
@@ -337,7 +395,10 @@ mod tests {
                 reset: Duration::ZERO,
             },
         ]);
-        let (p, s) = fields(&l).unwrap();
+        let f = fields(&l).unwrap();
+        assert_eq!(f.policy(), b"\"app\";q=100;w=60, \"concurrency\";q=4");
+        assert_eq!(f.state(), b"\"app\";r=0;t=42, \"concurrency\";r=3");
+        let (p, s) = f.values().unwrap();
         assert_eq!(p, "\"app\";q=100;w=60, \"concurrency\";q=4");
         assert_eq!(s, "\"app\";r=0;t=42, \"concurrency\";r=3");
         let r = refusal(&l, &ApiMetrics::default());
@@ -346,39 +407,86 @@ mod tests {
         assert!(r.detail.contains("100 requests per 60 s"), "{}", r.detail);
     }
 
-    /// The policy field is kept per thread for the same limits: it must
-    /// follow every change of name, algorithm or number of limits.
+    /// The policy value is kept per thread for the same limits: it must
+    /// follow every change of name, quota, window or number of limits,
+    /// and a quota's period running down does not change it.
     #[test]
-    fn the_kept_policy_field_follows_the_limits() {
+    fn the_kept_policy_value_follows_the_limits() {
         let one = Outcome {
             allowed: true,
             remaining: 1,
             reset: Duration::from_secs(1),
         };
-        let batch = |limits: &[(&Arc<str>, Algorithm)]| {
+        let policy = |limits: &[(&Arc<str>, Algorithm)]| {
             let mut l = Limits::default();
             for (name, a) in limits {
                 l.push(name, LimitPolicy::RateLimit, *a, |k| k.push('k'));
             }
             l.outcomes = Outcomes::from_elem(one, limits.len());
-            fields(&l).unwrap().0
+            String::from_utf8(fields(&l).unwrap().policy().to_vec()).unwrap()
         };
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let window = |limit| Algorithm::Window {
             limit,
             window: Duration::from_secs(60),
         };
-        assert_eq!(batch(&[(&a, window(5))]), "\"a\";q=5;w=60");
-        assert_eq!(batch(&[(&a, window(5))]), "\"a\";q=5;w=60");
-        assert_eq!(batch(&[(&a, window(6))]), "\"a\";q=6;w=60");
-        assert_eq!(batch(&[(&b, window(6))]), "\"b\";q=6;w=60");
+        let period = |ends_in| Algorithm::Period {
+            limit: 7,
+            period: Duration::from_secs(3600),
+            ends_in: Duration::from_secs(ends_in),
+        };
+        assert_eq!(policy(&[(&a, window(5))]), "\"a\";q=5;w=60");
+        assert_eq!(policy(&[(&a, window(5))]), "\"a\";q=5;w=60");
+        assert_eq!(policy(&[(&a, window(6))]), "\"a\";q=6;w=60");
+        assert_eq!(policy(&[(&b, window(6))]), "\"b\";q=6;w=60");
         assert_eq!(
-            batch(&[(&b, window(6)), (&a, window(5))]),
+            policy(&[(&b, window(6)), (&a, window(5))]),
             "\"b\";q=6;w=60, \"a\";q=5;w=60"
         );
-        assert_eq!(batch(&[(&b, window(6))]), "\"b\";q=6;w=60");
+        assert_eq!(policy(&[(&b, window(6))]), "\"b\";q=6;w=60");
+        assert_eq!(policy(&[(&b, period(10))]), "\"b\";q=7;w=3600");
+        assert_eq!(policy(&[(&b, period(9))]), "\"b\";q=7;w=3600");
+        let concurrency = Algorithm::Concurrency { limit: 7 };
+        assert_eq!(policy(&[(&b, concurrency)]), "\"b\";q=7");
         // Another name with the same text is written anew, and the same.
         let b2: Arc<str> = "b".into();
-        assert_eq!(batch(&[(&b2, window(6))]), "\"b\";q=6;w=60");
+        assert_eq!(policy(&[(&b2, window(6))]), "\"b\";q=6;w=60");
+        // A name that is not an sf-string's text is refused, kept or not.
+        let bad: Arc<str> = "b\"".into();
+        let mut l = Limits::default();
+        l.push(&bad, LimitPolicy::RateLimit, window(6), |k| k.push('k'));
+        l.outcomes = Outcomes::from_elem(one, 1);
+        assert!(fields(&l).is_none());
+        assert!(fields(&l).is_none());
+    }
+
+    /// A name that could end the quoted string or the field is never
+    /// written: no fields at all rather than a broken head.
+    #[test]
+    fn names_outside_an_sf_string_give_no_fields() {
+        let one = Outcome {
+            allowed: true,
+            remaining: 1,
+            reset: Duration::from_secs(1),
+        };
+        let window = Algorithm::Window {
+            limit: 5,
+            window: Duration::from_secs(60),
+        };
+        for (name, ok) in [
+            ("app", true),
+            ("with space.quota", true),
+            ("quo\"te", false),
+            ("back\\slash", false),
+            ("line\r\nx-injected: 1", false),
+            ("del\u{7f}", false),
+            ("caf\u{e9}", false),
+        ] {
+            let name: Arc<str> = name.into();
+            let mut l = Limits::default();
+            l.push(&name, LimitPolicy::RateLimit, window, |k| k.push('k'));
+            l.outcomes = Outcomes::from_elem(one, 1);
+            assert_eq!(fields(&l).is_some(), ok, "{name:?}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::headers::{
     Forwarding, X_PORTICO_APP, X_PORTICO_DEVELOPER, X_REQUEST_ID, remove_hop_by_hop, request_id,
 };
 use crate::health::{self, Unavailable, UpstreamHealth};
-use crate::limits::{self, Refusal};
+use crate::limits::{self, RateLimitFields, Refusal};
 use crate::path;
 use crate::pipeline::{self, Stop};
 use crate::server::ConnectionInfo;
@@ -151,7 +151,7 @@ pub(crate) struct Answer {
 pub(crate) struct AddedFields {
     pub request_id: HeaderValue,
     /// `RateLimit-Policy` and `RateLimit`.
-    pub rate_limit: Option<(HeaderValue, HeaderValue)>,
+    pub rate_limit: Option<RateLimitFields>,
 }
 
 impl AddedFields {
@@ -161,18 +161,9 @@ impl AddedFields {
             || (self.rate_limit.is_some() && (name == RATELIMIT_POLICY || name == RATELIMIT))
     }
 
-    /// Each added field as name and value, in the order they are written.
-    pub(crate) fn each(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
-        f(&X_REQUEST_ID, &self.request_id);
-        if let Some((policy, state)) = &self.rate_limit {
-            f(&RATELIMIT_POLICY, policy);
-            f(&RATELIMIT, state);
-        }
-    }
-
     fn insert_into(self, headers: &mut http::HeaderMap) {
         headers.insert(&X_REQUEST_ID, self.request_id);
-        if let Some((policy, state)) = self.rate_limit {
+        if let Some((policy, state)) = self.rate_limit.as_ref().and_then(RateLimitFields::values) {
             headers.insert(&RATELIMIT_POLICY, policy);
             headers.insert(&RATELIMIT, state);
         }
