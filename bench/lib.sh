@@ -208,6 +208,9 @@ CONF
     portico-key10) keys_config "$conf" 10 "$T_PORT" "$T_ADM" ;;
     portico-key100000) keys_config "$conf" 100000 "$T_PORT" "$T_ADM" ;;
     portico-limits) limits_config "$conf" "$T_PORT" "$T_ADM" "" ;;
+    # Parts of the limits node, access log off (as limits-parts.sh has them).
+    portico-key) keyed_config "$conf" "$T_PORT" "$T_ADM" off "" "      - api_key: {}" ;;
+    portico-keyrl) keyed_config "$conf" "$T_PORT" "$T_ADM" off "" "$LIMITS_POLICIES" ;;
     portico-limits-redis)
       limits_config "$conf" "$T_PORT" "$T_ADM" \
         "redis: { url: \"$REDIS_URL\", key_prefix: \"bench-$$:\", failure: deny }"

@@ -5,13 +5,18 @@
 # then the samples split by thread and by kernel / user space, and the
 # top functions, each as nanoseconds of the proxy's time per request.
 #
-# perf slows the proxy (by about a fifth here), so the nanoseconds are at
+# perf slows the proxy (by a fifth to more than half, by machine), so the nanoseconds are at
 # the slowed rate: compare targets profiled the same way, not these
 # figures with limits-ab.sh's.
 #
 # Usage: bench/profile.sh [TARGET] [TOP]
 #   TARGET: a start_target name (default portico-limits; portico, nginx,
 #   portico-key10, ...). TOP: how many functions to list (default 40).
+# PERF_DATA=FILE keeps the samples for `perf report`. PERF_OPTS replaces
+# the sampling options (default `-F 4999 -g`): on the sixteenth session's
+# Intel machine those slowed the proxy 2.3-fold, which shrinks the
+# differences between targets; `-F 999` without call chains slowed it by
+# about 15 %.
 # Needs perf (linux-perf) and permission to profile another process.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -29,7 +34,7 @@ taskset -c 0 wrk -t1 -c32 -d3s "${key[@]}" "$url" >/dev/null 2>&1
 taskset -c 0 wrk -t1 -c32 -d8s "${key[@]}" "$url" > "$work/wrk.txt" &
 load=$!
 sleep 1
-perf record -q -F 4999 -g -p "$T_PID" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
+perf record -q ${PERF_OPTS:--F 4999 -g} -p "$T_PID" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
 wait "$load"
 stop_target
 all_2xx "$(cat "$work/wrk.txt")" "$TARGET" || exit 1
@@ -45,6 +50,10 @@ report() {
       /^#/ || NF == 0 { next }
       { pct = $1; sub(/%$/, "", pct); $1 = ""; printf "%8.0f ns  %s\n", pct / 100 * ns, $0 }'
 }
+if [ -n "${PERF_DATA:-}" ]; then
+  cp "$work/perf.data" "$PERF_DATA"
+  echo "perf data kept in $PERF_DATA"
+fi
 echo
 echo "By thread and object:"
 report --sort comm,dso | head -12
