@@ -5,9 +5,9 @@
 # then the samples split by thread and by kernel / user space, and the
 # top functions, each as nanoseconds of the proxy's time per request.
 #
-# perf slows the proxy (by a fifth to more than half, by machine), so the nanoseconds are at
-# the slowed rate: compare targets profiled the same way, not these
-# figures with limits-ab.sh's.
+# perf slows the proxy (by a fifth, or more than twofold, by machine and
+# options), so the nanoseconds are at the slowed rate: compare targets
+# profiled the same way, not these figures with limits-ab.sh's.
 #
 # Usage: bench/profile.sh [TARGET] [TOP]
 #   TARGET: a start_target name (default portico-limits; portico, nginx,

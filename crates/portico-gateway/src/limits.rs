@@ -285,7 +285,7 @@ fn write_policies(out: &mut Vec<u8>, limits: &Limits) -> bool {
         if !same(&last.limits) {
             // Names are checked when a value is written, not when it is
             // used again.
-            if !limits.checks().iter().all(|c| is_sf_string_text(&c.name)) {
+            if !names_fit(limits) {
                 return Some(false);
             }
             let last = &mut *last;
@@ -308,11 +308,11 @@ fn write_policies(out: &mut Vec<u8>, limits: &Limits) -> bool {
         // Without the thread's value (its thread is ending, or a value is
         // being written): written here alone.
         _ => {
-            if !limits.checks().iter().all(|c| is_sf_string_text(&c.name)) {
-                return false;
+            let fit = names_fit(limits);
+            if fit {
+                write_policy_list(out, limits);
             }
-            write_policy_list(out, limits);
-            true
+            fit
         }
     }
 }
@@ -326,11 +326,14 @@ fn write_policy_list(out: &mut Vec<u8>, limits: &Limits) {
     }
 }
 
-/// Whether `name` can stand between the quotes of an sf-string: visible
-/// ASCII and space, without `"` or `\`.
-fn is_sf_string_text(name: &str) -> bool {
-    name.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+/// Whether every limit's name can stand between the quotes of an
+/// sf-string: visible ASCII and space, without `"` or `\`.
+fn names_fit(limits: &Limits) -> bool {
+    limits.checks().iter().all(|c| {
+        c.name
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    })
 }
 
 // Written piece by piece rather than with `write!`, as bytes: the fields
